@@ -1,0 +1,1 @@
+"""One Airflow hook per system: Canvas LMS and Follett Aspen."""
