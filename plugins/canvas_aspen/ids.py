@@ -1,0 +1,27 @@
+"""Deterministic Aspen sourcedIds derived from Canvas ids only.
+
+A rerun computes the same ids and so PUTs to the same resources: it updates, it never
+duplicates. Only line items whose id carries ``PREFIX`` are ever treated as ours.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "canvas-"
+_LINE_ITEM = re.compile(r"^canvas-a(?P<assignment>\d+)-s(?P<section>\d+)$")
+
+
+def line_item_id(assignment_id: int, section_id: int) -> str:
+    """One line item per Canvas assignment per Aspen class (= Canvas section)."""
+    return f"{PREFIX}a{int(assignment_id)}-s{int(section_id)}"
+
+
+def result_id(assignment_id: int, section_id: int, user_id: int) -> str:
+    return f"{line_item_id(assignment_id, section_id)}-u{int(user_id)}"
+
+
+def parse_line_item_id(sourced_id: str) -> tuple[int, int] | None:
+    """(assignment_id, section_id) of one of our line items, None for anybody else's."""
+    m = _LINE_ITEM.match(sourced_id or "")
+    return (int(m["assignment"]), int(m["section"])) if m else None
