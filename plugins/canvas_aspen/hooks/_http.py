@@ -1,0 +1,895 @@
+"""Shared HTTP machinery of the Canvas and Aspen hooks, written once.
+
+* :class:`ApiError` – the one error type (subclassed per system) every hook call raises.
+* :func:`parse_retry_after`, :func:`parse_link_header`, :func:`validate_base_url`,
+  :func:`parse_verify` – small pure helpers, unit-tested without a server.
+* :class:`RestApiHook` – the base hook: the Connection read lazily, typed extras, one
+  pooled :class:`requests.Session`, the retry policy (tenacity, full jitter, ``Retry-After``,
+  bounded attempts and sleep), proactive slow-down on ``X-Rate-Limit-Remaining``, a
+  per-hook cap on requests in flight, and :meth:`RestApiHook.map_concurrent`.
+
+Nothing here logs or raises a secret: errors carry the method, the URL *path* (never the
+query string, never a header), the status and the (truncated, scrubbed) response body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook, Connection
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+BODY_LIMIT = 2000
+"""Characters of a response body kept on an :class:`ApiError`."""
+
+_MESSAGE_BODY_LIMIT = 300
+"""Characters of the body shown in ``str(error)``."""
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class ConnectionConfigError(ValueError):
+    """The Airflow Connection is missing something or holds an invalid value."""
+
+
+class ApiError(Exception):
+    """A failed call to one of the two systems.
+
+    :ivar system: ``"Canvas"`` or ``"Aspen"``.
+    :ivar method: HTTP method of the failed request.
+    :ivar path: URL path of the failed request (no scheme/host, no query string).
+    :ivar endpoint: a short name of the operation (e.g. ``"list_sections"``).
+    :ivar status: HTTP status, or ``None`` when no answer came (connection error, timeout).
+    :ivar body: the response body text, truncated to :data:`BODY_LIMIT` characters.
+    :ivar detail: one line saying what went wrong.
+    :ivar retryable: whether retrying could help (used by the retry policy).
+    :ivar retry_after: seconds the server asked us to wait, if it said.
+    :ivar attempts: how many attempts were made before this error was raised.
+    """
+
+    system = "API"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        endpoint: str | None = None,
+        status: int | None = None,
+        body: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.detail = detail
+        self.method = method
+        self.path = path
+        self.endpoint = endpoint
+        self.status = status
+        self.body = (body or "")[:BODY_LIMIT]
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.attempts = 1
+        super().__init__(detail)
+
+    @property
+    def message(self) -> str:
+        """The most useful short text: the server's own message when there is one."""
+        text = self.body.strip()
+        return text[:_MESSAGE_BODY_LIMIT] if text else self.detail
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.method, self.path) if p) or "(no request)"
+        parts = [f"{self.system} {where}"]
+        if self.endpoint:
+            parts[0] += f" [{self.endpoint}]"
+        parts.append(f"HTTP {self.status}" if self.status is not None else "no HTTP answer")
+        parts.append(self.detail)
+        text = self.body.strip()
+        if text and text not in self.detail:
+            short = text[:_MESSAGE_BODY_LIMIT] + ("…" if len(text) > _MESSAGE_BODY_LIMIT else "")
+            parts.append(f"body: {short}")
+        if self.attempts > 1:
+            parts.append(f"after {self.attempts} attempts")
+        return ": ".join(parts[:2]) + " - " + "; ".join(parts[2:])
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, method={self.method!r}, "
+            f"path={self.path!r}, detail={self.detail!r})"
+        )
+
+    def __reduce__(self):  # picklable across processes / XCom-free error reporting
+        state = dict(self.__dict__)
+        return (_rebuild_error, (type(self), state))
+
+
+def _rebuild_error(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("detail", ""))
+    err.__dict__.update(state)
+    return err
+
+
+# --------------------------------------------------------------------------------------
+# Pure helpers
+# --------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    Returns ``None`` for a missing or unparseable value; never a negative number.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+            return None
+        return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,<]+)*)")
+_LINK_PARAM_RE = re.compile(r';\s*([A-Za-z0-9_*-]+)\s*=\s*(?:"([^"]*)"|([^\s;,]+))')
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """``Link`` header → ``{rel: url}`` (RFC 8288; several rels per link allowed).
+
+    The first link wins for a repeated rel. URLs are returned as given (opaque).
+    """
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in _LINK_RE.finditer(value):
+        url, params = match.group(1).strip(), match.group(2)
+        for pmatch in _LINK_PARAM_RE.finditer(params):
+            if pmatch.group(1).lower() != "rel":
+                continue
+            rels = (pmatch.group(2) if pmatch.group(2) is not None else pmatch.group(3)) or ""
+            for rel in rels.split():
+                links.setdefault(rel.lower(), url)
+    return links
+
+
+def is_loopback_host(hostname: str | None) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ::1."""
+    if not hostname:
+        return False
+    name = hostname.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(
+    host: str | None,
+    *,
+    port: int | None = None,
+    allow_insecure_http: bool = False,
+    conn_id: str = "?",
+) -> str:
+    """Normalise and check a Connection's host into a base URL (no trailing slash).
+
+    * no scheme → ``https://``;
+    * only ``http``/``https``; no user info, query or fragment in the URL;
+    * ``http://`` only to a loopback host, unless ``allow_insecure_http``.
+    """
+    if not host or not host.strip():
+        raise ConnectionConfigError(f"Connection {conn_id!r} has no host (the base URL, e.g. https://…)")
+    raw = host.strip()
+    if "://" not in raw:
+        raw = "https://" + raw
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConnectionConfigError(f"Connection {conn_id!r}: host must be an http(s) URL, got {scheme}://")
+    if parts.username or parts.password:
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: put credentials in the login/password fields, not in the host URL"
+        )
+    if parts.query or parts.fragment:
+        raise ConnectionConfigError(f"Connection {conn_id!r}: host URL must not have a query or fragment")
+    if not parts.hostname:
+        raise ConnectionConfigError(f"Connection {conn_id!r}: host URL has no host name")
+    try:
+        url_port = parts.port
+    except ValueError as exc:
+        raise ConnectionConfigError(f"Connection {conn_id!r}: invalid port in host URL") from exc
+    netloc = parts.netloc
+    if port and url_port is None:
+        netloc = f"{netloc}:{int(port)}"
+    if scheme == "http" and not is_loopback_host(parts.hostname) and not allow_insecure_http:
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: refusing plain http:// to non-loopback host {parts.hostname!r} "
+            "(the credentials would travel in clear text); use https:// or set extra "
+            '"allow_insecure_http": true'
+        )
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f"}
+
+
+def parse_bool(value: Any, *, default: bool, name: str, conn_id: str = "?") -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be true or false")
+
+
+def parse_verify(value: Any, *, conn_id: str = "?") -> bool | str:
+    """``verify`` extra: a boolean (or its string form) or a path to a CA bundle."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, str) and value.strip().lower() not in _TRUE | _FALSE:
+        return value.strip()
+    return parse_bool(value, default=True, name="verify", conn_id=conn_id)
+
+
+def parse_number(
+    value: Any,
+    *,
+    default: float,
+    name: str,
+    conn_id: str = "?",
+    minimum: float = 0.0,
+    integer: bool = False,
+) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if integer:
+            if number != int(number):
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be {kind}") from None
+    if number < minimum:
+        raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be ≥ {minimum:g}")
+    return number
+
+
+def parse_timeout(value: Any, *, default: float, conn_id: str = "?") -> tuple[float, float]:
+    """``timeout`` extra: seconds, or ``[connect, read]``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ConnectionConfigError(f"Connection {conn_id!r}: extra 'timeout' must be a number or [connect, read]")
+        connect = parse_number(value[0], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
+        read = parse_number(value[1], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
+        return (connect, read)
+    seconds = parse_number(value, default=default, name="timeout", conn_id=conn_id, minimum=0.001)
+    return (seconds, seconds)
+
+
+def quote_id(value: Any) -> str:
+    """A path segment from an id: everything but unreserved characters percent-encoded."""
+    text = str(value)
+    if not text:
+        raise ValueError("an id used in a URL path must not be empty")
+    return quote(text, safe="")
+
+
+def url_path(url: str) -> str:
+    """The path of a URL, for logs and errors (never the query string)."""
+    return urlsplit(url).path or "/"
+
+
+def canonical_url(url: str) -> str:
+    """A URL in one spelling (decoded path, sorted-stable re-encoded query) to detect Link loops."""
+    parts = urlsplit(url)
+    query = urlencode(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path), query, ""))
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret (≥ 4 characters) in *text* with ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def is_rate_limited_403(status: int, body: str) -> bool:
+    return status == 403 and "rate limit exceeded" in body.lower()
+
+
+def is_retryable_status(status: int, body: str = "") -> bool:
+    """5xx, 429 and Canvas's older throttle answer (403 "Rate Limit Exceeded")."""
+    return status >= 500 or status == 429 or is_rate_limited_403(status, body)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base·2^(attempt-1)))."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return rng(0.0, ceiling) if ceiling > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Typed settings of one hook, read from the Connection (no secrets in here)."""
+
+    base_url: str
+    timeout: tuple[float, float] = (30.0, 30.0)
+    verify: bool | str = True
+    max_concurrency: int = 8
+    page_size: int = 100
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    rate_limit_threshold: float = 100.0
+    rate_limit_max_sleep: float = 2.0
+    max_pages: int = 10_000
+
+
+class _BearerAuth(AuthBase):
+    """``Authorization: Bearer …`` from a callable; the token never shows in a repr."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+def _register_secret(secret: str | None) -> None:
+    """Register a secret with Airflow's secrets masker (task process and supervisor)."""
+    if not secret:
+        return
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(secret)
+
+
+# --------------------------------------------------------------------------------------
+# The base hook
+# --------------------------------------------------------------------------------------
+
+
+class RestApiHook(BaseHook):
+    """Base of :class:`~canvas_aspen.hooks.canvas.CanvasHook` and :class:`~canvas_aspen.hooks.aspen.AspenHook`.
+
+    Subclasses set ``error_class``, ``system``, implement :meth:`_check_connection` (fail
+    fast on missing credentials) and :meth:`_auth` (the auth of one request).
+    """
+
+    error_class: type[ApiError] = ApiError
+    system: str = "API"
+    #: extras understood by every hook, with their defaults (documented in docs/connections.md)
+    _default_settings = HttpSettings(base_url="")
+
+    def __init__(self, conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._conn_id = conn_id
+        self._state_lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request is sent (throttle)
+        self._counters: dict[str, int] = {
+            "requests": 0,
+            "retries": 0,
+            "pages": 0,
+            "throttle_waits": 0,
+            "token_fetches": 0,
+        }
+        self._sleep: Callable[[float], None] = time.sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self._conn_id!r})"
+
+    # ---- connection and settings (lazy) -----------------------------------------------
+
+    @cached_property
+    def connection(self) -> Connection:
+        """The Airflow Connection, read on first use; fails fast on missing host/credentials."""
+        conn = self.get_connection(self._conn_id)
+        for secret in self._secrets_of(conn):
+            _register_secret(secret)
+        if not conn.host:
+            raise ConnectionConfigError(
+                f"Connection {self._conn_id!r} has no host: set it to the {self.system} base URL, "
+                "e.g. https://district.example.com"
+            )
+        self._check_connection(conn)
+        return conn
+
+    def _secrets_of(self, conn: Connection) -> list[str]:
+        return [conn.password] if conn.password else []
+
+    def _check_connection(self, conn: Connection) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _extra(self, name: str) -> Any:
+        """An extra by plain name, or by the legacy ``extra__<type>__<name>`` form."""
+        extras = self.connection.extra_dejson
+        if name in extras:
+            return extras[name]
+        return extras.get(f"extra__{self.conn_type}__{name}")
+
+    def _build_settings(self, **overrides: Any) -> HttpSettings:
+        conn = self.connection
+        cid = self._conn_id
+        d = self._default_settings
+        allow_http = parse_bool(
+            self._extra("allow_insecure_http"), default=False, name="allow_insecure_http", conn_id=cid
+        )
+        base_url = validate_base_url(conn.host, port=conn.port, allow_insecure_http=allow_http, conn_id=cid)
+        verify = parse_verify(self._extra("verify"), conn_id=cid)
+        if verify is False:
+            self.log.warning(
+                "TLS certificate verification is OFF for connection %s (extra verify=false)", cid
+            )
+        if allow_http and base_url.startswith("http://"):
+            self.log.warning("Connection %s uses plain http:// (extra allow_insecure_http=true)", cid)
+
+        def num(name: str, default: Any, *, minimum: float = 0.0, integer: bool = False) -> Any:
+            return parse_number(
+                self._extra(name), default=default, name=name, conn_id=cid, minimum=minimum, integer=integer
+            )
+
+        values: dict[str, Any] = dict(
+            base_url=base_url,
+            timeout=parse_timeout(self._extra("timeout"), default=d.timeout[1], conn_id=cid),
+            verify=verify,
+            max_concurrency=num("max_concurrency", d.max_concurrency, minimum=1, integer=True),
+            page_size=num("page_size", d.page_size, minimum=1, integer=True),
+            max_attempts=num("max_attempts", d.max_attempts, minimum=1, integer=True),
+            backoff_base=num("backoff_base", d.backoff_base),
+            backoff_max=num("backoff_max", d.backoff_max),
+            rate_limit_threshold=num("rate_limit_threshold", d.rate_limit_threshold),
+            rate_limit_max_sleep=num("rate_limit_max_sleep", d.rate_limit_max_sleep),
+            max_pages=num("max_pages", d.max_pages, minimum=1, integer=True),
+        )
+        values.update(overrides)
+        return HttpSettings(**values)
+
+    @cached_property
+    def settings(self) -> HttpSettings:
+        return self._build_settings()
+
+
+    @cached_property
+    def _in_flight(self) -> threading.BoundedSemaphore:
+        """Caps requests in flight from this hook at ``max_concurrency``, however it is called."""
+        return threading.BoundedSemaphore(self.settings.max_concurrency)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One pooled session, safe to share between the threads of :meth:`map_concurrent`."""
+        from canvas_aspen import __version__
+
+        s = self.settings
+        session = requests.Session()
+        # Retries are ours (tenacity); the adapter must not retry on its own.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(s.max_concurrency, 1), max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.verify = s.verify
+        # Token auth only: no cookies kept between requests (stateless, and no shared jar).
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        session.headers.update(
+            {"Accept": "application/json", "User-Agent": f"canvas-aspen-passback/{__version__}"}
+        )
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """The configured :class:`requests.Session` (Airflow hook convention)."""
+        return self.session
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters of this hook: requests, retries, pages, throttle_waits, token_fetches."""
+        with self._state_lock:
+            return dict(self._counters)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._state_lock:
+            self._counters[name] = self._counters.get(name, 0) + n
+
+    def close(self) -> None:
+        """Close pooled connections (the hook stays usable; a new session is made on demand)."""
+        session = self.__dict__.pop("session", None)
+        if session is not None:
+            session.close()
+
+    # ---- the request path ---------------------------------------------------------------
+
+    def _auth(self) -> AuthBase | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _secret_values(self) -> list[str]:
+        """Every secret that must never appear in an error or a log line."""
+        conn = self.__dict__.get("connection")
+        return self._secrets_of(conn) if conn is not None else []
+
+    def _url(self, url_or_path: str, *, endpoint: str = "") -> str:
+        """An absolute URL on this hook's host.
+
+        A path is joined to the base URL. An absolute URL (a ``Link`` from the server) must
+        name the same host (and port): the token is never sent anywhere else, and the
+        scheme and port of the Connection are kept (no downgrade to http).
+        """
+        base = self.settings.base_url
+        if "://" not in url_or_path:
+            if not url_or_path.startswith("/"):
+                url_or_path = "/" + url_or_path
+            return base + url_or_path
+        b, u = urlsplit(base), urlsplit(url_or_path)
+        default_port = {"http": 80, "https": 443}
+        base_port = b.port or default_port.get(b.scheme)
+        if (u.hostname or "").lower() != (b.hostname or "").lower() or (
+            u.port is not None and u.port != base_port
+        ):
+            raise self.error_class(
+                f"server sent a link to another host ({u.hostname!r}); refusing to follow it",
+                method="GET",
+                path=url_path(url_or_path),
+                endpoint=endpoint or None,
+            )
+        return urlunsplit((b.scheme, b.netloc, u.path, u.query, ""))
+
+    def request(
+        self,
+        method: str,
+        url_or_path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        endpoint: str | None = None,
+        authenticated: bool = True,
+        ok_statuses: Iterable[int] = (),
+    ) -> requests.Response:
+        """One call with the retry policy; returns a 2xx response or raises ``error_class``.
+
+        Retried: connection errors, timeouts, 5xx, 429 and 403 "Rate Limit Exceeded", with
+        exponential backoff and full jitter, honouring ``Retry-After`` (capped at
+        ``backoff_max``), at most ``max_attempts`` attempts. Anything else raises at once.
+        Statuses in *ok_statuses* are returned instead of raised.
+        """
+        s = self.settings
+        url = self._url(url_or_path, endpoint=endpoint or "")
+        endpoint = endpoint or url_path(url)
+        method = method.upper()
+        ok = frozenset(ok_statuses)
+        attempts = 0
+
+        def attempt() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
+            resp = self._exchange(
+                method, url, params=params, json_body=json_body, data=data, authenticated=authenticated
+            )
+            if resp.status_code < 400 or resp.status_code in ok:
+                return resp
+            raise self._error_from_response(resp, method, url, endpoint)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
+            stop=tenacity.stop_after_attempt(s.max_attempts),
+            wait=self._retry_wait,
+            before_sleep=self._before_retry_sleep,
+            sleep=lambda seconds: self._sleep(seconds),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except ApiError as err:
+            err.attempts = attempts
+            if err.endpoint is None:
+                err.endpoint = endpoint
+            raise
+
+    def _retry_wait(self, retry_state: tenacity.RetryCallState) -> float:
+        s = self.settings
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), s.backoff_max)
+        return backoff_delay(retry_state.attempt_number, base=s.backoff_base, cap=s.backoff_max)
+
+    def _before_retry_sleep(self, retry_state: tenacity.RetryCallState) -> None:
+        self._count("retries")
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        sleep = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        if isinstance(exc, ApiError):
+            self.log.warning(
+                "%s %s %s: %s (attempt %d/%d); retrying in %.2fs",
+                self.system,
+                exc.method,
+                exc.path,
+                f"HTTP {exc.status}" if exc.status is not None else exc.detail,
+                retry_state.attempt_number,
+                self.settings.max_attempts,
+                sleep,
+            )
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        json_body: Any,
+        data: Any,
+        authenticated: bool,
+    ) -> requests.Response:
+        """One attempt: auth, send. Subclasses may wrap it (Aspen: one token refresh on 401)."""
+        auth = self._auth() if authenticated else None
+        return self._send(method, url, auth=auth, params=params, json_body=json_body, data=data)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: AuthBase | None,
+        params: Any = None,
+        json_body: Any = None,
+        data: Any = None,
+    ) -> requests.Response:
+        """Send one request inside the in-flight cap; transport errors become ``error_class``."""
+        s = self.settings
+        self._wait_for_throttle()
+        path = url_path(url)
+        with self._in_flight:
+            self._count("requests")
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    auth=auth,
+                    timeout=s.timeout,
+                    verify=s.verify,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise self.error_class(
+                    f"TLS error ({type(exc).__name__}); check the certificate or the 'verify' extra",
+                    method=method,
+                    path=path,
+                ) from exc
+            except requests.exceptions.Timeout as exc:
+                raise self.error_class(
+                    f"timed out ({type(exc).__name__})", method=method, path=path, retryable=True
+                ) from exc
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise self.error_class(
+                    f"connection failed ({type(exc).__name__})", method=method, path=path, retryable=True
+                ) from exc
+            except requests.exceptions.RequestException as exc:
+                raise self.error_class(
+                    f"request failed ({type(exc).__name__})", method=method, path=path
+                ) from exc
+        self._observe_rate_limit(resp)
+        return resp
+
+    # ---- throttling ---------------------------------------------------------------------
+
+    def _delay_all(self, seconds: float) -> None:
+        """No request from this hook is sent for the next *seconds* (shared by all threads)."""
+        if seconds <= 0:
+            return
+        with self._state_lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def _wait_for_throttle(self) -> None:
+        with self._state_lock:
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            self._count("throttle_waits")
+            self._sleep(delay)
+
+    def _observe_rate_limit(self, resp: requests.Response) -> None:
+        """Slow down before the server throttles: ``X-Rate-Limit-Remaining`` below the threshold."""
+        s = self.settings
+        raw = resp.headers.get("X-Rate-Limit-Remaining")
+        if raw is None or s.rate_limit_threshold <= 0:
+            return
+        try:
+            remaining = float(raw)
+        except ValueError:
+            return
+        if remaining < s.rate_limit_threshold:
+            fraction = 1.0 - max(remaining, 0.0) / s.rate_limit_threshold
+            delay = s.rate_limit_max_sleep * fraction
+            self.log.debug(
+                "%s rate limit low (%.1f remaining < %.1f); pausing %.2fs",
+                self.system,
+                remaining,
+                s.rate_limit_threshold,
+                delay,
+            )
+            self._delay_all(delay)
+
+    # ---- errors and answers -------------------------------------------------------------
+
+    def _make_error(self, detail: str, **kwargs: Any) -> ApiError:
+        """Build ``error_class``; Aspen overrides it to parse OneRoster ``imsx_*`` fields."""
+        return self.error_class(detail, **kwargs)
+
+    def _error_from_response(self, resp: requests.Response, method: str, url: str, endpoint: str) -> ApiError:
+        status = resp.status_code
+        body = scrub(resp.text or "", self._secret_values())
+        retryable = is_retryable_status(status, body)
+        retry_after = parse_retry_after(resp.headers.get("Retry-After")) if retryable else None
+        if retry_after is not None and (status == 429 or is_rate_limited_403(status, body)):
+            self._delay_all(min(retry_after, self.settings.backoff_max))
+        if status == 429 or is_rate_limited_403(status, body):
+            detail = "rate limited"
+        elif status >= 500:
+            detail = "server error"
+        elif status == 401:
+            detail = "unauthorized (check the credentials of the Connection)"
+        elif status == 403:
+            detail = "forbidden"
+        elif status == 404:
+            detail = "not found"
+        else:
+            detail = f"rejected ({resp.reason or 'client error'})"
+        return self._make_error(
+            detail,
+            method=method,
+            path=url_path(url),
+            endpoint=endpoint,
+            status=status,
+            body=body,
+            retryable=retryable,
+            retry_after=retry_after,
+        )
+
+    def _decode_json(self, resp: requests.Response, method: str, endpoint: str) -> Any:
+        """The JSON of a response, or ``error_class`` naming the endpoint."""
+        try:
+            return resp.json()
+        except ValueError:
+            ctype = resp.headers.get("Content-Type", "?")
+            raise self._make_error(
+                f"answer is not JSON (Content-Type {ctype})",
+                method=method,
+                path=url_path(resp.request.url if resp.request is not None else resp.url),
+                endpoint=endpoint,
+                status=resp.status_code,
+                body=scrub(resp.text or "", self._secret_values()),
+            ) from None
+
+    def _shape_error(self, what: str, method: str, url: str, endpoint: str, status: int | None) -> ApiError:
+        return self._make_error(
+            f"unexpected answer: {what}", method=method, path=url_path(url), endpoint=endpoint, status=status
+        )
+
+    def get_json(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        endpoint: str | None = None,
+    ) -> Any:
+        """GET with retries and decode the JSON answer."""
+        resp = self.request("GET", path, params=params, endpoint=endpoint)
+        return self._decode_json(resp, "GET", endpoint or url_path(path))
+
+    # ---- bounded concurrency ------------------------------------------------------------
+
+    def map_concurrent(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        on_error: Literal["raise", "collect"] = "raise",
+        max_workers: int | None = None,
+    ) -> list[R | BaseException]:
+        """Run ``fn(item)`` for every item on at most ``max_concurrency`` threads.
+
+        Results come back in input order. With ``on_error="raise"`` the first failure (in
+        input order among those that failed) is raised once the running calls finish, and
+        calls not yet started are cancelled. With ``on_error="collect"`` every call runs and
+        a failed call's exception stands in its result's place, so one failure never loses
+        the others. Requests in flight stay capped by the hook whatever *fn* does.
+        """
+        if on_error not in ("raise", "collect"):
+            raise ValueError("on_error must be 'raise' or 'collect'")
+        work = list(items)
+        if not work:
+            return []
+        limit = self.settings.max_concurrency
+        workers = max(1, min(limit, max_workers or limit, len(work)))
+        # Build the lazy, shared state here, not in racing worker threads.
+        _ = self.session, self._in_flight
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.system.lower()}-hook")
+        try:
+            futures: list[Future[R]] = [pool.submit(fn, item) for item in work]
+            if on_error == "raise":
+                wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+                if failed:
+                    for f in futures:
+                        f.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    exc = failed[0].exception()
+                    assert exc is not None
+                    raise exc
+                return [f.result() for f in futures]
+            results: list[R | BaseException] = []
+            failures = 0
+            for f in futures:
+                try:
+                    results.append(f.result())
+                except Exception as exc:  # collected, by contract
+                    failures += 1
+                    results.append(exc)
+            if failures:
+                self.log.warning("%s: %d of %d concurrent calls failed", self.system, failures, len(work))
+            return results
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ---- test_connection helper ---------------------------------------------------------
+
+    def _test(self, probe: Callable[[], str]) -> tuple[bool, str]:
+        try:
+            return True, probe()
+        except Exception as exc:  # the UI shows the message; never a secret
+            return False, scrub(str(exc), self._secret_values())

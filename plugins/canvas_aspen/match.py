@@ -1,0 +1,140 @@
+"""R2: Canvas assignment groups <-> Aspen gradebook categories, per Aspen class.
+
+Order of precedence for one (class, group):
+1. an explicit per-class mapping (the seed's "Sync SIS Categories" screen): group name
+   or group id -> category sourcedId of that class;
+2. the exact (trimmed) name: the Canvas group name equals the category's title
+   (Aspen's category *Description*);
+3. equal up to case and white space: matched, with a warning;
+4. otherwise no category: the group's grades are held back, and the finding names the
+   closest Aspen category of the class.
+
+We only ever match: categories cannot be created through OneRoster in Aspen.
+This module also builds the groups frame the advice suite (R13, R14) checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+IMPORTED_GROUP = "imported assignments"
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+@dataclass(frozen=True)
+class Category:
+    sourced_id: str
+    title: str
+    weight: float | None
+
+    @classmethod
+    def from_oneroster(cls, c: dict[str, Any]) -> Category:
+        weight = (c.get("metadata") or {}).get("weight")
+        try:
+            weight = None if weight in (None, "") else float(weight)
+        except (TypeError, ValueError):
+            weight = None
+        return cls(str(c["sourcedId"]), str(c.get("title") or ""), weight)
+
+
+def active_categories(answer: list[dict[str, Any]]) -> list[Category]:
+    return [Category.from_oneroster(c) for c in answer if c.get("status", "active") != "tobedeleted"]
+
+
+@dataclass(frozen=True)
+class Match:
+    category: Category | None
+    kind: str  # mapped | exact | case | none
+    suggestion: str | None
+
+
+def closest(name: str, categories: list[Category]) -> Category | None:
+    """The category whose title reads most like ``name`` (for the finding's suggestion)."""
+    if not categories:
+        return None
+    target = _norm(name)
+    return max(categories, key=lambda c: difflib.SequenceMatcher(None, target, _norm(c.title)).ratio())
+
+
+def match_group(
+    group_id: int, group_name: str, categories: list[Category], mapping: dict[str, str] | None = None
+) -> Match:
+    """R2 for one Canvas group in one Aspen class."""
+    by_id = {c.sourced_id: c for c in categories}
+    mapping = mapping or {}
+    mapped = mapping.get(str(group_id), mapping.get(group_name.strip()))
+    if mapped is not None:
+        if mapped in by_id:
+            return Match(by_id[mapped], "mapped", None)
+        near = closest(group_name, categories)
+        return Match(None, "none", near.title if near else None)
+    name = group_name.strip()
+    exact = [c for c in categories if c.title.strip() == name]
+    if exact:
+        return Match(exact[0], "exact", None)
+    loose = [c for c in categories if _norm(c.title) == _norm(name)]
+    if loose:
+        return Match(loose[0], "case", loose[0].title)
+    near = closest(name, categories)
+    return Match(None, "none", near.title if near else None)
+
+
+def match_table(
+    pairs: pd.DataFrame,
+    categories: dict[str, list[Category]],
+    mappings: dict[str, dict[str, str]] | None = None,
+) -> pd.DataFrame:
+    """One row per distinct (aspen_class_id, group_id, group_name) in ``pairs`` with the
+    match: category_sourced_id, category_title, aspen_category_weight, match_kind,
+    category_suggestion and aspen_categories (the class's titles, for the report)."""
+    mappings = mappings or {}
+    out = []
+    keys = pairs[["aspen_class_id", "group_id", "group_name"]].dropna(subset=["aspen_class_id"]).drop_duplicates()
+    for class_id, group_id, group_name in keys.itertuples(index=False):
+        cats = categories.get(class_id, [])
+        m = match_group(int(group_id), str(group_name), cats, mappings.get(class_id))
+        out.append({
+            "aspen_class_id": class_id,
+            "group_id": int(group_id),
+            "category_sourced_id": m.category.sourced_id if m.category else None,
+            "category_title": m.category.title if m.category else None,
+            "aspen_category_weight": m.category.weight if m.category else None,
+            "match_kind": m.kind,
+            "category_suggestion": m.suggestion,
+            "aspen_categories": "; ".join(sorted(c.title for c in cats)),
+        })
+    return pd.DataFrame(out, columns=[
+        "aspen_class_id", "group_id", "category_sourced_id", "category_title",
+        "aspen_category_weight", "match_kind", "category_suggestion", "aspen_categories",
+    ])
+
+
+def apply_matches(rows: pd.DataFrame, table: pd.DataFrame, rosters: dict[str, set[str]]) -> pd.DataFrame:
+    """The rows with their category columns and ``in_roster`` (is the student on the
+    Aspen class's roster; R16)."""
+    drop = [c for c in table.columns if c in rows.columns and c not in ("aspen_class_id", "group_id")]
+    merged = rows.drop(columns=drop).merge(table, on=["aspen_class_id", "group_id"], how="left")
+    merged["in_roster"] = [
+        bool(sis) and sis in rosters.get(cls, ()) if isinstance(cls, str) else False
+        for cls, sis in zip(merged["aspen_class_id"], merged["student_sis_id"], strict=True)
+    ]
+    return merged
+
+
+def groups_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The advice frame: one row per (course, group, class) that holds sendable grades
+    (R13 weights, R14 "Imported Assignments", R2 case-only matches)."""
+    cols = ["canvas_course_id", "group_id", "aspen_class_id", "group_name", "group_weight",
+            "course_weighted", "aspen_category_weight", "match_kind"]
+    g = rows.dropna(subset=["aspen_class_id"])[cols].drop_duplicates(["canvas_course_id", "group_id", "aspen_class_id"])
+    g = g.reset_index(drop=True)
+    g["is_imported_group"] = g["group_name"].map(lambda n: _norm(n) == IMPORTED_GROUP)
+    g.insert(0, "row_id", range(len(g)))
+    return g

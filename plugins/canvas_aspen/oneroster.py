@@ -1,0 +1,75 @@
+"""OneRoster 1.1 bodies for the Aspen PUTs, built from rows of the rows frame.
+
+A line item mirrors one Canvas assignment in one Aspen class (domain.md §2): title = the
+assignment's name, dueDate = its (section) due date, assignDate = unlock_at else
+created_at, resultValueMin 0, resultValueMax = points possible, the matched category
+and the R15 grading period.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+COMMENT_LIMIT = 100
+
+
+def iso(ts: Any) -> str | None:
+    """UTC ISO-8601 with a Z, the form OneRoster dateTime fields take."""
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)) or ts is pd.NaT:
+        return None
+    if isinstance(ts, str):
+        return ts
+    ts = pd.Timestamp(ts)
+    if pd.isna(ts):
+        return None
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if ts.tzinfo else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ref(sourced_id: str, kind: str) -> dict[str, str]:
+    return {"sourcedId": str(sourced_id), "type": kind}
+
+
+def line_item_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sourcedId": row["line_item_id"],
+        "status": "active",
+        "title": str(row["assignment_name"])[:255],
+        "description": f"{row['group_name']} (Canvas assignment {row['assignment_id']})",
+        "assignDate": iso(row["assign_date"]) or iso(row["due_at"]),
+        "dueDate": iso(row["due_at"]),
+        "class": _ref(row["aspen_class_id"], "class"),
+        "category": _ref(row["category_sourced_id"], "category"),
+        "gradingPeriod": _ref(row["grading_period_id"], "academicSession"),
+        "resultValueMin": 0.0,
+        "resultValueMax": float(row["points_possible"]),
+    }
+
+
+def result_body(row: dict[str, Any], score_date: datetime) -> dict[str, Any]:
+    """An exempt result carries no score; every other result carries the numeric score."""
+    score = row["score"]
+    body = {
+        "sourcedId": row["result_id"],
+        "status": "active",
+        "lineItem": _ref(row["line_item_id"], "lineItem"),
+        "student": _ref(row["student_sis_id"], "user"),
+        "scoreStatus": row["score_status"],
+        "scoreDate": iso(row.get("graded_at")) or iso(score_date),
+    }
+    if score is not None and not (isinstance(score, float) and math.isnan(score)):
+        body["score"] = float(score)
+    return body
+
+
+def result_value(result: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(scoreStatus, score) of a result as Aspen returns it, for comparisons."""
+    score = result.get("score")
+    try:
+        score = None if score in (None, "") else float(score)
+    except (TypeError, ValueError):
+        score = None
+    return result.get("scoreStatus"), score

@@ -1,0 +1,100 @@
+"""R17: the run report. Every considered grade is in exactly one bucket, and the
+buckets add up; the report is what the data team reviews every morning.
+
+No student names: students appear by SIS id only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from canvas_aspen.findings import urgency
+
+BUCKETS = ("posted", "unchanged", "empty", "held_back", "failed")
+
+
+def bucket_counts(df: pd.DataFrame) -> dict[str, int]:
+    counts = df["bucket"].value_counts() if len(df) else pd.Series(dtype=int)
+    unknown = set(counts.index) - set(BUCKETS)
+    if unknown:  # a row that ended nowhere is a bug, never a silent loss
+        raise ValueError(f"rows ended outside the R17 buckets: {sorted(unknown)}")
+    out = {"considered": int(len(df))}
+    out.update({b: int(counts.get(b, 0)) for b in BUCKETS})
+    return out
+
+
+def course_table(df: pd.DataFrame, failed_courses: dict[str, str]) -> list[dict[str, Any]]:
+    courses = []
+    for course_id, part in df.groupby("canvas_course_id", sort=True):
+        sis = part["sis_course_id"].dropna()
+        courses.append({
+            "canvas_course_id": int(course_id),
+            "sis_course_id": sis.iloc[0] if len(sis) else None,
+            "aspen_class_ids": sorted(part["aspen_class_id"].dropna().unique().tolist()),
+            **bucket_counts(part),
+            "error": failed_courses.get(str(course_id)),
+        })
+    seen = {c["canvas_course_id"] for c in courses}
+    for course_id, error in sorted(failed_courses.items()):
+        if int(course_id) not in seen:
+            courses.append({"canvas_course_id": int(course_id), "sis_course_id": None, "aspen_class_ids": [],
+                            **dict.fromkeys(("considered", *BUCKETS), 0), "error": error})
+    return courses
+
+
+def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(findings, key=lambda f: (urgency(f["kind"]), str(f.get("canvas_course_id")),
+                                           str(f.get("aspen_class_id")), str(f.get("assignment_id"))))
+
+
+def build(*, run_id: str, dry_run: bool, params: dict[str, Any], started_at: str, finished_at: str,
+          rows: pd.DataFrame, failed_courses: dict[str, str], findings: list[dict[str, Any]],
+          verify: dict[str, int]) -> dict[str, Any]:
+    totals = bucket_counts(rows)
+    assert sum(totals[b] for b in BUCKETS) == totals["considered"]
+    return {
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "params": params,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "totals": totals,
+        "courses": course_table(rows, failed_courses),
+        "findings": sort_findings(findings),
+        "verify": verify,
+        "failed_courses": len(failed_courses),
+    }
+
+
+def run_failed(report: dict[str, Any]) -> list[str]:
+    """Why the run must end failed (after everything else was posted and written)."""
+    reasons = []
+    if report["failed_courses"]:
+        reasons.append(f"{report['failed_courses']} course(s) failed")
+    if report["totals"]["failed"]:
+        reasons.append(f"{report['totals']['failed']} grade(s) not accepted by Aspen")
+    if report["verify"]["mismatched"]:
+        reasons.append(f"verify found {report['verify']['mismatched']} difference(s) in Aspen")
+    return reasons
+
+
+def write_private(folder: Path, name: str, text: str) -> Path:
+    """Reports hold student SIS ids and scores: readable by the owner (the data team's
+    service account) only."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_json(folder: Path, report: dict[str, Any]) -> Path:
+    return write_private(folder, "report.json", json.dumps(report, indent=2, default=str))

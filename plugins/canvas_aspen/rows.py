@@ -1,0 +1,135 @@
+"""Canvas answers of one course -> the rows frame of docs/design.md (one row per grade).
+
+Applies R1 and R3 (which submissions count at all), R6/R7 (what each grade is) and R15
+(the grading period of each line item) through ``canvas_aspen.rules``. Nothing is held
+back here: holding back is the Great Expectations gate's job.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pandas as pd
+
+from canvas_aspen import ids, rules
+
+COLUMNS = [
+    "row_id", "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id",
+    "canvas_user_id", "student_sis_id", "assignment_id", "assignment_name", "group_id",
+    "group_name", "group_weight", "course_weighted", "points_possible", "grading_type",
+    "due_at", "assign_date", "grading_period_id", "grading_period_locked", "score_raw",
+    "score", "score_status", "canvas_status", "graded_at", "line_item_id", "result_id",
+    "bucket",
+]
+
+
+def _sis(value: Any) -> str | None:
+    text = None if value is None else str(value).strip()
+    return text or None
+
+
+def student_sis_id(enrollment: dict[str, Any]) -> str | None:
+    """Canvas gives the SIS id on the enrollment, and also under ``user``."""
+    return _sis(enrollment.get("sis_user_id")) or _sis((enrollment.get("user") or {}).get("sis_user_id"))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:
+    """The rows of one course. ``bundle`` holds the raw Canvas answers: ``course``,
+    ``sections``, ``enrollments``, ``assignment_groups`` (with assignments and
+    overrides) and ``submissions``."""
+    course = bundle["course"]
+    course_id = int(course["id"])
+    weighted = bool(course.get("apply_assignment_group_weights"))
+    sections = {int(s["id"]): s for s in bundle.get("sections") or []}
+
+    # user -> [(section_id, sis id)]: a student can sit in more than one section
+    seats: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
+    users_by_section: dict[int, set[int]] = defaultdict(set)
+    for e in bundle.get("enrollments") or []:
+        uid, sid = int(e["user_id"]), e.get("course_section_id")
+        if sid is None or int(sid) in users_by_section and uid in users_by_section[int(sid)]:
+            continue
+        seats[uid].append((int(sid), student_sis_id(e)))
+        users_by_section[int(sid)].add(uid)
+
+    assignments: dict[int, tuple[dict, dict]] = {}
+    for g in bundle.get("assignment_groups") or []:
+        for a in g.get("assignments") or []:
+            if rules.is_sendable(a):
+                assignments[int(a["id"])] = (a, g)
+
+    line_item_facts: dict[tuple[int, int], tuple] = {}
+
+    def facts(a: dict, section_id: int) -> tuple:
+        key = (int(a["id"]), section_id)
+        if key not in line_item_facts:
+            due = rules.section_due_at(a, section_id, users_by_section[section_id])
+            period = rules.grading_period_for(due, periods, tz)
+            line_item_facts[key] = (
+                rules.parse_instant(due),
+                rules.parse_instant(a.get("unlock_at")) or rules.parse_instant(a.get("created_at")),
+                period.sourced_id if period else None,
+                period.locked if period else None,
+            )
+        return line_item_facts[key]
+
+    out: list[dict[str, Any]] = []
+    for sub in bundle.get("submissions") or []:
+        found = assignments.get(int(sub.get("assignment_id") or 0))
+        if found is None:
+            continue
+        a, g = found
+        uid = int(sub["user_id"])
+        grade = rules.grade_of(sub)
+        for section_id, sis_user in seats.get(uid, []):
+            if not rules.is_assigned(a, section_id, uid):
+                continue
+            due, assign_date, period_id, locked = facts(a, section_id)
+            out.append({
+                "canvas_course_id": course_id,
+                "sis_course_id": _sis(course.get("sis_course_id")),
+                "canvas_section_id": section_id,
+                "aspen_class_id": _sis((sections.get(section_id) or {}).get("sis_section_id")),
+                "canvas_user_id": uid,
+                "student_sis_id": sis_user,
+                "assignment_id": int(a["id"]),
+                "assignment_name": str(a.get("name") or ""),
+                "group_id": int(g["id"]),
+                "group_name": str(g.get("name") or ""),
+                "group_weight": _number(g.get("group_weight")),
+                "course_weighted": weighted,
+                "points_possible": _number(a.get("points_possible")),
+                "grading_type": a.get("grading_type"),
+                "due_at": due,
+                "assign_date": assign_date,
+                "grading_period_id": period_id,
+                "grading_period_locked": locked,
+                "score_raw": grade.score_raw,
+                "score": grade.score,
+                "score_status": grade.score_status,
+                "canvas_status": grade.canvas_status,
+                "graded_at": rules.parse_instant(sub.get("graded_at")),
+                "line_item_id": ids.line_item_id(a["id"], section_id),
+                "result_id": ids.result_id(a["id"], section_id, uid),
+                "bucket": "empty" if grade.canvas_status == "empty" else "eligible",
+            })
+    return out
+
+
+def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
+    """The rows frame of a shard, with stable ``row_id``s and typed columns."""
+    records = [r for b in bundles for r in course_rows(b, periods, tz)]
+    df = pd.DataFrame.from_records(records, columns=COLUMNS[1:])
+    df.insert(0, "row_id", range(len(df)))
+    for col in ("due_at", "assign_date", "graded_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    for col in ("score", "points_possible", "group_weight"):
+        df[col] = df[col].astype("float64")
+    return df

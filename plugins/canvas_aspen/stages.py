@@ -1,0 +1,492 @@
+"""The stages of one passback run, as plain functions over hooks and stage files.
+
+The DAG (``dags/canvas_aspen_grade_passback.py``) wraps each in a task; tests and the
+benchmark call them the same way. Hooks are passed in, so this module imports nothing of
+Airflow. Each shard keeps its files in its own folder (docs/design.md); a stage reads
+what the stage before it wrote and returns only small summaries (they go to XCom).
+
+A failure of one course (or one Aspen class) never stops the others: its rows end in
+the ``failed`` bucket with the error, and the report fails the run at the very end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from canvas_aspen import deltas, match, oneroster, rows, rules, storage
+from canvas_aspen.findings import finding
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+@dataclass
+class Progress:
+    """Logs "done of total" at most every few seconds on long stages."""
+
+    what: str
+    total: int
+    every: float = 5.0
+    done: int = 0
+    _t0: float = field(default_factory=time.monotonic)
+    _last: float = 0.0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.done == self.total or now - self._last >= self.every:
+            self._last = now
+            rate = self.done / max(now - self._t0, 1e-9)
+            log.info("%s: %d of %d done (%.1f/s)", self.what, self.done, self.total, rate)
+
+
+def _shard_dir(run_dir: Any, shard: int) -> Any:
+    return run_dir / f"shard-{shard:04d}"
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
+    df.loc[mask, "bucket"] = "failed"
+    df.loc[mask, "error"] = message
+
+
+# ---------------------------------------------------------------------------- plan
+
+def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: int) -> list[dict[str, Any]]:
+    """Which courses this run covers, split into shards; Aspen's grading periods once."""
+    wanted = [int(c) for c in params.get("course_ids") or []]
+    if wanted:
+        courses = canvas.map_concurrent(canvas.get_course, wanted, on_error="raise")
+    else:
+        courses = canvas.list_courses()
+    courses = [c for c in courses if c.get("workflow_state") not in ("deleted",)]
+    course_ids = sorted({int(c["id"]) for c in courses})
+    periods = aspen.list_grading_periods()
+    n = max(1, min(shard_count, len(course_ids))) if course_ids else 0
+    shards = [course_ids[k::n] for k in range(n)]
+    storage.write_json(run_dir / "plan.json", {
+        "params": params, "course_ids": course_ids, "shards": shards, "grading_periods": periods,
+    })
+    log.info("plan: %d courses in %d shards, %d Aspen grading periods", len(course_ids), n, len(periods))
+    return [{"shard": k, "courses": len(s)} for k, s in enumerate(shards)]
+
+
+def _plan(run_dir: Any) -> dict[str, Any]:
+    return storage.read_json(run_dir / "plan.json")
+
+
+# ---------------------------------------------------------------------------- extract
+
+def _course_bundle(canvas, course_id: int) -> dict[str, Any]:
+    return {
+        "course": canvas.get_course(course_id),
+        "sections": canvas.list_sections(course_id),
+        "enrollments": canvas.list_student_enrollments(course_id),
+        "assignment_groups": canvas.list_assignment_groups(course_id),
+        "submissions": canvas.list_submissions(course_id),
+    }
+
+
+def extract(canvas, run_dir: Any, shard: int) -> dict[str, Any]:
+    """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses."""
+    course_ids = _plan(run_dir)["shards"][shard]
+    progress = Progress(f"extract shard {shard}: courses", len(course_ids))
+
+    def one(course_id: int) -> dict[str, Any]:
+        try:
+            return _course_bundle(canvas, course_id)
+        finally:
+            progress.step()
+
+    answers = canvas.map_concurrent(one, course_ids, on_error="collect")
+    bundles, failures = [], {}
+    for course_id, answer in zip(course_ids, answers, strict=True):
+        if isinstance(answer, BaseException):
+            failures[str(course_id)] = _error_text(answer)
+            log.warning("extract: course %s failed: %s", course_id, failures[str(course_id)])
+        elif not any(rows._sis(s.get("sis_section_id")) for s in answer["sections"]):
+            log.info("extract: course %s has no SIS section; skipped", course_id)
+        else:
+            bundles.append(answer)
+    sd = _shard_dir(run_dir, shard)
+    storage.write_json(sd / "canvas.json", bundles)
+    storage.write_json(sd / "failed-courses.json", failures)
+    subs = sum(len(b["submissions"]) for b in bundles)
+    log.info("extract shard %d: %d courses, %d submissions, %d courses failed", shard, len(bundles), subs, len(failures))
+    return {"shard": shard, "courses": len(bundles), "submissions": subs, "failed_courses": len(failures)}
+
+
+# ---------------------------------------------------------------------------- validate
+
+def _gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any | None):
+    from canvas_aspen import validation  # GX is heavy: imported only where it runs
+
+    return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
+
+
+def _hold(df: pd.DataFrame, held: dict[int, list[str]]) -> None:
+    """Rows the gate flagged -> held_back (empty and failed rows keep their bucket)."""
+    mask = df["row_id"].isin(list(held)) & df["bucket"].eq("eligible")
+    df.loc[mask, "bucket"] = "held_back"
+    df.loc[df["row_id"].isin(list(held)), "held_kinds"] = df["row_id"].map(
+        lambda r: ",".join(sorted(held.get(r, [])))
+    )
+
+
+def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | None = None) -> dict[str, Any]:
+    """Build the rows frame and run the grades and assignments suites (R4, R5, R15, R16)."""
+    sd = _shard_dir(run_dir, shard)
+    periods = [rules.GradingPeriod.from_oneroster(p) for p in _plan(run_dir)["grading_periods"]]
+    df = rows.build_rows(storage.read_json(sd / "canvas.json"), periods, timezone_name)
+    df["error"] = None
+    df["held_kinds"] = None
+    graded = df[df["bucket"] != "empty"]
+    result = _gate(graded, ["grades", "assignments"], f"{run_dir.name}-shard{shard}-validate", docs_dir)
+    _hold(df, result.held_back)
+    storage.write_frame(sd / "rows.parquet", df)
+    storage.write_json(sd / "findings-validate.json", result.findings)
+    counts = df["bucket"].value_counts().to_dict()
+    log.info("validate shard %d: %d grades, buckets %s, findings %s", shard, len(df), counts,
+             dict(Counter(f["kind"] for f in result.findings)))
+    return {"shard": shard, "rows": len(df), "buckets": counts, "findings": len(result.findings)}
+
+
+# ---------------------------------------------------------------------------- match
+
+def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str, str]],
+                docs_dir: Any | None = None) -> dict[str, Any]:
+    """R2: categories of every Aspen class of the shard; rosters (R16); the match and
+    advice suites (R2, R13, R14)."""
+    sd = _shard_dir(run_dir, shard)
+    df = storage.read_frame(sd / "rows.parquet")
+    classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
+    progress = Progress(f"match shard {shard}: Aspen classes", len(classes))
+
+    def one(class_id: str) -> tuple[list, list]:
+        try:
+            return aspen.list_categories(class_id), aspen.list_students(class_id)
+        finally:
+            progress.step()
+
+    answers = aspen.map_concurrent(one, classes, on_error="collect")
+    categories, rosters = {}, {}
+    for class_id, answer in zip(classes, answers, strict=True):
+        if isinstance(answer, BaseException):
+            _fail_rows(df, df["aspen_class_id"].eq(class_id) & df["bucket"].ne("empty"),
+                       f"Aspen class {class_id}: {_error_text(answer)}")
+            continue
+        categories[class_id] = match.active_categories(answer[0])
+        rosters[class_id] = {str(u.get("sourcedId")) for u in answer[1]}
+
+    table = match.match_table(df, categories, mappings)
+    df = match.apply_matches(df, table, rosters)
+    gradeable = df[df["bucket"].isin(["eligible", "held_back"])]
+    result = _gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match", docs_dir)
+    _hold(df, result.held_back)
+    advice = _gate(match.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice", docs_dir)
+
+    storage.write_frame(sd / "rows.parquet", df)
+    storage.write_json(sd / "findings-match.json", result.findings + advice.findings)
+    counts = df["bucket"].value_counts().to_dict()
+    log.info("match shard %d: %d classes, kinds %s, buckets %s", shard, len(classes),
+             dict(Counter(table["match_kind"])), counts)
+    return {"shard": shard, "classes": len(classes), "buckets": counts}
+
+
+# ---------------------------------------------------------------------------- deltas
+
+def _line_items_desired(eligible: pd.DataFrame) -> pd.DataFrame:
+    firsts = eligible.drop_duplicates("line_item_id")
+    bodies = [oneroster.line_item_body(r) for r in firsts.to_dict("records")]
+    return pd.DataFrame({
+        "line_item_id": firsts["line_item_id"].to_numpy(),
+        "aspen_class_id": firsts["aspen_class_id"].to_numpy(),
+        "canvas_course_id": firsts["canvas_course_id"].to_numpy(),
+        "assignment_id": firsts["assignment_id"].to_numpy(),
+        "body": bodies,
+        "payload_hash": [deltas.payload_hash(b) for b in bodies],
+    })
+
+
+def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) -> dict[str, Any]:
+    """R8, R9, R7 (cleared), R10: what Aspen holds now and what we posted before, against
+    what Canvas says; only the difference is posted."""
+    sd = _shard_dir(run_dir, shard)
+    df = storage.read_frame(sd / "rows.parquet")
+    bundles = storage.read_json(sd / "canvas.json")
+    classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
+    live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
+    progress = Progress(f"deltas shard {shard}: Aspen classes", len(live))
+
+    def one(class_id: str) -> tuple[list, list]:
+        try:
+            return aspen.list_line_items(class_id), aspen.list_results(class_id)
+        finally:
+            progress.step()
+
+    answers = aspen.map_concurrent(one, live, on_error="collect")
+    aspen_items, aspen_results = [], []
+    for class_id, answer in zip(live, answers, strict=True):
+        if isinstance(answer, BaseException):
+            _fail_rows(df, df["aspen_class_id"].eq(class_id) & df["bucket"].isin(["eligible", "held_back"]),
+                       f"Aspen class {class_id}: {_error_text(answer)}")
+            continue
+        aspen_items += [{**li, "_class": class_id} for li in answer[0]]
+        aspen_results += answer[1]
+
+    aspen_now = pd.DataFrame(
+        [(r.get("sourcedId"), *oneroster.result_value(r)) for r in aspen_results],
+        columns=["result_id", "score_status", "score"],
+    )
+    posted = ledger.posted_results(classes)
+    eligible = df[df["bucket"].eq("eligible")]
+    actions, findings = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
+    findings += deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
+
+    desired = _line_items_desired(eligible)
+    li_actions = deltas.line_item_actions(
+        desired, ledger.posted_line_items(classes),
+        pd.DataFrame({"line_item_id": [li.get("sourcedId") for li in aspen_items]}),
+        full_resync=full_resync,
+    )
+    assignment_ids = {
+        int(b["course"]["id"]): {int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []}
+        for b in bundles
+    }
+    class_to_course = df.dropna(subset=["aspen_class_id"]).drop_duplicates("aspen_class_id").set_index(
+        "aspen_class_id")["canvas_course_id"].to_dict()
+    orphan_ids, orphan_findings = deltas.orphans(aspen_items, assignment_ids, class_to_course)
+    findings += orphan_findings
+
+    storage.write_frame(sd / "rows.parquet", df)
+    storage.write_frame(sd / "actions.parquet", actions)
+    li_actions = li_actions.assign(body=li_actions["body"].map(json.dumps))
+    storage.write_frame(sd / "line-items.parquet", li_actions)
+    storage.write_json(sd / "orphans.json", orphan_ids)
+    storage.write_json(sd / "findings-deltas.json", findings)
+    todo = Counter(actions["action"]) if len(actions) else Counter()
+    log.info("deltas shard %d: results %s, line items to post %d, orphans %d", shard, dict(todo),
+             int((li_actions["action"] == "post").sum()), len(orphan_ids))
+    return {"shard": shard, "post": todo.get("post", 0), "unchanged": todo.get("unchanged", 0),
+            "orphans": len(orphan_ids)}
+
+
+# ---------------------------------------------------------------------------- post
+
+def _put_all(hook, fn, items: list, what: str) -> list:
+    progress = Progress(what, len(items))
+
+    def one(item):
+        try:
+            return fn(item)
+        finally:
+            progress.step()
+
+    return hook.map_concurrent(one, items, on_error="collect") if items else []
+
+
+def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool, delete_orphans: bool,
+         now: datetime | None = None, chunk: int = 2000) -> dict[str, Any]:
+    """PUT the changed line items, then the changed results; record each accepted value in
+    the ledger as soon as its chunk is done (a crash loses no record of what Aspen took)."""
+    now = now or datetime.now(timezone.utc)
+    sd = _shard_dir(run_dir, shard)
+    df = storage.read_frame(sd / "rows.parquet").set_index("row_id", drop=False)
+    actions = storage.read_frame(sd / "actions.parquet").set_index("row_id")
+    li = storage.read_frame(sd / "line-items.parquet")
+    findings: list[dict[str, Any]] = []
+
+    act = actions["action"].reindex(df.index)
+    df.loc[act.eq("unchanged"), "bucket"] = "unchanged"
+    to_post = df[act.eq("post") & df["bucket"].eq("eligible")]
+
+    if dry_run:
+        df.loc[to_post.index, "bucket"] = "posted"
+        log.info("post shard %d: dry run, would post %d line items and %d results", shard,
+                 int(li["action"].eq("post").sum()), len(to_post))
+        return _finish_post(sd, df, findings, shard, dry_run=True)
+
+    # line items first: a result needs its line item
+    li_post = li[li["action"].eq("post")]
+    outcomes = _put_all(aspen, lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
+                        li_post.to_dict("records"), f"post shard {shard}: line items")
+    bad_items: dict[str, str] = {}
+    good = []
+    for r, out in zip(li_post.to_dict("records"), outcomes, strict=True):
+        if isinstance(out, BaseException):
+            bad_items[r["line_item_id"]] = _error_text(out)
+            findings.append(finding(
+                "aspen_rejected", f"Aspen rejected line item {r['line_item_id']}: {_error_text(out)}",
+                canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
+                assignment_id=int(r["assignment_id"])))
+        else:
+            good.append(r)
+    if good:
+        ledger.record_posted_line_items(pd.DataFrame(good).drop(columns=["body", "action"], errors="ignore"),
+                                        run_id=run_id, posted_at=now)
+
+    blocked = to_post["line_item_id"].isin(list(bad_items))
+    for rid, li_id in to_post.loc[blocked, "line_item_id"].items():
+        df.loc[rid, ["bucket", "error"]] = ["failed", f"line item not accepted: {bad_items[li_id]}"]
+    results = to_post[~blocked]
+    posted_count = 0
+    progress = Progress(f"post shard {shard}: results", len(results))
+    for start in range(0, len(results), chunk):
+        part = results.iloc[start:start + chunk]
+        records = part.to_dict("records")
+        outs = aspen.map_concurrent(
+            lambda r: aspen.put_result(r["result_id"], oneroster.result_body(r, now)), records, on_error="collect")
+        accepted = []
+        for r, out in zip(records, outs, strict=True):
+            if isinstance(out, BaseException):
+                df.loc[r["row_id"], ["bucket", "error"]] = ["failed", _error_text(out)]
+                findings.append(finding(
+                    "aspen_rejected", f"Aspen rejected the result: {_error_text(out)}",
+                    canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
+                    assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
+                    group_name=r["group_name"], student_sis_id=r["student_sis_id"], value=r["score_raw"]))
+            else:
+                accepted.append(r["row_id"])
+        if accepted:
+            ledger.record_posted_results(df.loc[accepted], run_id=run_id, posted_at=now)
+            df.loc[accepted, "bucket"] = "posted"
+            posted_count += len(accepted)
+        progress.step(len(records))
+
+    adopt = actions[actions["reason"].eq("same") & actions["action"].eq("unchanged")] if "reason" in actions else None
+    if adopt is not None and len(adopt):
+        ledger.record_posted_results(df.loc[df.index.intersection(adopt.index)], run_id=run_id, posted_at=now)
+
+    orphan_ids = storage.read_json(sd / "orphans.json", default=[])
+    if delete_orphans and orphan_ids:
+        outs = _put_all(aspen, aspen.delete_line_item, orphan_ids, f"post shard {shard}: orphan deletions")
+        deleted = [i for i, o in zip(orphan_ids, outs, strict=True) if not isinstance(o, BaseException)]
+        ledger.mark_line_items_deleted(deleted, run_id=run_id, at=now)
+        log.info("post shard %d: deleted %d of %d orphaned line items", shard, len(deleted), len(orphan_ids))
+    return _finish_post(sd, df, findings, shard, dry_run=False)
+
+
+def _finish_post(sd: Any, df: pd.DataFrame, findings: list, shard: int, *, dry_run: bool) -> dict[str, Any]:
+    storage.write_frame(sd / "final.parquet", df.reset_index(drop=True))
+    storage.write_json(sd / "findings-post.json", findings)
+    counts = df["bucket"].value_counts().to_dict()
+    log.info("post shard %d: buckets %s%s", shard, counts, " (dry run)" if dry_run else "")
+    return {"shard": shard, "buckets": counts}
+
+
+# ---------------------------------------------------------------------------- verify
+
+def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
+    """R18: read back every class we posted to; any difference is a verify_mismatch."""
+    sd = _shard_dir(run_dir, shard)
+    df = storage.read_frame(sd / "final.parquet")
+    posted = df[df["bucket"].eq("posted")]
+    if dry_run or posted.empty:
+        storage.write_json(sd / "verify.json", {"checked": 0, "mismatched": 0, "findings": []})
+        return {"shard": shard, "checked": 0, "mismatched": 0}
+    classes = sorted(posted["aspen_class_id"].unique().tolist())
+    answers = _put_all(aspen, aspen.list_results, classes, f"verify shard {shard}: Aspen classes")
+    held: dict[str, tuple] = {}
+    findings = []
+    for class_id, answer in zip(classes, answers, strict=True):
+        if isinstance(answer, BaseException):
+            findings.append(finding("verify_mismatch", f"could not read back class {class_id}: {_error_text(answer)}",
+                                    aspen_class_id=class_id))
+            continue
+        held.update({r.get("sourcedId"): oneroster.result_value(r) for r in answer})
+    unreadable = {f["aspen_class_id"] for f in findings}
+    for r in posted[~posted["aspen_class_id"].isin(unreadable)].to_dict("records"):
+        now = held.get(r["result_id"])
+        want = (r["score_status"], None if pd.isna(r["score"]) else float(r["score"]))
+        if not deltas.same_value(now, want):
+            findings.append(finding(
+                "verify_mismatch", "Aspen does not hold the value that was posted",
+                canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
+                assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
+                student_sis_id=r["student_sis_id"], value=None if now is None else str(now[1]),
+                limit=str(want[1])))
+    out = {"checked": len(posted), "mismatched": len(findings), "findings": findings}
+    storage.write_json(sd / "verify.json", out)
+    log.info("verify shard %d: %d results read back, %d mismatches", shard, len(posted), len(findings))
+    return {"shard": shard, "checked": len(posted), "mismatched": len(findings)}
+
+
+# ---------------------------------------------------------------------------- report
+
+_STAGE_FINDINGS = ("validate", "match", "deltas", "post")
+
+
+def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.DataFrame, dict, list, dict]:
+    """Final rows, failed courses, findings and verify of one shard, however far it got:
+    if a stage crashed, every grade it had not settled counts as failed."""
+    sd = _shard_dir(run_dir, shard)
+    failed = storage.read_json(sd / "failed-courses.json", default={}) if (sd / "failed-courses.json").exists() else None
+    if failed is None:
+        return pd.DataFrame(columns=["bucket"]), {str(c): "extract did not run or crashed" for c in course_ids}, [], {}
+    frame = next((sd / n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
+    df = storage.read_frame(frame) if frame is not None else pd.DataFrame(columns=["bucket"])
+    if frame is None or frame.name != "final.parquet":
+        _fail_rows(df, df["bucket"].isin(["eligible"]), "the run stopped before these grades were posted")
+        for c in set(course_ids) - {int(b) for b in failed}:
+            failed.setdefault(str(c), "a stage of this shard did not finish")
+    findings = []
+    for stage in _STAGE_FINDINGS:
+        path = sd / f"findings-{stage}.json"
+        if path.exists():
+            findings += storage.read_json(path)
+    verify_out = storage.read_json(sd / "verify.json") if (sd / "verify.json").exists() else {}
+    findings += verify_out.get("findings", [])
+    return df, failed, findings, verify_out
+
+
+def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started_at: str,
+                 docs_dir: Any | None = None) -> dict[str, Any]:
+    """Gather every shard into report.json, store findings and totals in the ledger, and
+    say whether the run must fail."""
+    from canvas_aspen import report as report_mod
+
+    plan_doc = _plan(run_dir)
+    frames, failed, findings = [], {}, []
+    verify_total = {"checked": 0, "mismatched": 0}
+    for shard, course_ids in enumerate(plan_doc["shards"]):
+        df, f, fnd, ver = _shard_outcome(run_dir, shard, course_ids)
+        frames.append(df)
+        failed.update(f)
+        findings += fnd
+        verify_total["checked"] += ver.get("checked", 0)
+        verify_total["mismatched"] += ver.get("mismatched", 0)
+    frames = [f for f in frames if len(f)]
+    rows_all = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id"])
+    params = plan_doc["params"]
+    doc = report_mod.build(
+        run_id=run_id, dry_run=bool(params.get("dry_run")), params=params, started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(), rows=rows_all, failed_courses=failed,
+        findings=findings, verify=verify_total,
+    )
+    folder = reports_dir / _safe(run_id)
+    path = report_mod.write_json(folder, doc)
+    reasons = report_mod.run_failed(doc)
+    ledger.record_findings(run_id, doc["findings"], scope="report")
+    ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed" if reasons else "success",
+                      totals=doc["totals"])
+    log.info("report: %s", path)
+    log.info("report: totals %s", doc["totals"])
+    log.info("report: findings by kind %s", dict(Counter(f["kind"] for f in doc["findings"])))
+    return {"report": str(path), "totals": doc["totals"], "failed_reasons": reasons}
+
+
+def _safe(run_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
