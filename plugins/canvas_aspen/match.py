@@ -15,8 +15,12 @@ This module also builds the groups frame the advice suite (R13, R14) checks.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -138,3 +142,17 @@ def groups_frame(rows: pd.DataFrame) -> pd.DataFrame:
     g["is_imported_group"] = g["group_name"].map(lambda n: _norm(n) == IMPORTED_GROUP)
     g.insert(0, "row_id", range(len(g)))
     return g
+
+
+def load_mappings(path: Path) -> dict[str, dict[str, str]]:
+    """A mapping file: JSON ``{aspen_class_id: {canvas group name or id: category
+    sourcedId}}`` or CSV with columns ``aspen_class_id,canvas_group,category_sourced_id``."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        out: dict[str, dict[str, str]] = {}
+        for rec in csv.DictReader(io.StringIO(text)):
+            out.setdefault(rec["aspen_class_id"].strip(), {})[rec["canvas_group"].strip()] = (
+                rec["category_sourced_id"].strip())
+        return out
+    data = json.loads(text)
+    return {str(c): {str(g): str(cat) for g, cat in groups.items()} for c, groups in data.items()}

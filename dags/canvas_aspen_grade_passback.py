@@ -1,0 +1,140 @@
+"""Canvas -> Aspen grade passback: thin TaskFlow glue over ``canvas_aspen.stages``.
+
+Nothing heavy is imported at parse time: pandas, Great Expectations and the hooks are
+imported inside the tasks.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+DOC = """
+### Canvas -> Aspen grade passback
+
+Every night at **22:00 America/New_York** (R11) this posts the Canvas grades that changed
+to Aspen through OneRoster 1.1, for every course of the account with SIS sections.
+Stages: plan -> extract -> validate (Great Expectations gate) -> match (groups <->
+categories) -> deltas -> post -> verify (read back) -> report.
+
+**Manual runs (R12):** *Trigger DAG w/ config* and fill `course_ids` for a backfill of a
+few courses; tick `dry_run` to see what would happen, `full_resync` to post every eligible
+grade again. Each run writes `report.json` (path in the `report` task's log).
+"""
+
+
+def _stage():
+    """Settings, hooks, ledger and the run folder for one task (imported lazily)."""
+    from canvas_aspen import airflow_glue as glue
+
+    ctx = get_current_context()
+    s = glue.settings()
+    return ctx, s, glue
+
+
+@dag(
+    dag_id="canvas_aspen_grade_passback",
+    schedule=CronTriggerTimetable("0 22 * * *", timezone="America/New_York"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC,
+    tags=["grades", "canvas", "aspen", "oneroster"],
+    default_args={"retries": 2},
+    params={
+        "course_ids": Param([], type="array", items={"type": "integer"}, title="Canvas course ids",
+                            description="Backfill only these courses. Empty: every course of the account."),
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Compute and report everything; post nothing to Aspen."),
+        "full_resync": Param(False, type="boolean", title="Full resync",
+                             description="Post every eligible grade again, whatever the ledger says "
+                                         "(Aspen-side edits are still kept and reported)."),
+        "delete_orphans": Param(False, type="boolean", title="Delete orphaned line items",
+                                description="Remove Aspen line items whose Canvas assignment was deleted (R10)."),
+        "category_mappings": Param({}, type="object", title="Category mapping overrides",
+                                   description='{"<Aspen class id>": {"<Canvas group name or id>": '
+                                               '"<Aspen category sourcedId>"}}'),
+        "mapping_file": Param("", type="string", title="Mapping file",
+                              description="Path to a JSON or CSV file of mapping overrides "
+                                          "(columns aspen_class_id,canvas_group,category_sourced_id)."),
+    },
+)
+def canvas_aspen_grade_passback():
+    @task
+    def plan() -> list[dict]:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        canvas, aspen = glue.hooks(s)
+        params = glue.params_for_report(ctx["params"])
+        glue.ledger(s).start_run(ctx["run_id"], params=params, dry_run=params["dry_run"],
+                                 started_at=ctx["dag_run"].start_date)
+        return stages.plan(canvas, aspen, glue.run_dir(s, ctx["run_id"]), params=params,
+                           shard_count=s.shard_count)
+
+    @task
+    def extract(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.extract(glue.hooks(s)[0], glue.run_dir(s, ctx["run_id"]), shard["shard"])
+
+    @task
+    def validate(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone)
+
+    @task
+    def match(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.match_stage(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
+                                  mappings=glue.mappings(ctx["params"]))
+
+    @task
+    def deltas(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.deltas_stage(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]),
+                                   shard["shard"], full_resync=ctx["params"]["full_resync"])
+
+    @task
+    def post(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.post(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]), shard["shard"],
+                           run_id=ctx["run_id"], dry_run=ctx["params"]["dry_run"],
+                           delete_orphans=ctx["params"]["delete_orphans"])
+
+    @task
+    def verify(shard: dict) -> dict:
+        ctx, s, glue = _stage()
+        from canvas_aspen import stages
+
+        return stages.verify(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
+                             dry_run=ctx["params"]["dry_run"])
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def report() -> dict:
+        ctx, s, glue = _stage()
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from canvas_aspen import stages
+
+        out = stages.report_stage(glue.ledger(s), glue.run_dir(s, ctx["run_id"]), s.reports_dir,
+                                  run_id=ctx["run_id"], started_at=str(ctx["dag_run"].start_date))
+        if out["failed_reasons"]:
+            raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
+        return out
+
+    shards = plan()
+    checked = verify.expand(shard=post.expand(shard=deltas.expand(shard=match.expand(
+        shard=validate.expand(shard=extract.expand(shard=shards))))))
+    checked >> report()
+
+
+canvas_aspen_grade_passback()
