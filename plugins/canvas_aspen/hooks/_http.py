@@ -97,23 +97,28 @@ class ApiError(Exception):
     @property
     def message(self) -> str:
         """The most useful short text: the server's own message when there is one."""
+        return self.server_message() or self.detail
+
+    def server_message(self) -> str:
+        """What the server said (the body text, shortened); empty when it said nothing."""
         text = self.body.strip()
-        return text[:_MESSAGE_BODY_LIMIT] if text else self.detail
+        if len(text) > _MESSAGE_BODY_LIMIT:
+            return text[:_MESSAGE_BODY_LIMIT] + "…"
+        return text
 
     def __str__(self) -> str:
         where = " ".join(p for p in (self.method, self.path) if p) or "(no request)"
-        parts = [f"{self.system} {where}"]
-        if self.endpoint:
-            parts[0] += f" [{self.endpoint}]"
-        parts.append(f"HTTP {self.status}" if self.status is not None else "no HTTP answer")
-        parts.append(self.detail)
-        text = self.body.strip()
-        if text and text not in self.detail:
-            short = text[:_MESSAGE_BODY_LIMIT] + ("…" if len(text) > _MESSAGE_BODY_LIMIT else "")
-            parts.append(f"body: {short}")
+        head = f"{self.system} {where}"
+        if self.endpoint and self.endpoint != self.path:
+            head += f" [{self.endpoint}]"
+        status = f"HTTP {self.status}" if self.status is not None else "no HTTP answer"
+        parts = [self.detail]
+        said = self.server_message()
+        if said:
+            parts.append(f"server said: {said}")
         if self.attempts > 1:
             parts.append(f"after {self.attempts} attempts")
-        return ": ".join(parts[:2]) + " - " + "; ".join(parts[2:])
+        return f"{head}: {status} - " + "; ".join(parts)
 
     def __repr__(self) -> str:
         return (
@@ -306,7 +311,9 @@ def parse_timeout(value: Any, *, default: float, conn_id: str = "?") -> tuple[fl
     """``timeout`` extra: seconds, or ``[connect, read]``."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
-            raise ConnectionConfigError(f"Connection {conn_id!r}: extra 'timeout' must be a number or [connect, read]")
+            raise ConnectionConfigError(
+                f"Connection {conn_id!r}: extra 'timeout' must be a number or [connect, read]"
+            )
         connect = parse_number(value[0], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
         read = parse_number(value[1], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
         return (connect, read)
@@ -351,7 +358,9 @@ def is_retryable_status(status: int, body: str = "") -> bool:
     return status >= 500 or status == 429 or is_rate_limited_403(status, body)
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[float, float], float] = random.uniform) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, rng: Callable[[float, float], float] = random.uniform
+) -> float:
     """Exponential backoff with full jitter: uniform(0, min(cap, base·2^(attempt-1)))."""
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return rng(0.0, ceiling) if ceiling > 0 else 0.0
@@ -505,7 +514,6 @@ class RestApiHook(BaseHook):
     @cached_property
     def settings(self) -> HttpSettings:
         return self._build_settings()
-
 
     @cached_property
     def _in_flight(self) -> threading.BoundedSemaphore:

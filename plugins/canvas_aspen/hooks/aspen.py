@@ -1,14 +1,452 @@
-"""Aspen hook (being written under issue 4)."""
+"""AspenHook: Follett Aspen's OneRoster 1.1 gradebook API, for the endpoints of domain.md §2.
 
-from airflow.sdk import BaseHook
+Connection (type ``aspen``, default id ``aspen_default``):
+
+* ``host`` – base URL with scheme, e.g. ``https://district.myfollett.com``
+* ``login`` / ``password`` – OAuth2 client-credentials client id / client secret
+* extras – ``token_path`` (default ``/oauth/rest/v2.0/auth``), ``api_path`` (default
+  ``/ims/oneroster/v1p1``), ``max_concurrency`` (8), ``page_size`` (100), ``timeout`` (30),
+  ``verify`` (true), ``allow_insecure_http`` (false), ``max_attempts`` (6),
+  ``token_refresh_margin`` (60 s) and the tuning knobs of docs/connections.md.
+
+The access token is cached until shortly before ``expires_in``; one thread refreshes it
+while the others wait. A 401 gets one fresh token and one more try. Lists page with
+``limit``/``offset`` until a short or empty page. PUT and DELETE use sourcedIds chosen by
+the caller, so they are idempotent and retried like reads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from functools import cached_property
+from typing import Any
+
+import requests
+from airflow.sdk import Connection
+
+from canvas_aspen.hooks._http import (
+    ApiError,
+    ConnectionConfigError,
+    HttpSettings,
+    RestApiHook,
+    _BearerAuth,
+    _register_secret,
+    parse_number,
+    quote_id,
+    url_path,
+)
+from canvas_aspen.hooks._ui import ASPEN_UI_FIELD_BEHAVIOUR
+
+__all__ = ["ApiError", "AspenApiError", "AspenHook", "ConnectionConfigError", "parse_imsx_status"]
+
+_IMSX_KEYS = ("imsx_codemajor", "imsx_severity", "imsx_description")
 
 
-class AspenHook(BaseHook):
+def _find_imsx(node: Any, depth: int = 0) -> dict[str, Any] | None:
+    """The first object holding ``imsx_*`` status fields, searched a few levels deep."""
+    if depth > 4:
+        return None
+    if isinstance(node, dict):
+        lowered = {str(k).lower(): v for k, v in node.items()}
+        if any(k in lowered for k in _IMSX_KEYS):
+            return lowered
+        for value in node.values():
+            found = _find_imsx(value, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for value in node[:10]:
+            found = _find_imsx(value, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _code_minor(value: Any) -> str | None:
+    """``imsx_CodeMinor`` is a string or ``{imsx_codeMinorField: [{…FieldValue}]}``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        fields = {str(k).lower(): v for k, v in value.items()}.get("imsx_codeminorfield")
+        if isinstance(fields, dict):
+            fields = [fields]
+        if isinstance(fields, list):
+            values = [
+                str(v)
+                for f in fields
+                if isinstance(f, dict)
+                for k, v in f.items()
+                if str(k).lower() == "imsx_codeminorfieldvalue"
+            ]
+            return ", ".join(values) or None
+    return None
+
+
+def parse_imsx_status(body: str | None) -> dict[str, str | None] | None:
+    """OneRoster status fields of an error body, or ``None`` when it is not such JSON.
+
+    Returns ``{"code_major", "severity", "description", "code_minor"}``.
+    """
+    if not body or not body.strip():
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    found = _find_imsx(data)
+    if found is None:
+        return None
+
+    def text(key: str) -> str | None:
+        value = found.get(key)
+        return None if value is None else str(value)
+
+    return {
+        "code_major": text("imsx_codemajor"),
+        "severity": text("imsx_severity"),
+        "description": text("imsx_description"),
+        "code_minor": _code_minor(found.get("imsx_codeminor")),
+    }
+
+
+class AspenApiError(ApiError):
+    """Any failure of an Aspen call.
+
+    Besides the fields of :class:`~canvas_aspen.hooks._http.ApiError`, carries the parsed
+    OneRoster status (``imsx_code_major``, ``imsx_severity``, ``imsx_description``,
+    ``imsx_code_minor``) when the body is such JSON; otherwise :attr:`message` is Aspen's
+    plain text (e.g. ``"Grading Category Not Found"``).
+    """
+
+    system = "Aspen"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        parsed = parse_imsx_status(self.body) or {}
+        self.imsx_code_major: str | None = parsed.get("code_major")
+        self.imsx_severity: str | None = parsed.get("severity")
+        self.imsx_description: str | None = parsed.get("description")
+        self.imsx_code_minor: str | None = parsed.get("code_minor")
+
+    def server_message(self) -> str:
+        if self.imsx_description or self.imsx_code_major:
+            head = "/".join(x for x in (self.imsx_code_major, self.imsx_severity) if x)
+            text = self.imsx_description or ""
+            if self.imsx_code_minor:
+                text = f"{text} ({self.imsx_code_minor})" if text else self.imsx_code_minor
+            return f"{head}: {text}" if head and text else (head or text)
+        return super().server_message()
+
+    @property
+    def message(self) -> str:
+        """Aspen's own words: ``imsx_description``, else the plain-text body, else the detail."""
+        if self.imsx_description:
+            return self.imsx_description
+        return super().server_message() or self.detail
+
+
+def _path_setting(value: Any, default: str, name: str, conn_id: str) -> str:
+    if value is None or str(value).strip() == "":
+        return default
+    text = str(value).strip()
+    if "://" in text or "?" in text or "#" in text:
+        raise ConnectionConfigError(
+            f"Connection {conn_id!r}: extra {name!r} must be a path such as {default}"
+        )
+    return "/" + text.strip("/")
+
+
+class AspenHook(RestApiHook):
+    """Read classes' categories, line items, results and rosters, and PUT/DELETE gradebook items.
+
+    :param aspen_conn_id: the Airflow Connection id (type ``aspen``).
+    """
+
     conn_name_attr = "aspen_conn_id"
     default_conn_name = "aspen_default"
     conn_type = "aspen"
     hook_name = "Aspen"
 
-    def __init__(self, aspen_conn_id: str = default_conn_name, **kwargs) -> None:
-        super().__init__(**kwargs)
+    error_class = AspenApiError
+    system = "Aspen"
+    _default_settings = HttpSettings(base_url="", page_size=100)
+
+    DEFAULT_TOKEN_PATH = "/oauth/rest/v2.0/auth"
+    DEFAULT_API_PATH = "/ims/oneroster/v1p1"
+    DEFAULT_EXPIRES_IN = 3600.0
+
+    def __init__(self, aspen_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=aspen_conn_id, **kwargs)
         self.aspen_conn_id = aspen_conn_id
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_refresh_at = 0.0
+        self._issued_tokens: deque[str] = deque(maxlen=8)  # for scrubbing error bodies
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form: "Client ID" / "Client Secret", placeholders, unused fields hidden."""
+        return {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in ASPEN_UI_FIELD_BEHAVIOUR.items()}
+
+    # ---- connection ---------------------------------------------------------------------
+
+    def _check_connection(self, conn: Connection) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("login (client id)", conn.login),
+                ("password (client secret)", conn.password),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConnectionConfigError(
+                f"Connection {self.aspen_conn_id!r} has no {' and no '.join(missing)}: "
+                "Aspen needs the OneRoster client credentials"
+            )
+
+    def _secret_values(self) -> list[str]:
+        return [*super()._secret_values(), *list(self._issued_tokens)]
+
+    @cached_property
+    def token_path(self) -> str:
+        return _path_setting(
+            self._extra("token_path"), self.DEFAULT_TOKEN_PATH, "token_path", self.aspen_conn_id
+        )
+
+    @cached_property
+    def api_path(self) -> str:
+        path = _path_setting(self._extra("api_path"), self.DEFAULT_API_PATH, "api_path", self.aspen_conn_id)
+        return "" if path == "/" else path
+
+    @cached_property
+    def token_refresh_margin(self) -> float:
+        """Seconds before ``expires_in`` at which a cached token is replaced (default 60)."""
+        return parse_number(
+            self._extra("token_refresh_margin"),
+            default=60.0,
+            name="token_refresh_margin",
+            conn_id=self.aspen_conn_id,
+        )
+
+    # ---- token --------------------------------------------------------------------------
+
+    def _fetch_token(self) -> tuple[str, float]:
+        conn = self.connection
+        resp = self.request(
+            "POST",
+            self.token_path,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": conn.login,
+                "client_secret": conn.password,
+            },
+            endpoint="token",
+            authenticated=False,
+        )
+        body = self._decode_json(resp, "POST", "token")
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._shape_error(
+                "no access_token in the token answer", "POST", resp.url, "token", resp.status_code
+            )
+        _register_secret(token)
+        self._issued_tokens.append(token)
+        self._count("token_fetches")
+        try:
+            expires_in = float(body.get("expires_in", self.DEFAULT_EXPIRES_IN))
+        except (TypeError, ValueError):
+            expires_in = self.DEFAULT_EXPIRES_IN
+        expires_in = max(expires_in, 0.0)
+        margin = min(self.token_refresh_margin, expires_in * 0.2)
+        self.log.info("Aspen: access token obtained (expires in %.0fs)", expires_in)
+        return token, time.monotonic() + expires_in - margin
+
+    def access_token(self, *, stale: str | None = None) -> str:
+        """A valid access token: the cached one, or a fresh one (one fetch, other threads wait).
+
+        :param stale: a token the server refused; a new one is fetched unless another thread
+            already replaced it.
+        """
+        with self._token_lock:
+            current = self._token
+            if current is not None and current != stale and time.monotonic() < self._token_refresh_at:
+                return current
+            self._token, self._token_refresh_at = self._fetch_token()
+            return self._token
+
+    def _auth(self) -> _BearerAuth:
+        return _BearerAuth(self.access_token())
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        json_body: Any,
+        data: Any,
+        authenticated: bool,
+    ) -> requests.Response:
+        if not authenticated:
+            return super()._exchange(
+                method, url, params=params, json_body=json_body, data=data, authenticated=False
+            )
+        token = self.access_token()
+        resp = self._send(method, url, auth=_BearerAuth(token), params=params, json_body=json_body, data=data)
+        if resp.status_code == 401:
+            self.log.info("Aspen %s %s: 401, fetching a fresh token and retrying once", method, url_path(url))
+            resp.close()
+            token = self.access_token(stale=token)
+            resp = self._send(
+                method, url, auth=_BearerAuth(token), params=params, json_body=json_body, data=data
+            )
+        return resp
+
+    # ---- paging -------------------------------------------------------------------------
+
+    def paginate(
+        self,
+        path: str,
+        key: str,
+        params: list[tuple[str, Any]] | None = None,
+        *,
+        endpoint: str | None = None,
+    ) -> list[dict]:
+        """GET ``{api_path}{path}`` page by page (``limit``/``offset``) until a short or empty page.
+
+        :param key: the collection key of the answer (``"lineItems"``, ``"users"``, …).
+        """
+        endpoint = endpoint or path
+        limit = self.settings.page_size
+        offset = 0
+        items: list[dict] = []
+        pages = 0
+        previous_ids: list[Any] | None = None
+        while True:
+            page_params = [*(params or []), ("limit", limit), ("offset", offset)]
+            resp = self.request("GET", self.api_path + path, params=page_params, endpoint=endpoint)
+            pages += 1
+            self._count("pages")
+            body = self._decode_json(resp, "GET", endpoint)
+            page = body.get(key) if isinstance(body, dict) else None
+            if not isinstance(page, list) or not all(isinstance(x, dict) for x in page):
+                raise self._shape_error(
+                    f"expected {{{key!r}: [objects]}}", "GET", resp.url, endpoint, resp.status_code
+                )
+            items.extend(page)
+            if len(page) < limit:
+                break
+            ids = [x.get("sourcedId") for x in page]
+            if ids == previous_ids:
+                raise self._make_error(
+                    "paging loop: the server returned the same page for a new offset",
+                    method="GET",
+                    path=url_path(resp.url),
+                    endpoint=endpoint,
+                )
+            if pages >= self.settings.max_pages:
+                raise self._make_error(
+                    f"more than max_pages={self.settings.max_pages} pages; stopping",
+                    method="GET",
+                    path=url_path(resp.url),
+                    endpoint=endpoint,
+                )
+            previous_ids = ids
+            offset += len(page)
+        self.log.info("Aspen %s: %d item(s) in %d page(s)", endpoint, len(items), pages)
+        return items
+
+    # ---- the endpoints of domain.md §2 ------------------------------------------------
+
+    def list_categories(self, class_id: str) -> list[dict]:
+        """Categories of one class (``filter=metadata.classId='…'``)."""
+        class_id = str(class_id)
+        if not class_id or "'" in class_id:
+            raise ValueError("a class sourcedId used in a filter must be non-empty and free of quotes")
+        return self.paginate(
+            "/categories",
+            "categories",
+            [("filter", f"metadata.classId='{class_id}'")],
+            endpoint="list_categories",
+        )
+
+    def list_grading_periods(self) -> list[dict]:
+        """All grading periods."""
+        return self.paginate("/gradingPeriods", "gradingPeriods", endpoint="list_grading_periods")
+
+    def list_line_items(self, class_id: str) -> list[dict]:
+        """Line items of one class."""
+        return self.paginate(
+            f"/classes/{quote_id(class_id)}/lineItems", "lineItems", endpoint="list_line_items"
+        )
+
+    def list_results(self, class_id: str) -> list[dict]:
+        """Results of one class."""
+        return self.paginate(f"/classes/{quote_id(class_id)}/results", "results", endpoint="list_results")
+
+    def list_students(self, class_id: str) -> list[dict]:
+        """The class roster (OneRoster users)."""
+        return self.paginate(f"/classes/{quote_id(class_id)}/students", "users", endpoint="list_students")
+
+    def _put(self, collection: str, wrapper: str, sourced_id: str, obj: dict, endpoint: str) -> dict | None:
+        if not isinstance(obj, dict):
+            raise TypeError(f"{wrapper} must be a dict")
+        inner = obj[wrapper] if set(obj) == {wrapper} and isinstance(obj[wrapper], dict) else obj
+        inner = dict(inner)
+        given = inner.setdefault("sourcedId", str(sourced_id))
+        if str(given) != str(sourced_id):
+            raise ValueError(
+                f"{wrapper}.sourcedId {given!r} differs from the sourced_id argument {sourced_id!r}"
+            )
+        path = f"{self.api_path}/{collection}/{quote_id(sourced_id)}"
+        resp = self.request("PUT", path, json_body={wrapper: inner}, endpoint=endpoint)
+        if not resp.content or not resp.content.strip():
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None  # any 2xx is success (OneRoster); a non-JSON acknowledgement is fine
+        return body if isinstance(body, dict) else None
+
+    def put_line_item(self, sourced_id: str, line_item: dict) -> dict | None:
+        """Create or replace a line item (``PUT /lineItems/{sourcedId}``).
+
+        *line_item* is the inner object (``title``, ``class``, ``category``, …); it is sent as
+        ``{"lineItem": {...}}`` with ``sourcedId`` filled in. Returns Aspen's JSON answer, if any.
+        """
+        return self._put("lineItems", "lineItem", sourced_id, line_item, "put_line_item")
+
+    def put_result(self, sourced_id: str, result: dict) -> dict | None:
+        """Create or replace a result (``PUT /results/{sourcedId}``), sent as ``{"result": {...}}``."""
+        return self._put("results", "result", sourced_id, result, "put_result")
+
+    def delete_line_item(self, sourced_id: str) -> bool:
+        """Delete a line item; ``True`` if deleted, ``False`` if it was already gone (404)."""
+        path = f"{self.api_path}/lineItems/{quote_id(sourced_id)}"
+        resp = self.request("DELETE", path, endpoint="delete_line_item", ok_statuses=(404,))
+        return resp.status_code != 404
+
+    # ---- UI Test button -----------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Obtain a token and read one grading period."""
+
+        def probe() -> str:
+            self.access_token()
+            resp = self.request(
+                "GET", self.api_path + "/gradingPeriods", params=[("limit", 1)], endpoint="test_connection"
+            )
+            body = self._decode_json(resp, "GET", "test_connection")
+            if not isinstance(body, dict) or not isinstance(body.get("gradingPeriods"), list):
+                raise self._shape_error(
+                    "expected {'gradingPeriods': [...]}", "GET", resp.url, "test_connection", resp.status_code
+                )
+            return "Connected to Aspen: token obtained and grading periods readable"
+
+        return self._test(probe)

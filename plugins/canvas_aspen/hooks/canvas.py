@@ -1,14 +1,228 @@
-"""Canvas hook (being written under issue 4)."""
+"""CanvasHook: the Canvas LMS REST API (read only), for the endpoints of domain.md §1.
 
-from airflow.sdk import BaseHook
+Connection (type ``canvas``, default id ``canvas_default``):
+
+* ``host`` – base URL with scheme, e.g. ``https://district.instructure.com``
+* ``password`` – an admin-scoped API token (sent as ``Authorization: Bearer``)
+* extras – ``account_id`` (default ``"1"``), ``max_concurrency`` (8), ``page_size`` (100),
+  ``timeout`` (30), ``verify`` (true), ``allow_insecure_http`` (false), ``max_attempts`` (6),
+  and the tuning knobs of docs/connections.md.
+
+Every list method follows ``Link: rel="next"`` (an opaque URL, same host only) until it is
+absent and returns a plain ``list`` of ``dict``; a link that repeats raises
+:class:`CanvasApiError` naming the endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Connection
+
+from canvas_aspen.hooks._http import (
+    ApiError,
+    ConnectionConfigError,
+    HttpSettings,
+    RestApiHook,
+    _BearerAuth,
+    canonical_url,
+    parse_link_header,
+    quote_id,
+    url_path,
+)
+from canvas_aspen.hooks._ui import CANVAS_UI_FIELD_BEHAVIOUR
+
+__all__ = ["ApiError", "CanvasApiError", "CanvasHook", "ConnectionConfigError"]
+
+Params = list[tuple[str, Any]]
 
 
-class CanvasHook(BaseHook):
+class CanvasApiError(ApiError):
+    """Any failure of a Canvas call (HTTP status, transport, or an unexpected answer)."""
+
+    system = "Canvas"
+
+
+def _iso(value: datetime | str) -> str:
+    """ISO-8601 for ``graded_since``: aware datetimes in UTC with ``Z``; strings as given."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise ValueError("graded_since must be timezone-aware (or an ISO-8601 string)")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CanvasHook(RestApiHook):
+    """Read courses, sections, enrollments, assignment groups and submissions from Canvas.
+
+    :param canvas_conn_id: the Airflow Connection id (type ``canvas``).
+    """
+
     conn_name_attr = "canvas_conn_id"
     default_conn_name = "canvas_default"
     conn_type = "canvas"
     hook_name = "Canvas"
 
-    def __init__(self, canvas_conn_id: str = default_conn_name, **kwargs) -> None:
-        super().__init__(**kwargs)
+    error_class = CanvasApiError
+    system = "Canvas"
+    _default_settings = HttpSettings(base_url="", page_size=100)
+
+    def __init__(self, canvas_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=canvas_conn_id, **kwargs)
         self.canvas_conn_id = canvas_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form: "API Token", the base URL placeholder, unused fields hidden."""
+        return {
+            k: (list(v) if isinstance(v, list) else dict(v)) for k, v in CANVAS_UI_FIELD_BEHAVIOUR.items()
+        }
+
+    # ---- connection ---------------------------------------------------------------------
+
+    def _check_connection(self, conn: Connection) -> None:
+        if not conn.password:
+            raise ConnectionConfigError(
+                f"Connection {self.canvas_conn_id!r} has no API token: put the Canvas token in the password field"
+            )
+
+    @cached_property
+    def account_id(self) -> str:
+        """The default account (extra ``account_id``, default ``"1"``)."""
+        value = self._extra("account_id")
+        return "1" if value is None or str(value).strip() == "" else str(value).strip()
+
+    @cached_property
+    def _bearer(self) -> _BearerAuth:
+        return _BearerAuth(self.connection.password or "")
+
+    def _auth(self) -> _BearerAuth:
+        return self._bearer
+
+    # ---- paging -------------------------------------------------------------------------
+
+    def paginate(self, path: str, params: Params | None = None, *, endpoint: str | None = None) -> list[dict]:
+        """GET *path* and every ``rel="next"`` page after it; the items of all pages, in order."""
+        endpoint = endpoint or path
+        page_params: Params | None = [*(params or []), ("per_page", self.settings.page_size)]
+        url: str | None = path
+        seen: set[str] = set()
+        items: list[dict] = []
+        pages = 0
+        while url is not None:
+            resp = self.request("GET", url, params=page_params, endpoint=endpoint)
+            fetched = canonical_url(resp.url)
+            if fetched in seen:
+                raise self._loop_error(endpoint, resp.url)
+            seen.add(fetched)
+            pages += 1
+            self._count("pages")
+            body = self._decode_json(resp, "GET", endpoint)
+            if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
+                raise self._shape_error(
+                    "expected a JSON list of objects", "GET", resp.url, endpoint, resp.status_code
+                )
+            items.extend(body)
+            next_link = parse_link_header(resp.headers.get("Link")).get("next")
+            if next_link is None:
+                break
+            next_url = self._url(next_link, endpoint=endpoint)
+            if canonical_url(next_url) in seen:
+                raise self._loop_error(endpoint, next_url)
+            if pages >= self.settings.max_pages:
+                raise self._make_error(
+                    f"more than max_pages={self.settings.max_pages} pages; stopping",
+                    method="GET",
+                    path=url_path(next_url),
+                    endpoint=endpoint,
+                )
+            url, page_params = next_url, None  # the next link is opaque: it carries its own query
+        self.log.info("Canvas %s: %d item(s) in %d page(s)", endpoint, len(items), pages)
+        return items
+
+    def _loop_error(self, endpoint: str, url: str) -> CanvasApiError:
+        err = self._make_error(
+            'pagination loop: the Link rel="next" points to a page already read',
+            method="GET",
+            path=url_path(url),
+            endpoint=endpoint,
+        )
+        assert isinstance(err, CanvasApiError)
+        return err
+
+    # ---- the endpoints of domain.md §1 ------------------------------------------------
+
+    def list_courses(
+        self, account_id: str | int | None = None, enrollment_term_id: str | int | None = None
+    ) -> list[dict]:
+        """Courses of the account (default: the Connection's ``account_id``), optionally one term."""
+        account = self.account_id if account_id is None else account_id
+        params: Params = []
+        if enrollment_term_id is not None:
+            params.append(("enrollment_term_id", enrollment_term_id))
+        return self.paginate(f"/api/v1/accounts/{quote_id(account)}/courses", params, endpoint="list_courses")
+
+    def get_course(self, course_id: str | int) -> dict:
+        """One course."""
+        path = f"/api/v1/courses/{quote_id(course_id)}"
+        resp = self.request("GET", path, endpoint="get_course")
+        body = self._decode_json(resp, "GET", "get_course")
+        if not isinstance(body, dict):
+            raise self._shape_error("expected a JSON object", "GET", resp.url, "get_course", resp.status_code)
+        return body
+
+    def list_sections(self, course_id: str | int) -> list[dict]:
+        """Sections of a course (each one Aspen class via its ``sis_section_id``)."""
+        return self.paginate(f"/api/v1/courses/{quote_id(course_id)}/sections", endpoint="list_sections")
+
+    def list_student_enrollments(self, course_id: str | int) -> list[dict]:
+        """Active student enrollments of a course."""
+        return self.paginate(
+            f"/api/v1/courses/{quote_id(course_id)}/enrollments",
+            [("type[]", "StudentEnrollment"), ("state[]", "active")],
+            endpoint="list_student_enrollments",
+        )
+
+    def list_assignment_groups(self, course_id: str | int) -> list[dict]:
+        """Assignment groups with their assignments and the assignments' overrides."""
+        return self.paginate(
+            f"/api/v1/courses/{quote_id(course_id)}/assignment_groups",
+            [("include[]", "assignments"), ("include[]", "overrides")],
+            endpoint="list_assignment_groups",
+        )
+
+    def list_submissions(
+        self,
+        course_id: str | int,
+        assignment_ids: Iterable[str | int] | None = None,
+        graded_since: datetime | str | None = None,
+    ) -> list[dict]:
+        """Submissions of all students (optionally only some assignments / graded since a time)."""
+        params: Params = [("student_ids[]", "all")]
+        for assignment_id in assignment_ids or ():
+            params.append(("assignment_ids[]", assignment_id))
+        if graded_since is not None:
+            params.append(("graded_since", _iso(graded_since)))
+        return self.paginate(
+            f"/api/v1/courses/{quote_id(course_id)}/students/submissions", params, endpoint="list_submissions"
+        )
+
+    # ---- UI Test button -----------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read page 1 of the account's courses (one request, ``per_page=1``)."""
+
+        def probe() -> str:
+            path = f"/api/v1/accounts/{quote_id(self.account_id)}/courses"
+            resp = self.request("GET", path, params=[("per_page", 1)], endpoint="test_connection")
+            body = self._decode_json(resp, "GET", "test_connection")
+            if not isinstance(body, list):
+                raise self._shape_error(
+                    "expected a JSON list", "GET", resp.url, "test_connection", resp.status_code
+                )
+            return f"Connected to Canvas: account {self.account_id} is readable"
+
+        return self._test(probe)
