@@ -1,0 +1,56 @@
+"""R11 and R12: when the DAG runs, and what the data team can ask of it."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.timetables.base import DataInterval, TimeRestriction
+
+NY = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(scope="module")
+def dag(repo_root):
+    return DagBag(dag_folder=str(repo_root / "dags")).dags["canvas_aspen_grade_passback"]
+
+
+def _runs(timetable, start_utc: datetime, count: int) -> list[datetime]:
+    restriction = TimeRestriction(earliest=start_utc, latest=None, catchup=True)
+    last, out = None, []
+    for _ in range(count):
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        out.append(info.run_after)
+        last = DataInterval(info.run_after, info.run_after)
+    return out
+
+
+@pytest.mark.parametrize("day", ["2026-03-05", "2026-10-29"])
+def test_R11_nightly_at_22_new_york_across_daylight_saving_changes(dag, day):
+    start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo("UTC"))
+    runs = _runs(dag.timetable, start, 6)  # three nights before the change, three after
+    local = [r.astimezone(NY) for r in runs]
+    assert [(t.hour, t.minute) for t in local] == [(22, 0)] * 6
+    assert len({t.date() for t in local}) == 6  # one run a night, none skipped or doubled
+    offsets = {r.astimezone(NY).utcoffset().total_seconds() / 3600 for r in runs}
+    assert offsets == {-5.0, -4.0}  # both sides of the clock change were crossed
+    utc_hours = {r.astimezone(ZoneInfo("UTC")).hour for r in runs}
+    assert utc_hours == {2, 3}
+
+
+def test_R12_trigger_form_params_for_backfill_dry_run_and_full_resync(dag):
+    params = dag.params
+    for name in ("course_ids", "dry_run", "full_resync", "delete_orphans", "category_mappings", "mapping_file"):
+        p = params.get_param(name)
+        assert p.schema.get("title") and p.description, name
+    assert params["course_ids"] == [] and params["dry_run"] is False and params["delete_orphans"] is False
+    assert params.get_param("course_ids").schema["items"] == {"type": "integer"}
+    assert dag.max_active_runs == 1 and dag.catchup is False
+
+
+def test_one_task_per_stage_mapped_over_shards(dag):
+    stages = ["plan", "extract", "validate", "match", "deltas", "post", "verify", "report"]
+    assert sorted(dag.task_ids) == sorted(stages)
+    for t in stages[1:-1]:
+        assert dag.get_task(t).is_mapped if hasattr(dag.get_task(t), "is_mapped") else True
+    assert dag.get_task("report").trigger_rule == "all_done"
