@@ -1,0 +1,50 @@
+"""R17: every considered grade ends in exactly one bucket, and the buckets add up."""
+
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from canvas_aspen import report
+from canvas_aspen.findings import finding
+
+
+def _rows(buckets, course=1):
+    return pd.DataFrame({"bucket": buckets, "canvas_course_id": course, "sis_course_id": "C",
+                         "aspen_class_id": "A"})
+
+
+def test_R17_buckets_add_up_per_course_and_in_total():
+    rows = pd.concat([_rows(["posted", "unchanged", "empty", "held_back"], 1), _rows(["failed", "posted"], 2)])
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
+                       failed_courses={"3": "boom"}, findings=[], verify={"checked": 2, "mismatched": 0})
+    assert doc["totals"] == {"considered": 6, "posted": 2, "unchanged": 1, "empty": 1, "held_back": 1, "failed": 1}
+    by_course = {c["canvas_course_id"]: c for c in doc["courses"]}
+    for c in by_course.values():
+        assert c["considered"] == sum(c[b] for b in report.BUCKETS)
+    assert by_course[3]["error"] == "boom" and by_course[3]["considered"] == 0
+    assert report.run_failed(doc) == ["1 course(s) failed", "1 grade(s) not accepted by Aspen"]
+
+
+def test_R17_a_row_outside_the_buckets_is_an_error_not_a_silent_loss():
+    with pytest.raises(ValueError, match="eligible"):
+        report.bucket_counts(_rows(["posted", "eligible"]))
+
+
+def test_R18_verify_difference_fails_the_run():
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f",
+                       rows=_rows(["posted"]), failed_courses={}, findings=[],
+                       verify={"checked": 1, "mismatched": 1})
+    assert report.run_failed(doc) == ["verify found 1 difference(s) in Aspen"]
+
+
+def test_findings_are_sorted_most_urgent_first():
+    fs = [finding("unweighted_group", "w"), finding("over_max", "o"), finding("verify_mismatch", "v")]
+    assert [f["kind"] for f in report.sort_findings(fs)] == ["verify_mismatch", "over_max", "unweighted_group"]
+
+
+def test_report_files_are_readable_by_the_owner_only(tmp_path):
+    path = report.write_json(tmp_path / "run1", {"x": 1})
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
