@@ -456,6 +456,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     """Gather every shard into report.json, store findings and totals in the ledger, and
     say whether the run must fail."""
     from canvas_aspen import report as report_mod
+    from canvas_aspen import report_html, setup_sheet
 
     plan_doc = _plan(run_dir)
     frames, failed, findings = [], {}, []
@@ -478,14 +479,15 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     )
     folder = reports_dir / _safe(run_id)
     path = report_mod.write_json(folder, doc)
+    html = report_html.write(folder, doc, setup_sheet.setup_sheet(rows_all))
     reasons = report_mod.run_failed(doc)
     ledger.record_findings(run_id, doc["findings"], scope="report")
     ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed" if reasons else "success",
                       totals=doc["totals"])
-    log.info("report: %s", path)
+    log.info("report: %s (for people: %s)", path, html)
     log.info("report: totals %s", doc["totals"])
     log.info("report: findings by kind %s", dict(Counter(f["kind"] for f in doc["findings"])))
-    return {"report": str(path), "totals": doc["totals"], "failed_reasons": reasons}
+    return {"report": str(path), "html": str(html), "totals": doc["totals"], "failed_reasons": reasons}
 
 
 def _safe(run_id: str) -> str:

@@ -1,0 +1,40 @@
+"""The run report for people: report.html and findings.csv beside report.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from canvas_aspen.findings import FIELDS
+from canvas_aspen.report import run_failed, sort_findings, write_private
+
+_env = Environment(loader=PackageLoader("canvas_aspen", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+def findings_csv(findings: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(FIELDS), extrasaction="ignore")
+    writer.writeheader()
+    for f in sort_findings(findings):
+        # a leading = + - @ would be a formula in a spreadsheet: neutralise it
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in f.items()})
+    return out.getvalue()
+
+
+def render(report: dict[str, Any], sheet: list[dict[str, Any]], data_docs: str | None) -> str:
+    findings = sort_findings(report["findings"])
+    groups = [(kind, list(items)) for kind, items in groupby(findings, key=lambda f: f["kind"])]
+    return _env.get_template("report.html.j2").render(
+        r=report, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report))
+
+
+def write(folder: Path, report: dict[str, Any], sheet: list[dict[str, Any]]) -> Path:
+    """report.html (+ findings.csv); links the run's Data Docs when they were built."""
+    docs = folder / "datadocs" / "index.html"
+    write_private(folder, "findings.csv", findings_csv(report["findings"]))
+    return write_private(folder, "report.html", render(report, sheet, "datadocs/index.html" if docs.exists() else None))
