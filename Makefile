@@ -31,7 +31,7 @@ test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/python -m sandbox.demo
+	$(BIN)/python scripts/demo.py
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

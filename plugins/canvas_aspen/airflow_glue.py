@@ -40,7 +40,7 @@ def ledger_url(s: Settings) -> str:
     try:
         conn = BaseHook.get_connection(s.ledger_conn_id)
     except AirflowNotFoundException:
-        return default_sqlite_url(s.reports_dir.parent)
+        return default_sqlite_url(s.airflow_home)
     extra = conn.extra_dejson
     if extra.get("sqlalchemy_url"):
         return extra["sqlalchemy_url"]

@@ -17,6 +17,7 @@ def _airflow_home() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
+    airflow_home: Path
     shard_count: int
     stage_root: str  # an ObjectStoragePath URL: file:///… by default, s3://… on a cluster
     reports_dir: Path
@@ -31,6 +32,7 @@ class Settings:
         env = os.environ.get
         home = _airflow_home()
         return cls(
+            airflow_home=home,
             shard_count=max(1, int(env("CANVAS_ASPEN_SHARDS", "8"))),
             stage_root=env("CANVAS_ASPEN_STAGE_ROOT") or f"file://{home / 'canvas_aspen' / 'stage'}",
             reports_dir=Path(env("CANVAS_ASPEN_REPORTS_DIR") or home / "canvas_aspen" / "reports"),
