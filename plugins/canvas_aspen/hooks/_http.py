@@ -173,26 +173,41 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - now).total_seconds())
 
 
-_LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,<]+)*)")
-_LINK_PARAM_RE = re.compile(r';\s*([A-Za-z0-9_*-]+)\s*=\s*(?:"([^"]*)"|([^\s;,]+))')
+_LINK_PARAM_RE = re.compile(
+    r'\s*;\s*([A-Za-z0-9_*!#$%&\'+.^`|~-]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;,"]*)))?'
+)
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
     """``Link`` header → ``{rel: url}`` (RFC 8288; several rels per link allowed).
 
-    The first link wins for a repeated rel. URLs are returned as given (opaque).
+    Parameters may be quoted strings holding commas or semicolons. The first link wins
+    for a repeated rel. URLs are returned as given (opaque).
     """
     links: dict[str, str] = {}
     if not value:
         return links
-    for match in _LINK_RE.finditer(value):
-        url, params = match.group(1).strip(), match.group(2)
-        for pmatch in _LINK_PARAM_RE.finditer(params):
-            if pmatch.group(1).lower() != "rel":
+    i, n = 0, len(value)
+    while i < n:
+        start = value.find("<", i)
+        if start < 0:
+            break
+        end = value.find(">", start + 1)
+        if end < 0:
+            break
+        url = value[start + 1 : end].strip()
+        i = end + 1
+        while (match := _LINK_PARAM_RE.match(value, i)) is not None and match.end() > i:
+            i = match.end()
+            if match.group(1).lower() != "rel":
                 continue
-            rels = (pmatch.group(2) if pmatch.group(2) is not None else pmatch.group(3)) or ""
+            rels = match.group(2) if match.group(2) is not None else (match.group(3) or "")
             for rel in rels.split():
                 links.setdefault(rel.lower(), url)
+        comma = value.find(",", i)
+        if comma < 0:
+            break
+        i = comma + 1
     return links
 
 
