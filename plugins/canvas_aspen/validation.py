@@ -1,0 +1,403 @@
+"""The validation gate: Great Expectations suites decide which rows are held back.
+
+The suites are GX 1.x JSON files in ``expectations/`` (one file per suite, see its README).
+Every expectation's ``meta`` says which finding a failure produces:
+
+``kind``, ``rule``, ``severity``
+    a kind of :data:`canvas_aspen.findings.KINDS` and copies of its rule and severity (checked
+    at load time, so a suite cannot drift from the vocabulary). ``error`` holds rows back;
+    ``warning`` only reports.
+``finding_key``
+    the columns that identify one finding: ``["row_id"]`` gives one per row,
+    ``["aspen_class_id", "group_name"]`` one per group per class.
+``message``
+    a :meth:`str.format` template over the frame's columns.
+``value_column``, ``limit_column``, ``suggestion_column`` (optional)
+    the columns that fill the finding's ``value``, ``limit`` and ``suggestion``.
+
+:func:`run_gate` validates one frame in a fresh ephemeral GX context (nothing on disk is
+shared by concurrent tasks) with a COMPLETE result format that names every failing row by
+``row_id``. **The rows that ``error`` expectations flag are exactly the rows held back**: they
+are read from GX's ``unexpected_index_list`` and from nowhere else. An expectation GX could not
+evaluate raises :class:`GateError`; it never lets rows through.
+
+No Airflow import here; Great Expectations is imported on first use (it takes seconds), so
+importing this module at DAG-parse time stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import string
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from canvas_aspen.findings import FIELDS, KINDS, finding, urgency
+
+EXPECTATIONS_DIR_ENV = "CANVAS_ASPEN_EXPECTATIONS_DIR"
+REPO_EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+ROW_ID = "row_id"
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
+BLOCKING = "error"
+
+_META_KEYS = ("kind", "rule", "severity", "finding_key", "message")
+_COLUMN_META_KEYS = {"value": "value_column", "limit": "limit_column", "suggestion": "suggestion_column"}
+# Report fields that an identifying column brings into a finding: they cannot vary within it.
+_BROUGHT_BY = {"assignment_id": ("assignment_name", "group_name"), "group_id": ("group_name",)}
+_DOCS_SITE = "canvas_aspen_gate"
+_ABSENT = "(none)"
+
+log = logging.getLogger(__name__)
+
+
+class GateError(RuntimeError):
+    """GX could not evaluate an expectation, so the gate cannot say which rows pass.
+
+    Carries the suite's validation result (JSON-able) for the report, like the GX provider's
+    ``GXValidationFailed``.
+    """
+
+    def __init__(self, suite: str, expectation: Mapping[str, Any], reason: str, result: dict):
+        kind = expectation.get("meta", {}).get("kind")
+        super().__init__(
+            f"suite {suite!r}: {expectation.get('type')} ({kind}) could not be evaluated: {reason}"
+        )
+        self.suite = suite
+        self.expectation = dict(expectation)
+        self.result = result
+
+
+@dataclass
+class GateResult:
+    """What one gate run decided.
+
+    ``held_back`` maps a ``row_id`` to the kinds of the blocking expectations that flagged it
+    (most urgent first); ``findings`` holds one report finding per kind and ``finding_key``;
+    ``statistics`` counts expectations per suite; ``results`` are GX's validation results per
+    suite as plain JSON (non-finite numbers as strings).
+    """
+
+    held_back: dict[int, list[str]]
+    findings: list[dict[str, Any]]
+    statistics: dict[str, dict[str, int]]
+    results: dict[str, dict[str, Any]]
+    data_docs_index: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the suites
+
+
+def expectations_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """Where the suite files live: ``override``, else ``$CANVAS_ASPEN_EXPECTATIONS_DIR``,
+    else the repository's ``expectations/`` (next to ``plugins/``)."""
+    chosen = override or os.environ.get(EXPECTATIONS_DIR_ENV)
+    return Path(chosen) if chosen else REPO_EXPECTATIONS_DIR
+
+
+def load_suite(name: str, directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The suite ``name`` as a GX 1.x suite dict, its finding metadata checked."""
+    path = expectations_dir(directory) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no suite file {path}; set {EXPECTATIONS_DIR_ENV} to the directory of the suites"
+        )
+    suite = json.loads(path.read_text(encoding="utf-8"))
+    if suite.get("name") != name:
+        raise ValueError(f"{path}: suite name {suite.get('name')!r} is not {name!r}")
+    if not suite.get("expectations"):
+        raise ValueError(f"{path}: suite has no expectations")
+    for position, expectation in enumerate(suite["expectations"]):
+        _check_meta(f"{path} expectation {position}", expectation.get("meta") or {})
+    return suite
+
+
+def _check_meta(where: str, meta: Mapping[str, Any]) -> None:
+    missing = [key for key in _META_KEYS if key not in meta]
+    if missing:
+        raise ValueError(f"{where}: meta lacks {missing}")
+    kind = meta["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"{where}: unknown finding kind {kind!r}")
+    rule, severity, _ = KINDS[kind]
+    if (meta["rule"], meta["severity"]) != (rule, severity):
+        raise ValueError(f"{where}: kind {kind!r} is rule {rule} severity {severity!r}, meta says "
+                         f"{meta['rule']} {meta['severity']!r}")
+    key = meta["finding_key"]
+    if not key or not isinstance(key, list) or not all(isinstance(c, str) for c in key):
+        raise ValueError(f"{where}: finding_key must be a non-empty list of column names")
+
+
+def _reported_columns(meta: Mapping[str, Any]) -> set[str]:
+    """The frame columns a finding of this expectation reads."""
+    from_message = {name for _, name, _, _ in string.Formatter().parse(meta["message"]) if name}
+    from_meta = {meta[key] for key in _COLUMN_META_KEYS.values() if meta.get(key)}
+    return set(meta["finding_key"]) | from_message | from_meta
+
+
+def _is_blocking(expectation: Mapping[str, Any]) -> bool:
+    return expectation["meta"]["severity"] == BLOCKING
+
+
+# --------------------------------------------------------------------------- the frame
+
+
+def _prepared(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
+    """The frame as GX sees it: a plain index, a unique ``row_id``, and the derived columns."""
+    frame = frame.reset_index(drop=True)
+    expectations = [e for suite in suites.values() for e in suite["expectations"]]
+    if ROW_ID not in frame.columns:
+        if any(_is_blocking(e) for e in expectations):
+            raise ValueError(f"a frame checked by blocking expectations needs a {ROW_ID!r} column")
+        frame[ROW_ID] = np.arange(len(frame))  # warnings only: rows are just numbered
+    if not frame[ROW_ID].is_unique:
+        raise ValueError(f"{ROW_ID!r} is not unique in the frame")
+    if {"group_weight", "aspen_category_weight"} <= set(frame.columns):
+        # R13's tolerance: GX compares a column with a constant, not two columns within one.
+        difference = pd.to_numeric(frame["group_weight"]) - pd.to_numeric(frame["aspen_category_weight"])
+        frame["weight_difference"] = difference.abs()
+    missing = {c for e in expectations for c in _reported_columns(e["meta"])} - set(frame.columns)
+    if missing:
+        raise ValueError(f"the frame lacks columns the findings report: {sorted(missing)}")
+    return frame
+
+
+# --------------------------------------------------------------------------- running GX
+
+
+def _quiet_gx() -> None:
+    """Keep GX's INFO chatter out of task logs (some GX modules set their own level)."""
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def _ephemeral_context(data_docs_dir: Path | None):
+    """A fresh in-memory GX context: no progress bars, no analytics, at most one local docs site."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    _quiet_gx()
+    sites = {}
+    if data_docs_dir is not None:
+        sites[_DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(data_docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        data_docs_sites=sites,
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str) -> dict:
+    """GX's validation result per suite, every suite on the same whole-frame batch."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    batch = (context.data_sources.add_pandas("frame")
+             .add_dataframe_asset("frame")
+             .add_batch_definition_whole_dataframe("frame"))
+    run_id = RunIdentifier(run_name=run_name)
+    results = {}
+    for name, spec in suites.items():
+        suite = context.suites.add(gx.ExpectationSuite(**spec))
+        if len(suite.expectations) != len(spec["expectations"]):
+            # GX logs and drops an expectation whose configuration it cannot build.
+            raise ValueError(f"suite {name!r}: GX accepted {len(suite.expectations)} of "
+                             f"{len(spec['expectations'])} expectations (see the GX error above)")
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        results[name] = definition.run(batch_parameters={"dataframe": frame},
+                                       result_format=RESULT_FORMAT, run_id=run_id)
+    return results
+
+
+def _build_data_docs(context, data_docs_dir: Path) -> Path:
+    context.build_data_docs(site_names=[_DOCS_SITE])
+    index = Path(data_docs_dir) / "index.html"
+    if not index.is_file():
+        raise RuntimeError(f"GX built no Data Docs index at {index}")
+    return index
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+def _flagged_row_ids(suite: str, outcome, result_json: dict) -> list[int]:
+    """The row ids GX flagged for one expectation; GateError if GX could not say."""
+    config = outcome.expectation_config.to_json_dict()
+    info = outcome.exception_info or {}
+    # One flat record, or one record per metric that failed to resolve.
+    records = [info] if "raised_exception" in info else list(info.values())
+    errors = [r.get("exception_message") for r in records if r.get("raised_exception")]
+    if errors:
+        raise GateError(suite, config, "; ".join(map(str, errors)), result_json)
+    listed = outcome.result.get("unexpected_index_list")
+    if listed is None:
+        if outcome.success:
+            return []
+        raise GateError(suite, config, "it failed without naming rows (not a row-level expectation)",
+                        result_json)
+    row_ids = [int(entry[ROW_ID]) for entry in listed]
+    if len(row_ids) != outcome.result.get("unexpected_count", len(row_ids)):
+        raise GateError(suite, config, "GX named fewer rows than it counted", result_json)
+    return row_ids
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able scalar: numpy to Python, NaN/NaT to None, infinities and timestamps to text."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return json_safe(value)
+
+
+def _shown(value: Any) -> Any:
+    value = _plain(value)
+    return _ABSENT if value is None or value == "" else value
+
+
+def _report_fields(key: list[str], columns: Iterable[str]) -> list[str]:
+    """Report fields a finding with this key fills: all of them for a per-row finding, else the
+    key's own, those it brings along, and the course."""
+    if ROW_ID in key:
+        wanted = set(FIELDS)
+    else:
+        wanted = {"canvas_course_id", *key, *(f for c in key for f in _BROUGHT_BY.get(c, ()))}
+    return [f for f in FIELDS if f in wanted and f in columns]
+
+
+def _finding(meta: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {f: _plain(row[f]) for f in _report_fields(meta["finding_key"], row)}
+    for name, meta_key in _COLUMN_META_KEYS.items():
+        if meta.get(meta_key):
+            fields[name] = _plain(row[meta[meta_key]])
+    message = meta["message"].format_map({c: _shown(v) for c, v in row.items()})
+    return finding(meta["kind"], message, **fields)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as text, so strict JSON readers (browsers) accept it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+class _Stopwatch:
+    """Seconds per step of a gate run, for the task log and the benchmark."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = round(now - self.last, 3)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def run_gate(
+    frame: pd.DataFrame,
+    suite_names: Iterable[str],
+    *,
+    run_name: str,
+    data_docs_dir: str | os.PathLike[str] | None = None,
+    expectations_path: str | os.PathLike[str] | None = None,
+) -> GateResult:
+    """Validate ``frame`` against the named suites and say which rows are held back and why.
+
+    ``data_docs_dir``: build GX Data Docs for these validation results there (one directory
+    per gate call: a site's index lists only the results of its own context).
+    """
+    clock = _Stopwatch()
+    suites = {name: load_suite(name, expectations_path) for name in suite_names}
+    gx_frame = _prepared(frame, suites)
+    docs_dir = Path(data_docs_dir) if data_docs_dir is not None else None
+    context = _ephemeral_context(docs_dir)
+    clock.lap("context")  # includes importing GX on a process's first call
+    results = _validate(context, gx_frame, suites, run_name)
+    clock.lap("validate")
+
+    rows = gx_frame.set_index(ROW_ID, drop=False)
+    held: dict[int, set[str]] = defaultdict(set)
+    findings: list[dict[str, Any]] = []
+    seen: set[tuple] = set()
+    statistics, results_json = {}, {}
+    for name, result in results.items():
+        results_json[name] = json_safe(result.to_json_dict())
+        flagged_rows = set()
+        for outcome in result.results:
+            row_ids = _flagged_row_ids(name, outcome, results_json[name])
+            if not row_ids:
+                continue
+            meta = outcome.expectation_config.meta
+            flagged_rows.update(row_ids)
+            if meta["severity"] == BLOCKING:
+                for row_id in row_ids:
+                    held[row_id].add(meta["kind"])
+            key = meta["finding_key"]
+            for row in rows.loc[row_ids].drop_duplicates(subset=key).to_dict("records"):
+                identity = (meta["kind"], tuple(key), tuple(_plain(row[c]) for c in key))
+                if identity not in seen:
+                    seen.add(identity)
+                    findings.append(_finding(meta, row))
+        stats = result.statistics
+        statistics[name] = {
+            "evaluated": int(stats["evaluated_expectations"]),
+            "successful": int(stats["successful_expectations"]),
+            "unsuccessful": int(stats["unsuccessful_expectations"]),
+            "flagged_rows": len(flagged_rows),
+        }
+    findings.sort(key=lambda f: urgency(f["kind"]))
+    gate = GateResult(
+        held_back={row_id: sorted(kinds, key=urgency) for row_id, kinds in sorted(held.items())},
+        findings=findings,
+        statistics=statistics,
+        results=results_json,
+        timings=clock.laps,
+    )
+    clock.lap("findings")
+    if docs_dir is not None:
+        gate.data_docs_index = _build_data_docs(context, docs_dir)
+        clock.lap("data_docs")
+    clock.laps["total"] = clock.total()
+    log.info("gate %s: %d rows, %d held back, %d findings, %s", run_name, len(frame),
+             len(gate.held_back), len(findings), statistics)
+    return gate

@@ -1,0 +1,440 @@
+"""The validation gate: the rows GX flags are exactly the rows held back, with the right kinds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from canvas_aspen.findings import FIELDS, KINDS
+from canvas_aspen.validation import (
+    EXPECTATIONS_DIR_ENV,
+    REPO_EXPECTATIONS_DIR,
+    GateError,
+    expectations_dir,
+    load_suite,
+    run_gate,
+)
+
+ROWS_SUITES = ["grades", "assignments", "match"]
+ALL_SUITES = [*ROWS_SUITES, "advice"]
+
+
+def rows_frame(n: int = 6) -> pd.DataFrame:
+    """A rows frame in which every grade is sendable: 2 classes, 3 assignments, 1 group."""
+    i = np.arange(n)
+    return pd.DataFrame({
+        "row_id": i + 100,
+        "canvas_course_id": 11,
+        "sis_course_id": "C-11",
+        "canvas_section_id": 20 + i % 2,
+        "aspen_class_id": np.where(i % 2 == 0, "CLS-A", "CLS-B").astype(object),
+        "canvas_user_id": 500 + i,
+        "student_sis_id": pd.Series([f"S{k}" for k in i], dtype=object),
+        "assignment_id": 300 + i % 3,
+        "assignment_name": pd.Series([f"Quiz {k % 3}" for k in i], dtype=object),
+        "group_id": 7,
+        "group_name": "Tests",
+        "points_possible": 10.0,
+        "due_at": pd.Timestamp("2026-01-15T12:00:00Z"),
+        "grading_period_id": pd.Series(["GP-1"] * n, dtype=object),
+        "grading_period_locked": pd.Series([False] * n, dtype=object),
+        "score_raw": "8",
+        "score": 8.0,
+        "score_status": pd.Series(["fully graded"] * n, dtype=object),
+        "canvas_status": "graded",
+        "category_sourced_id": pd.Series(["cat-tests"] * n, dtype=object),
+        "category_suggestion": pd.Series([None] * n, dtype=object),
+        "aspen_categories": "Tests, Homework",
+        "in_roster": pd.Series([True] * n, dtype=object),
+    })
+
+
+def groups_frame() -> pd.DataFrame:
+    """Four groups in two classes; every advice expectation passes."""
+    return pd.DataFrame({
+        "canvas_course_id": [11, 11, 12, 12],
+        "group_id": [7, 7, 8, 9],
+        "aspen_class_id": ["CLS-A", "CLS-B", "CLS-C", "CLS-C"],
+        "group_name": ["Tests", "Tests", "Homework", "Labs"],
+        "group_weight": [40.0, 40.0, None, 25.0],
+        "course_weighted": [True, True, False, False],
+        "aspen_category_weight": [40.0, 40.004, 30.0, None],
+        "match_kind": ["exact", "exact", "mapped", "exact"],
+        "is_imported_group": [False, False, False, False],
+    })
+
+
+def with_values(frame: pd.DataFrame, column: str, row_ids, value) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[frame["row_id"].isin(row_ids), column] = value
+    return frame
+
+
+def findings_of(gate, kind):
+    return [f for f in gate.findings if f["kind"] == kind]
+
+
+# ------------------------------------------------------------------ the suites themselves
+
+
+def test_every_shipped_suite_maps_each_expectation_to_a_known_kind():
+    for name in ALL_SUITES:
+        suite = load_suite(name)
+        for expectation in suite["expectations"]:
+            meta = expectation["meta"]
+            assert KINDS[meta["kind"]][:2] == (meta["rule"], meta["severity"])
+    advice = load_suite("advice")
+    assert {e["meta"]["severity"] for e in advice["expectations"]} == {"warning"}
+    for name in ROWS_SUITES:
+        assert {e["meta"]["severity"] for e in load_suite(name)["expectations"]} == {"error"}
+
+
+def test_a_clean_frame_holds_nothing_back():
+    gate = run_gate(rows_frame(), ROWS_SUITES, run_name="clean")
+    assert gate.held_back == {}
+    assert gate.findings == []
+    for name in ROWS_SUITES:
+        stats = gate.statistics[name]
+        assert stats["evaluated"] == stats["successful"] == len(load_suite(name)["expectations"])
+        assert stats["unsuccessful"] == stats["flagged_rows"] == 0
+
+
+# ------------------------------------------------------------------ each blocking expectation
+
+BLOCKING_CASES = {
+    # id: (suite, column, value, kind)
+    "R16-student-sis-id": ("grades", "student_sis_id", None, "student_without_sis_id"),
+    "R16-section-sis-id": ("grades", "aspen_class_id", None, "section_without_sis_id"),
+    "R4-nan": ("grades", "score", np.nan, "non_numeric_score"),
+    "R4-none": ("grades", "score", None, "non_numeric_score"),
+    "R4-inf": ("grades", "score", np.inf, "non_numeric_score"),
+    "R4-minus-inf": ("grades", "score", -np.inf, "non_numeric_score"),
+    "R4-negative": ("grades", "score", -0.5, "negative_score"),
+    "R5-over-max": ("grades", "score", 10.5, "over_max"),
+    "R4-unknown-status": ("grades", "score_status", "partially graded", "non_numeric_score"),
+    "R4-no-status": ("grades", "score_status", None, "non_numeric_score"),
+    "R15-no-due-date": ("assignments", "due_at", pd.NaT, "no_due_date"),
+    "R15-no-grading-period": ("assignments", "grading_period_id", None, "no_grading_period"),
+    "R15-locked-grading-period": ("assignments", "grading_period_locked", True, "locked_grading_period"),
+    "R5-no-points-possible": ("assignments", "points_possible", np.nan, "no_points_possible"),
+    "R5-zero-points-possible": ("assignments", "points_possible", 0.0, "no_points_possible"),
+    "R2-category-mismatch": ("match", "category_sourced_id", None, "category_mismatch"),
+    "R16-not-in-roster": ("match", "in_roster", False, "student_not_in_aspen_class"),
+    "R16-roster-unknown": ("match", "in_roster", None, "student_not_in_aspen_class"),
+}
+
+
+@pytest.mark.parametrize("case", list(BLOCKING_CASES))
+def test_rules_each_blocking_expectation_holds_back_exactly_the_failing_rows(case):
+    suite, column, value, kind = BLOCKING_CASES[case]
+    failing = {101, 104}
+    gate = run_gate(with_values(rows_frame(), column, failing, value), ROWS_SUITES, run_name=case)
+    assert gate.held_back == {row_id: [kind] for row_id in failing}
+    assert {f["kind"] for f in gate.findings} == {kind}
+    assert gate.statistics[suite]["flagged_rows"] == len(failing)
+    assert all(gate.statistics[s]["flagged_rows"] == 0 for s in ROWS_SUITES if s != suite)
+
+
+def test_R4_exempt_rows_with_null_score_pass():
+    frame = with_values(rows_frame(), "score_status", {101, 102}, "exempt")
+    frame = with_values(frame, "score", {101, 102}, np.nan)
+    frame = with_values(frame, "score", {103}, np.nan)  # not exempt: held back
+    gate = run_gate(frame, ["grades"], run_name="exempt")
+    assert gate.held_back == {103: ["non_numeric_score"]}
+
+
+def test_R4_non_numeric_score_reports_the_text_canvas_sent():
+    frame = with_values(rows_frame(), "score", {102}, np.nan)
+    frame = with_values(frame, "score_raw", {102}, "A-")
+    (found,) = run_gate(frame, ["grades"], run_name="text").findings
+    assert found["kind"] == "non_numeric_score" and found["rule"] == "R4"
+    assert found["value"] == "A-"
+    assert found["student_sis_id"] == "S2" and found["assignment_id"] == 302
+    assert "'A-'" in found["message"]
+
+
+def test_R4_an_infinite_score_is_non_numeric_and_neither_negative_nor_over_max():
+    frame = with_values(rows_frame(), "score", {100}, np.inf)
+    frame = with_values(frame, "score", {101}, -np.inf)
+    frame = with_values(frame, "score_raw", {100}, "Infinity")
+    gate = run_gate(frame, ["grades"], run_name="inf")
+    assert gate.held_back == {100: ["non_numeric_score"], 101: ["non_numeric_score"]}
+    json.dumps(gate.findings, allow_nan=False)
+    json.dumps(gate.results, allow_nan=False)
+
+
+def test_R5_over_max_finding_names_student_assignment_score_and_maximum():
+    frame = with_values(rows_frame(), "score", {103}, 12.5)
+    frame = with_values(frame, "score", {102}, 10.0)  # exactly the maximum: fine
+    gate = run_gate(frame, ["grades"], run_name="over")
+    assert gate.held_back == {103: ["over_max"]}
+    (found,) = gate.findings
+    assert (found["value"], found["limit"]) == (12.5, 10.0)
+    assert (found["student_sis_id"], found["assignment_id"], found["aspen_class_id"]) == ("S3", 300, "CLS-B")
+    assert found["severity"] == "error" and found["rule"] == "R5"
+
+
+def test_R5_one_over_max_finding_per_row():
+    gate = run_gate(with_values(rows_frame(), "score", {100, 101, 102}, 11.0), ["grades"], run_name="r")
+    assert len(findings_of(gate, "over_max")) == 3
+
+
+def test_R15_no_due_date_is_not_also_reported_as_no_grading_period():
+    frame = with_values(rows_frame(), "due_at", {100}, pd.NaT)
+    frame = with_values(frame, "grading_period_id", {100}, None)
+    gate = run_gate(frame, ["assignments"], run_name="due")
+    assert gate.held_back == {100: ["no_due_date"]}
+
+
+def test_R15_no_due_date_finding_per_assignment_per_class():
+    # rows 100..111: class A has even rows, assignment = row % 3 -> 300, 302 for class A ... etc.
+    frame = with_values(rows_frame(12), "due_at", set(range(100, 112)), pd.NaT)
+    gate = run_gate(frame, ["assignments"], run_name="due")
+    assert len(gate.held_back) == 12
+    keys = {(f["aspen_class_id"], f["assignment_id"]) for f in gate.findings}
+    assert keys == {(c, a) for c in ("CLS-A", "CLS-B") for a in (300, 301, 302)}
+    assert len(gate.findings) == 6
+    one = gate.findings[0]
+    assert one["assignment_name"].startswith("Quiz") and one["student_sis_id"] is None
+
+
+def test_R16_student_without_sis_id_reported_once_per_student():
+    frame = rows_frame(6)
+    frame["canvas_user_id"] = [500, 500, 500, 501, 502, 502]
+    frame = with_values(frame, "student_sis_id", {100, 101, 102}, None)
+    gate = run_gate(frame, ["grades"], run_name="sis")
+    assert sorted(gate.held_back) == [100, 101, 102]
+    (found,) = gate.findings
+    assert "500" in found["message"] and found["student_sis_id"] is None
+
+
+def test_R2_category_mismatch_one_finding_per_group_per_class_with_suggestion():
+    frame = with_values(rows_frame(8), "category_sourced_id", set(range(100, 108)), None)
+    frame["group_name"] = "Quizes"
+    frame["category_suggestion"] = "Quizzes"
+    frame["aspen_categories"] = "Quizzes, Homework, Tests"
+    gate = run_gate(frame, ["match"], run_name="cat")
+    assert set(gate.held_back) == set(range(100, 108))
+    mismatches = findings_of(gate, "category_mismatch")
+    assert sorted(f["aspen_class_id"] for f in mismatches) == ["CLS-A", "CLS-B"]
+    for found in mismatches:
+        assert found["suggestion"] == "Quizzes"
+        assert found["group_name"] == "Quizes"
+        assert "Quizzes, Homework, Tests" in found["message"]
+        assert found["student_sis_id"] is None and found["assignment_id"] is None
+
+
+def test_a_row_failing_several_expectations_carries_every_kind_most_urgent_first():
+    frame = with_values(rows_frame(), "student_sis_id", {100}, None)
+    frame = with_values(frame, "score", {100}, 99.0)
+    frame = with_values(frame, "due_at", {100}, pd.NaT)
+    gate = run_gate(frame, ROWS_SUITES, run_name="many")
+    assert gate.held_back == {100: ["over_max", "no_due_date", "student_without_sis_id"]}
+
+
+def test_held_back_matches_an_independent_oracle_on_a_random_frame():
+    rng = np.random.default_rng(7)
+    n = 3000
+    frame = rows_frame(n)
+    pick = lambda share: rng.random(n) < share  # noqa: E731
+    frame.loc[pick(0.02), "student_sis_id"] = None
+    frame.loc[pick(0.02), "aspen_class_id"] = None
+    frame["score"] = rng.choice([-1.0, 0.0, 5.0, 10.0, 10.5, np.nan, np.inf], size=n,
+                                p=[0.03, 0.1, 0.6, 0.1, 0.05, 0.07, 0.05])
+    frame.loc[pick(0.1), "score_status"] = "exempt"
+    frame.loc[pick(0.01), "score_status"] = "submitted"
+    frame.loc[pick(0.03), "points_possible"] = rng.choice([np.nan, 0.0])
+    frame.loc[pick(0.03), "due_at"] = pd.NaT
+    frame.loc[pick(0.03), "grading_period_id"] = None
+    frame.loc[pick(0.02), "grading_period_locked"] = True
+    frame.loc[pick(0.03), "category_sourced_id"] = None
+    frame.loc[pick(0.02), "in_roster"] = False
+
+    score, points = frame["score"], frame["points_possible"]
+    finite = np.isfinite(score)
+    status = frame["score_status"]
+    oracle = {
+        "student_without_sis_id": frame["student_sis_id"].isna(),
+        "section_without_sis_id": frame["aspen_class_id"].isna(),
+        "non_numeric_score": ((status != "exempt") & score.isna()) | np.isinf(score)
+        | ~status.isin(["exempt", "fully graded", "not submitted"]),
+        "negative_score": finite & (score < 0),
+        "over_max": finite & (points > 0) & (score > points),
+        "no_due_date": frame["due_at"].isna(),
+        "no_grading_period": frame["due_at"].notna() & frame["grading_period_id"].isna(),
+        "locked_grading_period": frame["grading_period_locked"].eq(True),
+        "no_points_possible": points.isna() | (points <= 0),
+        "category_mismatch": frame["category_sourced_id"].isna(),
+        "student_not_in_aspen_class": frame["in_roster"].ne(True),
+    }
+    expected: dict[int, set[str]] = {}
+    for kind, mask in oracle.items():
+        for row_id in frame.loc[mask.to_numpy(dtype=bool), "row_id"]:
+            expected.setdefault(int(row_id), set()).add(kind)
+    assert len(expected) > n // 5  # the frame really exercises the gate
+
+    gate = run_gate(frame, ROWS_SUITES, run_name="oracle")
+    assert {row_id: set(kinds) for row_id, kinds in gate.held_back.items()} == expected
+
+
+# ------------------------------------------------------------------ warnings never hold
+
+
+def test_R13_R14_R2_advice_warns_and_never_holds():
+    groups = groups_frame()
+    groups.loc[0, "group_weight"] = None          # weighted course, unweighted group
+    groups.loc[1, "aspen_category_weight"] = 35.0  # weight mismatch
+    groups.loc[2, "is_imported_group"] = True      # imported assignments
+    groups.loc[3, "match_kind"] = "case"           # name matches only up to case
+    gate = run_gate(groups, ["advice"], run_name="advice")
+    assert gate.held_back == {}
+    assert sorted(f["kind"] for f in gate.findings) == [
+        "category_case_mismatch", "imported_assignments_group", "unweighted_group", "weight_mismatch"]
+    assert {f["severity"] for f in gate.findings} == {"warning"}
+
+
+def test_R13_weight_within_tolerance_and_unweighted_course_are_fine():
+    gate = run_gate(groups_frame(), ["advice"], run_name="advice")
+    assert gate.findings == []
+
+
+def test_R13_weight_mismatch_reports_both_weights():
+    groups = groups_frame()
+    groups.loc[1, "aspen_category_weight"] = 35.0
+    (found,) = run_gate(groups, ["advice"], run_name="w").findings
+    assert found["kind"] == "weight_mismatch" and found["rule"] == "R13"
+    assert (found["value"], found["limit"], found["aspen_class_id"]) == (40.0, 35.0, "CLS-B")
+
+
+def test_R13_zero_weight_in_weighted_course_is_unweighted_once_per_course_group():
+    groups = groups_frame()
+    groups["group_weight"] = groups["group_weight"].astype(float)
+    groups.loc[[0, 1], "group_weight"] = 0.0
+    groups.loc[[0, 1], "aspen_category_weight"] = 0.0
+    gate = run_gate(groups, ["advice"], run_name="zero")
+    (found,) = gate.findings
+    assert (found["kind"], found["canvas_course_id"], found["group_name"]) == ("unweighted_group", 11, "Tests")
+
+
+def test_R14_imported_group_warning_even_on_a_frame_with_row_ids():
+    groups = groups_frame().assign(row_id=[1, 2, 3, 4])
+    groups.loc[0, "is_imported_group"] = True
+    gate = run_gate(groups, ["advice"], run_name="imp")
+    assert gate.held_back == {}
+    assert [f["kind"] for f in gate.findings] == ["imported_assignments_group"]
+
+
+# ------------------------------------------------------------------ results, docs, errors
+
+
+def test_findings_carry_only_report_fields_and_plain_json():
+    frame = with_values(rows_frame(), "score", {100}, 11.0)
+    frame = with_values(frame, "grading_period_id", {101}, None)
+    gate = run_gate(frame, ROWS_SUITES, run_name="json")
+    for found in gate.findings:
+        assert tuple(found) == FIELDS
+    json.dumps(gate.findings, allow_nan=False)
+    no_period = findings_of(gate, "no_grading_period")[0]
+    assert no_period["value"] == "2026-01-15T12:00:00+00:00"
+    assert gate.results["grades"]["success"] is False
+    json.dumps(gate.results, allow_nan=False)
+
+
+def test_data_docs_index_is_built_into_the_chosen_directory(tmp_path):
+    frame = with_values(rows_frame(), "score", {100}, 11.0)
+    gate = run_gate(frame, ROWS_SUITES, run_name="docs-run", data_docs_dir=tmp_path / "docs")
+    assert gate.data_docs_index == tmp_path / "docs" / "index.html"
+    assert gate.data_docs_index.is_file()
+    pages = [p.read_text() for p in (tmp_path / "docs" / "validations").rglob("*.html")]
+    assert len(pages) == len(ROWS_SUITES)
+    assert any("docs-run" in page and "R5: the score is at most" in page for page in pages)
+
+
+def test_no_data_docs_unless_asked():
+    assert run_gate(rows_frame(), ["grades"], run_name="x").data_docs_index is None
+
+
+@pytest.fixture
+def suites_copy(tmp_path, monkeypatch) -> Path:
+    """A writable copy of the suites, selected through the environment override."""
+    directory = tmp_path / "suites"
+    shutil.copytree(REPO_EXPECTATIONS_DIR, directory)
+    monkeypatch.setenv(EXPECTATIONS_DIR_ENV, str(directory))
+    return directory
+
+
+def write_suite(directory: Path, name: str, expectations: list[dict]) -> None:
+    (directory / f"{name}.json").write_text(json.dumps({"name": name, "expectations": expectations}))
+
+
+def meta(kind="over_max", severity="error", rule="R5"):
+    return {"kind": kind, "rule": rule, "severity": severity, "finding_key": ["row_id"], "message": "m"}
+
+
+def test_expectations_dir_defaults_to_the_repo_and_honours_the_override(suites_copy, monkeypatch):
+    assert expectations_dir() == suites_copy
+    assert expectations_dir("/elsewhere") == Path("/elsewhere")
+    monkeypatch.delenv(EXPECTATIONS_DIR_ENV)
+    assert expectations_dir() == REPO_EXPECTATIONS_DIR == Path(__file__).resolve().parents[1] / "expectations"
+
+
+def test_gx_error_on_an_expectation_raises_with_the_result(suites_copy):
+    write_suite(suites_copy, "broken", [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"},
+         "meta": meta()},
+    ])
+    with pytest.raises(GateError, match="no_such_column") as caught:
+        run_gate(rows_frame(), ["broken"], run_name="broken")
+    assert caught.value.suite == "broken"
+    assert caught.value.result["success"] is False
+
+
+def test_a_failing_blocking_expectation_that_names_no_rows_raises(suites_copy):
+    write_suite(suites_copy, "tablewide", [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 1}, "meta": meta()},
+    ])
+    with pytest.raises(GateError, match="without naming rows"):
+        run_gate(rows_frame(), ["tablewide"], run_name="t")
+
+
+@pytest.mark.parametrize("expectation, error", [
+    # GX logs an unknown type and drops it from the suite: the gate must notice
+    ({"type": "expect_column_values_to_be_sendable", "kwargs": {"column": "score"}}, "accepted 0 of 1"),
+    ({"type": "expect_column_values_to_be_between", "kwargs": {"column": "score"}}, "cannot both be None"),
+])
+def test_an_expectation_gx_cannot_build_is_an_error_not_a_silent_skip(suites_copy, expectation, error):
+    write_suite(suites_copy, "typo", [{**expectation, "meta": meta()}])
+    with pytest.raises(ValueError, match=error):
+        run_gate(rows_frame(), ["typo"], run_name="t")
+
+
+@pytest.mark.parametrize("bad_meta, error", [
+    (meta(kind="nonsense"), "unknown finding kind"),
+    (meta(severity="warning"), "severity"),
+    ({"kind": "over_max"}, "meta lacks"),
+])
+def test_suite_meta_must_agree_with_the_finding_vocabulary(suites_copy, bad_meta, error):
+    write_suite(suites_copy, "bad", [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "score"}, "meta": bad_meta},
+    ])
+    with pytest.raises(ValueError, match=error):
+        load_suite("bad")
+
+
+def test_blocking_suites_need_unique_row_ids():
+    with pytest.raises(ValueError, match="row_id"):
+        run_gate(rows_frame().drop(columns="row_id"), ["grades"], run_name="t")
+    frame = rows_frame()
+    frame.loc[1, "row_id"] = 100
+    with pytest.raises(ValueError, match="not unique"):
+        run_gate(frame, ["grades"], run_name="t")
+
+
+def test_missing_report_columns_are_named_before_validating():
+    with pytest.raises(ValueError, match="aspen_categories"):
+        run_gate(rows_frame().drop(columns="aspen_categories"), ["match"], run_name="t")
