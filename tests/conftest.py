@@ -30,3 +30,34 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _HOME
+
+
+# --- the sandbox district (sandbox/; issue 3) -------------------------------------------------
+
+
+@pytest.fixture
+def sandbox_factory():
+    """``sandbox_factory(scenario="demo", aspen_error_style="json", canvas_faults=None,
+    aspen_faults=None, **settings)`` starts a sandbox (same arguments as ``Sandbox.start``);
+    every sandbox it started is stopped at teardown, whatever the test's outcome."""
+    from sandbox.control import Sandbox
+
+    started = []
+
+    def start(*args, **kwargs):
+        sb = Sandbox.start(*args, **kwargs)
+        started.append(sb)
+        return sb
+
+    yield start
+    for sb in started:
+        sb.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_sandbox():
+    """One ``demo`` sandbox for the session. Tests that change it call ``sb.reset()``."""
+    from sandbox.control import Sandbox
+
+    with Sandbox.start(scenario="demo") as sb:
+        yield sb
