@@ -156,7 +156,8 @@ class CanvasState:
                       assignments=assignments)
 
     def _load_assignment(self, course_id: int, group_id: int, a: dict, position: int) -> Assignment:
-        created = canvas_time(a.get("created_at")) or canvas_time(self.default_graded_at) or "2025-08-25T12:00:00Z"
+        created = (canvas_time(a.get("created_at")) or plus_days(a.get("due_at"), -14)
+                   or canvas_time(self.default_graded_at) or "2026-08-24T12:00:00Z")
         state = a.get("workflow_state") or ("published" if a.get("published", True) else "unpublished")
         asg = Assignment(
             id=a["id"], course_id=course_id, group_id=group_id, name=a["name"],
