@@ -340,7 +340,9 @@ class AspenHook(RestApiHook):
                     f"expected {{{key!r}: [objects]}}", "GET", resp.url, endpoint, resp.status_code
                 )
             items.extend(page)
-            if len(page) < limit:
+            if not page:
+                break
+            if len(page) < limit and not self._more_than(resp, offset + len(page)):
                 break
             ids = [x.get("sourcedId") for x in page]
             if ids == previous_ids:
@@ -361,6 +363,20 @@ class AspenHook(RestApiHook):
             offset += len(page)
         self.log.info("Aspen %s: %d item(s) in %d page(s)", endpoint, len(items), pages)
         return items
+
+    @staticmethod
+    def _more_than(resp: requests.Response, seen: int) -> bool:
+        """``X-Total-Count`` says there is more than *seen* (only a cross-check, never required).
+
+        A short page normally ends the listing; but a server that silently caps ``limit``
+        below ``page_size`` answers short pages too, and when it says how many there are,
+        the listing goes on instead of losing the rest.
+        """
+        raw = resp.headers.get("X-Total-Count")
+        try:
+            return raw is not None and int(raw) > seen
+        except ValueError:
+            return False
 
     # ---- the endpoints of domain.md §2 ------------------------------------------------
 
