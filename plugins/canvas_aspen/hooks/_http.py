@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from http.cookiejar import DefaultCookiePolicy
@@ -417,6 +417,25 @@ class _BearerAuth(AuthBase):
         return "_BearerAuth(***)"
 
 
+_OBJECT_REPR = re.compile(r"<[^>]*>:\s*")
+_QUERY = re.compile(r"\?[^\s)'\"]*")
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """A short, safe reason for a transport error: the innermost cause, no object reprs, no query."""
+    inner: BaseException = exc
+    for _ in range(6):
+        nxt = getattr(inner, "reason", None)
+        if not isinstance(nxt, BaseException) and inner.args and isinstance(inner.args[0], BaseException):
+            nxt = inner.args[0]
+        if not isinstance(nxt, BaseException):
+            break
+        inner = nxt
+    text = _QUERY.sub("", _OBJECT_REPR.sub("", str(inner))).strip()
+    name = type(exc).__name__
+    return f"{name}: {text[:160]}" if text else name
+
+
 def _register_secret(secret: str | None) -> None:
     """Register a secret with Airflow's secrets masker (task process and supervisor)."""
     if not secret:
@@ -482,9 +501,15 @@ class RestApiHook(BaseHook):
     def _check_connection(self, conn: Connection) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @cached_property
+    def _extras(self) -> dict[str, Any]:
+        """``extra_dejson`` parsed once (Airflow re-parses and re-masks it on every access)."""
+        extras = self.connection.extra_dejson
+        return extras if isinstance(extras, dict) else {}
+
     def _extra(self, name: str) -> Any:
         """An extra by plain name, or by the legacy ``extra__<type>__<name>`` form."""
-        extras = self.connection.extra_dejson
+        extras = self._extras
         if name in extras:
             return extras[name]
         return extras.get(f"extra__{self.conn_type}__{name}")
@@ -621,13 +646,15 @@ class RestApiHook(BaseHook):
         endpoint: str | None = None,
         authenticated: bool = True,
         ok_statuses: Iterable[int] = (),
+        max_attempts: int | None = None,
     ) -> requests.Response:
         """One call with the retry policy; returns a 2xx response or raises ``error_class``.
 
         Retried: connection errors, timeouts, 5xx, 429 and 403 "Rate Limit Exceeded", with
         exponential backoff and full jitter, honouring ``Retry-After`` (capped at
         ``backoff_max``), at most ``max_attempts`` attempts. Anything else raises at once.
-        Statuses in *ok_statuses* are returned instead of raised.
+        Statuses in *ok_statuses* are returned instead of raised. *max_attempts* overrides
+        the Connection's for this call (``test_connection`` keeps the UI's Test button quick).
         """
         s = self.settings
         url = self._url(url_or_path, endpoint=endpoint or "")
@@ -648,7 +675,7 @@ class RestApiHook(BaseHook):
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
-            stop=tenacity.stop_after_attempt(s.max_attempts),
+            stop=tenacity.stop_after_attempt(max_attempts or s.max_attempts),
             wait=self._retry_wait,
             before_sleep=self._before_retry_sleep,
             sleep=lambda seconds: self._sleep(seconds),
@@ -735,11 +762,11 @@ class RestApiHook(BaseHook):
                 ) from exc
             except requests.exceptions.Timeout as exc:
                 raise self.error_class(
-                    f"timed out ({type(exc).__name__})", method=method, path=path, retryable=True
+                    f"timed out ({_transport_reason(exc)})", method=method, path=path, retryable=True
                 ) from exc
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise self.error_class(
-                    f"connection failed ({type(exc).__name__})", method=method, path=path, retryable=True
+                    f"connection failed ({_transport_reason(exc)})", method=method, path=path, retryable=True
                 ) from exc
             except requests.exceptions.RequestException as exc:
                 raise self.error_class(
@@ -912,7 +939,15 @@ class RestApiHook(BaseHook):
     # ---- test_connection helper ---------------------------------------------------------
 
     def _test(self, probe: Callable[[], str]) -> tuple[bool, str]:
+        """Run *probe* with at most 2 attempts and 2 s backoff (the UI's Test button waits)."""
         try:
-            return True, probe()
+            full = self.settings
+            self.__dict__["settings"] = replace(
+                full, max_attempts=min(full.max_attempts, 2), backoff_max=min(full.backoff_max, 2.0)
+            )
+            try:
+                return True, probe()
+            finally:
+                self.__dict__["settings"] = full
         except Exception as exc:  # the UI shows the message; never a secret
             return False, scrub(str(exc), self._secret_values())
