@@ -751,3 +751,47 @@ def test_no_secret_in_logs(canvas_hook, aspen_hook, caplog, capsys):
 def test_api_error_is_the_common_base():
     assert issubclass(CanvasApiError, ApiError) and issubclass(AspenApiError, ApiError)
     assert not issubclass(CanvasApiError, AspenApiError)
+
+
+def test_aspen_short_page_with_larger_total_keeps_paging(aspen_hook):
+    """A server that silently caps ``limit`` (4 < page_size 10) but says X-Total-Count loses nothing."""
+    stub = AspenStub(items=11)
+
+    def handler(req: Req):
+        if req.path.endswith("/auth"):
+            return stub(req)
+        offset = int(req.q("offset") or 0)
+        page = stub.items[offset : offset + 4]
+        return js(200, {"lineItems": page}, {"X-Total-Count": str(len(stub.items))})
+
+    with StubServer(handler) as srv:
+        items = aspen_hook(srv.url, page_size=10).list_line_items("c 1")
+    assert [x["sourcedId"] for x in items] == [f"li-{i}" for i in range(11)]
+    assert [r.q("offset") for r in srv.requests if r.method == "GET"] == ["0", "4", "8"]
+
+
+def test_access_tokens_are_masked(aspen_hook):
+    from airflow.sdk.log import redact
+
+    stub = AspenStub()
+    with StubServer(stub) as srv:
+        hook = aspen_hook(srv.url)
+        token = hook.access_token()
+    assert token == "access-token-0001-zz"
+    assert token not in str(redact(f"Authorization: Bearer {token}"))
+    assert ASPEN_SECRET not in str(redact(f"client_secret={ASPEN_SECRET}"))
+
+
+def test_transport_error_text_is_short_and_has_no_query(canvas_hook):
+    import socket
+
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hook = canvas_hook(f"http://127.0.0.1:{port}", max_attempts=2)
+    with pytest.raises(CanvasApiError) as info:
+        hook.list_submissions(1, graded_since="2026-01-01T00:00:00Z")
+    text = str(info.value)
+    assert info.value.status is None and info.value.retryable and info.value.attempts == 2
+    assert "Connection refused" in text or "refused" in text.lower()
+    assert "graded_since" not in text and "?" not in text and "object at 0x" not in text
