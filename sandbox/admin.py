@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from sandbox.faults import ADMIN_PREFIX, Faults, FaultState, Stats, json_bytes
+from sandbox.scenario import bulk_load
 from sandbox.settings import Settings
 
 
@@ -44,10 +45,13 @@ class ServerContext:
 
     def __post_init__(self) -> None:
         self.initial_settings = self.settings.as_dict()
-        self.state = self.build_state(self.scenario)
+        with bulk_load():
+            self.state = self.build_state(self.scenario)
 
     def reset(self) -> None:
-        self.state = self.build_state(self.scenario)
+        self.state = None  # free the old state first
+        with bulk_load():
+            self.state = self.build_state(self.scenario)
         self.settings.update({k: v for k, v in self.initial_settings.items() if k not in Settings.START_ONLY})
         self.faults.reset()
         self.stats.reset()

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.faults import js
 from sandbox.scenario import SCORE_STATUSES, category_sourced_id, oneroster_time, parse_time
 
 COMMENT_MAX = 100
@@ -204,6 +205,17 @@ class AspenState:
                 "lineItem": self.ref("lineItems", r.line_item_id, "lineItem"),
                 "student": self.ref("users", r.student_id, "user"),
                 "scoreStatus": r.scoreStatus, "score": r.score, "scoreDate": r.scoreDate, "comment": r.comment}
+
+    def result_text(self, r: Result) -> str:
+        """``result_json`` rendered straight to JSON text (a district holds ~450k results)."""
+        li, st = js(r.line_item_id), js(r.student_id)
+        return (
+            f'{{"sourcedId":{js(r.sourcedId)},"status":{js(r.status)},"dateLastModified":{js(r.dateLastModified)},'
+            f'"lineItem":{{"href":{js(f"{self.api}/lineItems/{r.line_item_id}")},"sourcedId":{li},"type":"lineItem"}},'
+            f'"student":{{"href":{js(f"{self.api}/users/{r.student_id}")},"sourcedId":{st},"type":"user"}},'
+            f'"scoreStatus":{js(r.scoreStatus)},"score":{js(r.score)},"scoreDate":{js(r.scoreDate)},'
+            f'"comment":{js(r.comment)}}}'
+        )
 
     def klass(self, class_id: str) -> AspenClass:
         c = self.classes.get(class_id)

@@ -121,15 +121,15 @@ def authorize(request: Request, ctx: ServerContext) -> None:
         raise CanvasError(401, "Invalid access token.")
 
 
-def paginate(request: Request, ctx: ServerContext, items: list, render=None) -> Response:
-    """One page of ``items`` with Canvas's ``Link`` header (current, next, prev, first, last)."""
+def paginate(request: Request, ctx: ServerContext, items: list, render_text=None) -> Response:
+    """One page of ``items`` with Canvas's ``Link`` header (current, next, prev, first, last).
+    ``render_text`` turns an item into its JSON text (else items are JSON-ready values)."""
     s = ctx.settings
     per_page = _int(request.query_params.get("per_page"), s.canvas_default_per_page)
     per_page = min(max(per_page, 1), s.canvas_max_per_page)
     page = max(_int(request.query_params.get("page"), 1), 1)
     last = max(1, math.ceil(len(items) / per_page))
     chunk = items[(page - 1) * per_page: page * per_page]
-    body = [render(x) for x in chunk] if render else chunk
 
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page", "access_token")]
     base = str(request.url.replace(query=""))
@@ -145,7 +145,11 @@ def paginate(request: Request, ctx: ServerContext, items: list, render=None) -> 
     links.append(link(1, "first"))
     if not s.canvas_omit_last_link:
         links.append(link(last, "last"))
-    return json_response(body, headers={"Link": ",".join(links)})
+    headers = {"Link": ",".join(links)}
+    if render_text is None:
+        return json_response(chunk, headers=headers)
+    body = ("[" + ",".join(map(render_text, chunk)) + "]").encode()
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _int(value: str | None, default: int) -> int:
@@ -244,7 +248,7 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
         c = _course(ctx, course_id)
         state: CanvasState = ctx.state
         keys = state.submission_keys(c, q.getlist("student_ids[]"), q.getlist("assignment_ids[]"), since)
-        return paginate(request, ctx, keys, render=lambda key: state.submission_json(*key))
+        return paginate(request, ctx, keys, render_text=lambda key: state.submission_text(*key))
 
     add_common_admin(app, ctx)
     add_canvas_admin(app, ctx)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import random
 import time
 from collections import Counter
@@ -331,3 +332,21 @@ def proxy_error_body(status: int) -> tuple[str, bytes] | None:
 
 def json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_encode_str = json.encoder.encode_basestring  # the C encoder for one string
+
+
+def js(value: Any) -> str:
+    """One JSON scalar as text, for the hand-rolled renderers of the high-volume endpoints."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _encode_str(value)
+    if isinstance(value, int | float):
+        return json.dumps(value) if isinstance(value, float) and not math.isfinite(value) else repr(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

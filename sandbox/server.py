@@ -58,7 +58,8 @@ def serve(scenario: str | dict, *, canvas_port: int = 0, aspen_port: int = 0, ur
           settings: dict[str, Any] | None = None, canvas_faults: dict | None = None,
           aspen_faults: dict | None = None, log_level: str = "warning") -> None:
     started = time.perf_counter()
-    data = scenario_mod.load(scenario)
+    with scenario_mod.bulk_load():
+        data = scenario_mod.load(scenario)
     cfg = Settings.from_dict(settings)
     canvas_app, canvas_ctx = build_canvas_app(data, cfg, FaultState(Faults.from_dict(canvas_faults)))
     aspen_app, aspen_ctx = build_aspen_app(data, cfg, FaultState(Faults.from_dict(aspen_faults)))
