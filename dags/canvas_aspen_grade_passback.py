@@ -83,7 +83,8 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone)
+        return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone,
+                               docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"))
 
     @task
     def match(shard: dict) -> dict:
@@ -91,7 +92,8 @@ def canvas_aspen_grade_passback():
         from canvas_aspen import stages
 
         return stages.match_stage(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                                  mappings=glue.mappings(ctx["params"]))
+                                  mappings=glue.mappings(ctx["params"]),
+                                  docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"))
 
     @task
     def deltas(shard: dict) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 from itertools import groupby
 from pathlib import Path
@@ -38,3 +39,14 @@ def write(folder: Path, report: dict[str, Any], sheet: list[dict[str, Any]]) -> 
     docs = folder / "datadocs" / "index.html"
     write_private(folder, "findings.csv", findings_csv(report["findings"]))
     return write_private(folder, "report.html", render(report, sheet, "datadocs/index.html" if docs.exists() else None))
+
+
+def write_docs_index(folder: Path) -> Path | None:
+    """datadocs/index.html: one link per gate call's Data Docs site (shard and stage)."""
+    sites = sorted(p.parent for p in (folder / "datadocs").glob("*/index.html"))
+    if not sites:
+        return None
+    items = "".join(f'<li><a href="{html.escape(p.name)}/index.html">{html.escape(p.name)}</a></li>' for p in sites)
+    page = (f"<!doctype html><meta charset=utf-8><title>Data Docs</title>"
+            f"<h1>Great Expectations Data Docs</h1><p>One site per shard and stage.</p><ul>{items}</ul>")
+    return write_private(folder / "datadocs", "index.html", page)

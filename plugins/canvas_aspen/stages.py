@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -51,6 +52,15 @@ class Progress:
 
 def _shard_dir(run_dir: Any, shard: int) -> Any:
     return run_dir / f"shard-{shard:04d}"
+
+
+def report_folder(reports_dir: Path, run_id: str) -> Path:
+    return Path(reports_dir) / _safe(run_id)
+
+
+def data_docs_dir(reports_dir: Path, run_id: str, shard: int, stage: str) -> Path:
+    """Where one gate call builds its Great Expectations Data Docs (one site per call)."""
+    return report_folder(reports_dir, run_id) / "datadocs" / f"shard-{shard:04d}-{stage}"
 
 
 def _error_text(exc: BaseException) -> str:
@@ -195,7 +205,8 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
     gradeable = df[df["bucket"].isin(["eligible", "held_back"])]
     result = _gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match", docs_dir)
     _hold(df, result.held_back)
-    advice = _gate(match.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice", docs_dir)
+    advice = _gate(match.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice",
+                   docs_dir.with_name(docs_dir.name + "-advice") if docs_dir else None)
 
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-match.json", result.findings + advice.findings)
@@ -451,8 +462,7 @@ def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.
     return df, failed, findings, verify_out
 
 
-def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started_at: str,
-                 docs_dir: Any | None = None) -> dict[str, Any]:
+def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started_at: str) -> dict[str, Any]:
     """Gather every shard into report.json, store findings and totals in the ledger, and
     say whether the run must fail."""
     from canvas_aspen import report as report_mod
@@ -477,8 +487,9 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
         finished_at=datetime.now(timezone.utc).isoformat(), rows=rows_all, failed_courses=failed,
         findings=findings, verify=verify_total,
     )
-    folder = reports_dir / _safe(run_id)
+    folder = report_folder(reports_dir, run_id)
     path = report_mod.write_json(folder, doc)
+    report_html.write_docs_index(folder)
     html = report_html.write(folder, doc, setup_sheet.setup_sheet(rows_all))
     reasons = report_mod.run_failed(doc)
     ledger.record_findings(run_id, doc["findings"], scope="report")
