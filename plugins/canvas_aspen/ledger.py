@@ -279,7 +279,8 @@ def _raw(column: sa.Column) -> sa.ColumnElement[Any]:
 
 def _frame(rows: Sequence[sa.Row], table: sa.Table, columns: Sequence[str]) -> pd.DataFrame:
     """Raw query rows -> a typed DataFrame (floats as float64, instants as UTC datetimes)."""
-    frame = pd.DataFrame(dict(zip(columns, map(list, zip(*rows, strict=True)), strict=True)), columns=list(columns))
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    frame = pd.DataFrame({name: list(column) for name, column in zip(columns, values, strict=True)})
     for name in columns:
         python_type = table.c[name].type.python_type
         if python_type is float:
