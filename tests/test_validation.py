@@ -229,6 +229,36 @@ def test_R2_category_mismatch_one_finding_per_group_per_class_with_suggestion():
         assert found["student_sis_id"] is None and found["assignment_id"] is None
 
 
+def test_R4_one_finding_per_row_even_when_two_expectations_of_its_kind_flag_it():
+    frame = with_values(rows_frame(), "score_status", {100}, None)
+    frame = with_values(frame, "score", {100}, np.nan)  # no status and no score: two R4 checks fail
+    gate = run_gate(frame, ["grades"], run_name="dedupe")
+    assert gate.statistics["grades"]["unsuccessful"] == 2
+    assert gate.held_back == {100: ["non_numeric_score"]}
+    assert len(gate.findings) == 1
+
+
+@pytest.mark.parametrize("nullable", [False, True], ids=["parquet", "parquet-nullable-dtypes"])
+def test_a_frame_read_back_from_parquet_is_gated_the_same(tmp_path, nullable):
+    frame = with_values(rows_frame(8), "student_sis_id", {100}, None)
+    frame = with_values(frame, "in_roster", {101}, None)
+    frame = with_values(frame, "in_roster", {102}, False)
+    frame = with_values(frame, "grading_period_locked", {103}, True)
+    frame = with_values(frame, "grading_period_locked", {104}, None)  # unknown is not locked
+    frame = with_values(frame, "score", {105}, np.nan)
+    frame = with_values(frame, "due_at", {106}, pd.NaT)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    read = pd.read_parquet(tmp_path / "rows.parquet")
+    if nullable:
+        read = read.convert_dtypes()
+    gate = run_gate(read, ROWS_SUITES, run_name="parquet")
+    assert gate.held_back == {
+        100: ["student_without_sis_id"], 101: ["student_not_in_aspen_class"],
+        102: ["student_not_in_aspen_class"], 103: ["locked_grading_period"],
+        105: ["non_numeric_score"], 106: ["no_due_date"],
+    }
+
+
 def test_a_row_failing_several_expectations_carries_every_kind_most_urgent_first():
     frame = with_values(rows_frame(), "student_sis_id", {100}, None)
     frame = with_values(frame, "score", {100}, 99.0)
@@ -353,6 +383,12 @@ def test_data_docs_index_is_built_into_the_chosen_directory(tmp_path):
     pages = [p.read_text() for p in (tmp_path / "docs" / "validations").rglob("*.html")]
     assert len(pages) == len(ROWS_SUITES)
     assert any("docs-run" in page and "R5: the score is at most" in page for page in pages)
+
+
+def test_an_empty_shard_passes_every_suite():
+    gate = run_gate(rows_frame(0), ROWS_SUITES, run_name="empty")
+    assert gate.held_back == {} and gate.findings == []
+    assert run_gate(groups_frame().iloc[:0], ["advice"], run_name="empty").findings == []
 
 
 def test_no_data_docs_unless_asked():

@@ -146,8 +146,8 @@ def _reported_columns(meta: Mapping[str, Any]) -> set[str]:
     return set(meta["finding_key"]) | from_message | from_meta
 
 
-def _is_blocking(expectation: Mapping[str, Any]) -> bool:
-    return expectation["meta"]["severity"] == BLOCKING
+def _is_blocking(meta: Mapping[str, Any]) -> bool:
+    return meta["severity"] == BLOCKING
 
 
 # --------------------------------------------------------------------------- the frame
@@ -158,7 +158,7 @@ def _prepared(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     expectations = [e for suite in suites.values() for e in suite["expectations"]]
     if ROW_ID not in frame.columns:
-        if any(_is_blocking(e) for e in expectations):
+        if any(_is_blocking(e["meta"]) for e in expectations):
             raise ValueError(f"a frame checked by blocking expectations needs a {ROW_ID!r} column")
         frame[ROW_ID] = np.arange(len(frame))  # warnings only: rows are just numbered
     if not frame[ROW_ID].is_unique:
@@ -314,6 +314,46 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _assemble(frame: pd.DataFrame, results: Mapping[str, Any]) -> GateResult:
+    """Held-back rows, findings and statistics, read from GX's results and nothing else."""
+    rows = frame.set_index(ROW_ID, drop=False)
+    held: dict[int, set[str]] = defaultdict(set)
+    findings: list[dict[str, Any]] = []
+    seen: set[tuple] = set()
+    statistics, results_json = {}, {}
+    for name, result in results.items():
+        results_json[name] = json_safe(result.to_json_dict())
+        flagged_rows: set[int] = set()
+        for outcome in result.results:
+            row_ids = _flagged_row_ids(name, outcome, results_json[name])
+            if not row_ids:
+                continue
+            meta = outcome.expectation_config.meta
+            flagged_rows.update(row_ids)
+            if _is_blocking(meta):
+                for row_id in row_ids:
+                    held[row_id].add(meta["kind"])
+            key = meta["finding_key"]
+            for row in rows.loc[row_ids].drop_duplicates(subset=key).to_dict("records"):
+                identity = (meta["kind"], tuple(key), tuple(_plain(row[c]) for c in key))
+                if identity not in seen:
+                    seen.add(identity)
+                    findings.append(_finding(meta, row))
+        stats = result.statistics
+        statistics[name] = {
+            "evaluated": int(stats["evaluated_expectations"]),
+            "successful": int(stats["successful_expectations"]),
+            "unsuccessful": int(stats["unsuccessful_expectations"]),
+            "flagged_rows": len(flagged_rows),
+        }
+    return GateResult(
+        held_back={row_id: sorted(kinds, key=urgency) for row_id, kinds in sorted(held.items())},
+        findings=sorted(findings, key=lambda f: urgency(f["kind"])),
+        statistics=statistics,
+        results=results_json,
+    )
+
+
 # --------------------------------------------------------------------------- the gate
 
 
@@ -355,49 +395,12 @@ def run_gate(
     results = _validate(context, gx_frame, suites, run_name)
     clock.lap("validate")
 
-    rows = gx_frame.set_index(ROW_ID, drop=False)
-    held: dict[int, set[str]] = defaultdict(set)
-    findings: list[dict[str, Any]] = []
-    seen: set[tuple] = set()
-    statistics, results_json = {}, {}
-    for name, result in results.items():
-        results_json[name] = json_safe(result.to_json_dict())
-        flagged_rows = set()
-        for outcome in result.results:
-            row_ids = _flagged_row_ids(name, outcome, results_json[name])
-            if not row_ids:
-                continue
-            meta = outcome.expectation_config.meta
-            flagged_rows.update(row_ids)
-            if meta["severity"] == BLOCKING:
-                for row_id in row_ids:
-                    held[row_id].add(meta["kind"])
-            key = meta["finding_key"]
-            for row in rows.loc[row_ids].drop_duplicates(subset=key).to_dict("records"):
-                identity = (meta["kind"], tuple(key), tuple(_plain(row[c]) for c in key))
-                if identity not in seen:
-                    seen.add(identity)
-                    findings.append(_finding(meta, row))
-        stats = result.statistics
-        statistics[name] = {
-            "evaluated": int(stats["evaluated_expectations"]),
-            "successful": int(stats["successful_expectations"]),
-            "unsuccessful": int(stats["unsuccessful_expectations"]),
-            "flagged_rows": len(flagged_rows),
-        }
-    findings.sort(key=lambda f: urgency(f["kind"]))
-    gate = GateResult(
-        held_back={row_id: sorted(kinds, key=urgency) for row_id, kinds in sorted(held.items())},
-        findings=findings,
-        statistics=statistics,
-        results=results_json,
-        timings=clock.laps,
-    )
+    gate = _assemble(gx_frame, results)
     clock.lap("findings")
     if docs_dir is not None:
         gate.data_docs_index = _build_data_docs(context, docs_dir)
         clock.lap("data_docs")
-    clock.laps["total"] = clock.total()
-    log.info("gate %s: %d rows, %d held back, %d findings, %s", run_name, len(frame),
-             len(gate.held_back), len(findings), statistics)
+    gate.timings = {**clock.laps, "total": clock.total()}
+    log.info("gate %s: %d rows, %d held back, %d findings, %s, seconds %s", run_name, len(frame),
+             len(gate.held_back), len(gate.findings), gate.statistics, gate.timings)
     return gate
