@@ -42,6 +42,7 @@ class ServerContext:
     stats: Stats = field(default_factory=Stats)
     state: Any = None
     scripted_applied: bool = False
+    reset_hooks: list[Callable[[], None]] = field(default_factory=list)  # e.g. empty the throttle bucket
 
     def __post_init__(self) -> None:
         self.initial_settings = self.settings.as_dict()
@@ -56,6 +57,8 @@ class ServerContext:
         self.faults.reset()
         self.stats.reset()
         self.scripted_applied = False
+        for hook in self.reset_hooks:
+            hook()
 
 
 def add_common_admin(app: FastAPI, ctx: ServerContext) -> None:

@@ -55,8 +55,12 @@ class CanvasThrottle:
 
     def __init__(self, app, settings: Settings) -> None:
         self.app, self.settings = app, settings
-        self.level = 0.0
         self.in_flight = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """An empty bucket (full quota)."""
+        self.level = 0.0
         self.last = time.monotonic()
 
     def _leak(self) -> None:
@@ -76,8 +80,11 @@ class CanvasThrottle:
         over_cap = s.canvas_max_in_flight is not None and self.in_flight >= s.canvas_max_in_flight
         bucket_full = s.canvas_throttling and self.level + s.canvas_up_front_cost > s.canvas_bucket_hwm
         if over_cap or bucket_full:
+            headers = [("X-Request-Cost", "0")]
+            if s.canvas_throttling:
+                headers.append(("X-Rate-Limit-Remaining", self.remaining()))
             await send_simple(send, s.canvas_throttle_status, throttled_body(s.canvas_throttle_status), "text/plain",
-                              [("X-Request-Cost", "0"), ("X-Rate-Limit-Remaining", self.remaining())])
+                              headers)
             return
         up_front = s.canvas_up_front_cost if s.canvas_throttling else 0.0
         self.level += up_front
@@ -262,6 +269,7 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
 
     inner = FaultMiddleware(app, faults, ctx.stats, canvas_error_body, busy_status=lambda: settings.canvas_throttle_status)
     throttle = CanvasThrottle(inner, settings)
+    ctx.reset_hooks.append(throttle.clear)
     return StatsMiddleware(throttle, ctx.stats, resolve), ctx
 
 
