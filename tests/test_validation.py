@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -383,6 +384,16 @@ def test_data_docs_index_is_built_into_the_chosen_directory(tmp_path):
     pages = [p.read_text() for p in (tmp_path / "docs" / "validations").rglob("*.html")]
     assert len(pages) == len(ROWS_SUITES)
     assert any("docs-run" in page and "R5: the score is at most" in page for page in pages)
+
+
+def test_gx_info_chatter_stays_out_of_the_task_log(caplog, capsys):
+    frame = with_values(rows_frame(), "score", {100}, 11.0)
+    with caplog.at_level(logging.DEBUG):
+        run_gate(frame, ROWS_SUITES, run_name="quiet")
+    gx_records = [r for r in caplog.records if r.name.startswith("great_expectations")]
+    assert [r for r in gx_records if r.levelno < logging.WARNING] == []
+    assert "Calculating Metrics" not in capsys.readouterr().err  # no progress bars
+    assert any(r.name == "canvas_aspen.validation" for r in caplog.records)
 
 
 def test_an_empty_shard_passes_every_suite():

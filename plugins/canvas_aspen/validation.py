@@ -176,23 +176,26 @@ def _prepared(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- running GX
 
 
-def _quiet_gx() -> None:
-    """Keep GX's INFO chatter out of task logs (some GX modules set their own level)."""
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
-        logging.getLogger(name).setLevel(logging.WARNING)
+def _import_gx():
+    """Great Expectations, with its INFO chatter kept out of task logs: its logger is raised to
+    WARNING before the (noisy) import, and again after it for modules that set their own level."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations.")]:
+        logging.getLogger(name).setLevel(logging.NOTSET)  # inherit WARNING
+    return gx
 
 
 def _ephemeral_context(data_docs_dir: Path | None):
     """A fresh in-memory GX context: no progress bars, no analytics, at most one local docs site."""
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
     )
 
-    _quiet_gx()
     sites = {}
     if data_docs_dir is not None:
         sites[_DOCS_SITE] = {
@@ -213,8 +216,9 @@ def _ephemeral_context(data_docs_dir: Path | None):
 
 def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str) -> dict:
     """GX's validation result per suite, every suite on the same whole-frame batch."""
-    import great_expectations as gx
+    gx = _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
+
 
     batch = (context.data_sources.add_pandas("frame")
              .add_dataframe_asset("frame")
