@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,7 +46,7 @@ def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
 class Sandbox:
     """A running sandbox (Canvas + Aspen in one child process). Use ``Sandbox.start(...)``."""
 
-    def __init__(self, process: subprocess.Popen, info: dict, workdir: Path) -> None:
+    def __init__(self, process: subprocess.Popen | None, info: dict, workdir: Path) -> None:
         self.process, self.info, self.workdir = process, info, workdir
         self.canvas_url: str = info["canvas_url"]
         self.aspen_url: str = info["aspen_url"]
@@ -77,9 +78,10 @@ class Sandbox:
                "--aspen-faults", json.dumps(aspen_faults or {})]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
         log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: only from the main thread
+        tie = sys.platform == "linux" and threading.current_thread() is threading.main_thread()
         process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL,
-                                   preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None)
+                                   stdin=subprocess.DEVNULL, preexec_fn=_set_parent_death_signal if tie else None)
         process._sandbox_log = log  # type: ignore[attr-defined]
         deadline = time.monotonic() + startup_timeout
         try:
@@ -99,8 +101,21 @@ class Sandbox:
         _LIVE.add(sb)
         return sb
 
+    @classmethod
+    def attach(cls, urls_file: str | Path) -> Sandbox:
+        """A handle on a sandbox started elsewhere (``python -m sandbox serve --urls-file``); ``stop()``
+        leaves that server running."""
+        info = json.loads(Path(urls_file).read_text())
+        info.setdefault("aspen_token_path", "/oauth/rest/v2.0/auth")
+        info.setdefault("aspen_api_path", "/ims/oneroster/v1p1")
+        sb = cls(None, info, Path(urls_file).parent)
+        sb._admin("canvas", "GET", "/health")
+        return sb
+
     def stop(self) -> None:
         """Stop the server process (idempotent) and remove its working directory."""
+        if self.process is None:  # attached: not ours to stop
+            return
         _stop_process(self.process)
         _LIVE.discard(self)
         if not os.environ.get("SANDBOX_KEEP_LOGS"):

@@ -98,6 +98,10 @@ def test_serve_cli_writes_the_urls_file_and_stops_on_sigterm(tmp_path, repo_root
         assert r["aspen_error_style"] == "text"
         f = httpx.get(f"{info['canvas_url']}/_sandbox/faults", trust_env=False).json()
         assert f["latency_ms"] == 5
+        attached = Sandbox.attach(urls)
+        assert attached.canvas_url == info["canvas_url"] and attached.state(summary=True)["classes"] == 5
+        attached.stop()  # not ours: the server keeps running
+        assert httpx.get(f"{info['canvas_url']}/_sandbox/health", trust_env=False).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
