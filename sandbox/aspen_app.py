@@ -91,6 +91,8 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
     def authorize(request: Request) -> None:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if faults.tokens_expire_now():
+            state().expire_tokens()
         if not token or not state().token_valid(token):
             raise AspenError(401, "unauthorisedrequest", "Unauthorized: missing, unknown or expired access token")
 

@@ -52,6 +52,7 @@ class Faults:
     # Aspen only: business-level faults.
     reject_result_ids: list[str] = field(default_factory=list)  # PUT of these results -> 422
     lost_write_rate: float = 0.0  # PUT answered 2xx but not stored (what verify, R18, must catch)
+    expire_tokens_every: int | None = None  # every N-th API request first expires all tokens (mid-run expiry)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None, base: Faults | None = None) -> Faults:
@@ -83,6 +84,8 @@ class Faults:
                 raise ValueError("error_statuses must be HTTP statuses 400-599")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
+        if self.expire_tokens_every is not None and self.expire_tokens_every < 1:
+            raise ValueError("expire_tokens_every must be >= 1")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,6 +102,13 @@ class FaultState:
         self.faults = faults
         self.fail_next = list(faults.fail_next)
         self.rng = random.Random(faults.seed)
+        self.api_requests = 0
+
+    def tokens_expire_now(self) -> bool:
+        """Counts an authenticated API request; True on every ``expire_tokens_every``-th one."""
+        self.api_requests += 1
+        every = self.faults.expire_tokens_every
+        return every is not None and self.api_requests % every == 0
 
     def reset(self) -> None:
         self.set(dataclasses.replace(self.initial))

@@ -187,3 +187,14 @@ def test_fault_state_spikes_and_jitter_are_bounded():
     delays = [state.delay_s() for _ in range(50)]
     assert all(0.110 <= d <= 0.115 for d in delays)
     assert len(set(delays)) > 1
+
+
+def test_tokens_expire_every_n_api_requests(demo):
+    demo.set_faults("aspen", expire_tokens_every=3)
+    codes = []
+    with aspen_client(demo) as api:
+        for _ in range(3):
+            codes.append(api.get("/gradingPeriods").status_code)
+    with aspen_client(demo) as api:  # a fresh token works until the next third request
+        codes += [api.get("/gradingPeriods").status_code for _ in range(3)]
+    assert codes == [200, 200, 401, 200, 200, 401]
