@@ -309,3 +309,9 @@ def orphans(
         )
     ]
     return Orphans(found, items["line_item_id"].astype(str).tolist())
+
+
+def aspen_holds(rows: pd.DataFrame, aspen: pd.DataFrame) -> np.ndarray:
+    """R18: for each row (result_id, score_status, score), does Aspen hold that value now?"""
+    (held,) = _lookup(rows["result_id"], aspen)
+    return _same(held, _own(rows))

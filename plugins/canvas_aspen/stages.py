@@ -231,6 +231,13 @@ def _line_items_desired(eligible: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def _aspen_results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(r.get("sourcedId"), *oneroster.result_value(r), r.get("status")) for r in results],
+        columns=["result_id", "score_status", "score", "status"],
+    )
+
+
 def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) -> dict[str, Any]:
     """R8, R9, R7 (cleared), R10: what Aspen holds now and what we posted before, against
     what Canvas says; only the difference is posted."""
@@ -257,29 +264,32 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
         aspen_items += [{**li, "_class": class_id} for li in answer[0]]
         aspen_results += answer[1]
 
-    aspen_now = pd.DataFrame(
-        [(r.get("sourcedId"), *oneroster.result_value(r)) for r in aspen_results],
-        columns=["result_id", "score_status", "score"],
-    )
+    aspen_now = _aspen_results_frame(aspen_results)
     posted = ledger.posted_results(classes)
     eligible = df[df["bucket"].eq("eligible")]
-    actions, findings = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
-    findings += deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
+    decided = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
+    actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
+        adopt=decided.actions.index.isin(decided.adopt.index))
+    findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
 
     desired = _line_items_desired(eligible)
-    li_actions = deltas.line_item_actions(
-        desired, ledger.posted_line_items(classes),
-        pd.DataFrame({"line_item_id": [li.get("sourcedId") for li in aspen_items]}),
-        full_resync=full_resync,
-    )
+    items_now = pd.DataFrame({
+        "line_item_id": [li.get("sourcedId") for li in aspen_items],
+        "aspen_class_id": [li["_class"] for li in aspen_items],
+        "title": [li.get("title") for li in aspen_items],
+        "status": [li.get("status") for li in aspen_items],
+    })
+    li_actions = deltas.line_item_actions(desired, ledger.posted_line_items(classes), items_now,
+                                          full_resync=full_resync)
     assignment_ids = {
         int(b["course"]["id"]): {int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []}
         for b in bundles
     }
     class_to_course = df.dropna(subset=["aspen_class_id"]).drop_duplicates("aspen_class_id").set_index(
         "aspen_class_id")["canvas_course_id"].to_dict()
-    orphan_ids, orphan_findings = deltas.orphans(aspen_items, assignment_ids, class_to_course)
-    findings += orphan_findings
+    orphaned = deltas.orphans(items_now, assignment_ids, class_to_course)
+    findings += orphaned.findings
+    orphan_ids = orphaned.line_item_ids
 
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_frame(sd / "actions.parquet", actions)
@@ -376,9 +386,9 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
             posted_count += len(accepted)
         progress.step(len(records))
 
-    adopt = actions[actions["reason"].eq("same") & actions["action"].eq("unchanged")] if "reason" in actions else None
-    if adopt is not None and len(adopt):
-        ledger.record_posted_results(df.loc[df.index.intersection(adopt.index)], run_id=run_id, posted_at=now)
+    adopt = actions.index[actions["adopt"]]
+    if len(adopt):  # Aspen already holds the Canvas value: the ledger now says so too
+        ledger.record_posted_results(df.loc[adopt], run_id=run_id, posted_at=now)
 
     orphan_ids = storage.read_json(sd / "orphans.json", default=[])
     if delete_orphans and orphan_ids:
@@ -409,25 +419,27 @@ def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
         return {"shard": shard, "checked": 0, "mismatched": 0}
     classes = sorted(posted["aspen_class_id"].unique().tolist())
     answers = _put_all(aspen, aspen.list_results, classes, f"verify shard {shard}: Aspen classes")
-    held: dict[str, tuple] = {}
-    findings = []
+    findings, results = [], []
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):
             findings.append(finding("verify_mismatch", f"could not read back class {class_id}: {_error_text(answer)}",
                                     aspen_class_id=class_id))
-            continue
-        held.update({r.get("sourcedId"): oneroster.result_value(r) for r in answer})
-    unreadable = {f["aspen_class_id"] for f in findings}
-    for r in posted[~posted["aspen_class_id"].isin(unreadable)].to_dict("records"):
-        now = held.get(r["result_id"])
-        want = (r["score_status"], None if pd.isna(r["score"]) else float(r["score"]))
-        if not deltas.same_value(now, want):
-            findings.append(finding(
-                "verify_mismatch", "Aspen does not hold the value that was posted",
-                canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
-                assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
-                student_sis_id=r["student_sis_id"], value=None if now is None else str(now[1]),
-                limit=str(want[1])))
+        else:
+            results += answer
+    readable = posted[~posted["aspen_class_id"].isin([f["aspen_class_id"] for f in findings])]
+    aspen_now = _aspen_results_frame(results)
+    differs = readable[~deltas.aspen_holds(readable, aspen_now)]
+    now_by_id = aspen_now.drop_duplicates("result_id").set_index("result_id")
+    for r in differs.to_dict("records"):
+        held = now_by_id.loc[r["result_id"]] if r["result_id"] in now_by_id.index else None
+        findings.append(finding(
+            "verify_mismatch", "Aspen does not hold the value that was posted" if held is not None
+            else "the posted result is missing in Aspen",
+            canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
+            assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
+            student_sis_id=r["student_sis_id"],
+            value=None if held is None else f"{held['score']} ({held['score_status']})",
+            limit=f"{r['score']} ({r['score_status']})"))
     out = {"checked": len(posted), "mismatched": len(findings), "findings": findings}
     storage.write_json(sd / "verify.json", out)
     log.info("verify shard %d: %d results read back, %d mismatches", shard, len(posted), len(findings))
