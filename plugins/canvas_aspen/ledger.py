@@ -14,8 +14,9 @@ Concurrency (issue 8): a nightly run and a manual backfill take *course leases*
 upserts also refuse to let an older post overwrite a newer one (``posted_at`` guard), so
 the later value is never lost even if two writers did overlap.
 
-Everything is bulk: one executemany per chunk of rows, dialect ``INSERT .. ON CONFLICT``
-upserts, batched IN-lists; one transaction per call.
+Everything is bulk, one transaction per call: a chunk of rows travels as one JSON
+document into one dialect ``INSERT .. SELECT .. ON CONFLICT`` (never a round trip per row),
+reads use batched IN-lists, small writes use executemany.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from canvas_aspen.findings import FIELDS
 VERSION_TABLE = "canvas_aspen_ledger_version"  # not "alembic_version": the database may be Airflow's
 MIGRATIONS_DIR = Path(__file__).with_name("ledger_migrations")
 IN_BATCH = 500  # values per IN-list
-CHUNK = 5_000  # rows per executemany
+CHUNK = 5_000  # rows per bulk statement
 _MIGRATE_LOCK = 0x43414E56_41535045  # pg_advisory_xact_lock key ("CANVASPE")
 _WRITE = "canvas_aspen_write"  # execution option: SQLite takes the write lock at BEGIN
 
