@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sandbox import scenario as scenario_mod
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
 _LIVE: set[Sandbox] = set()
@@ -65,6 +67,11 @@ class Sandbox:
               canvas_faults: dict | None = None, aspen_faults: dict | None = None, *,
               canvas_port: int = 0, aspen_port: int = 0, startup_timeout: float = 120.0,
               **settings: Any) -> Sandbox:
+        if not isinstance(scenario, dict):
+            try:
+                scenario = str(scenario_mod.resolve(scenario))  # fail fast, before spawning anything
+            except scenario_mod.ScenarioError as exc:
+                raise SandboxError(str(exc)) from exc
         workdir = Path(tempfile.mkdtemp(prefix="canvas-aspen-sandbox-"))
         if isinstance(scenario, dict):
             path = workdir / "scenario.json"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -274,14 +273,3 @@ def test_rejection(demo, style, path, case, body, status, message):
         assert r.headers["content-type"].startswith("text/plain")
         assert r.text.startswith(message)
     assert "t-x" not in demo.state()["lineItems"] and "t-x" not in demo.state()["results"]
-
-
-def test_custom_paths(sandbox_factory):
-    sb = sandbox_factory("demo", aspen_token_path="/oauth/token", aspen_api_path="/api/oneroster/v1p1")
-    assert sb.aspen_token_path == "/oauth/token"
-    token = aspen_token(sb)
-    with httpx.Client(base_url=sb.aspen_url, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as c:
-        assert c.get("/api/oneroster/v1p1/gradingPeriods").status_code == 200
-        assert c.get("/ims/oneroster/v1p1/gradingPeriods").status_code == 404
-    extra = json.loads(sb.airflow_conn_env()["AIRFLOW_CONN_ASPEN_DEFAULT"])["extra"]
-    assert extra == {"token_path": "/oauth/token", "api_path": "/api/oneroster/v1p1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,10 +60,15 @@ def test_the_server_is_stopped_even_when_the_block_fails():
     sb.stop()  # idempotent
 
 
-def test_a_scenario_given_as_a_dict(sandbox_factory, repo_root):
+def test_a_scenario_given_as_a_dict_on_fixed_ports(sandbox_factory, repo_root):
     data = json.loads((repo_root / "sandbox/scenarios/demo.json").read_text())
     data["canvas"]["token"] = "another-token"
-    sb = sandbox_factory(data)
+    with socket.socket() as s1, socket.socket() as s2:
+        s1.bind(("127.0.0.1", 0))
+        s2.bind(("127.0.0.1", 0))
+        ports = s1.getsockname()[1], s2.getsockname()[1]
+    sb = sandbox_factory(data, canvas_port=ports[0], aspen_port=ports[1])
+    assert (urlparse(sb.canvas_url).port, urlparse(sb.aspen_url).port) == ports
     assert sb.canvas_token == "another-token"
     r = httpx.get(f"{sb.canvas_url}/api/v1/courses/101", headers={"Authorization": "Bearer another-token"},
                   trust_env=False)
@@ -108,14 +114,3 @@ def test_serve_cli_writes_the_urls_file_and_stops_on_sigterm(tmp_path, repo_root
     assert proc.returncode == 0
     assert info["canvas_url"] in out and info["aspen_url"] in out
     assert not urls.exists()
-
-
-def test_fixed_ports(sandbox_factory):
-    import socket
-
-    with socket.socket() as s1, socket.socket() as s2:
-        s1.bind(("127.0.0.1", 0))
-        s2.bind(("127.0.0.1", 0))
-        ports = s1.getsockname()[1], s2.getsockname()[1]
-    sb = sandbox_factory("demo", canvas_port=ports[0], aspen_port=ports[1])
-    assert (urlparse(sb.canvas_url).port, urlparse(sb.aspen_url).port) == ports

@@ -124,16 +124,6 @@ def test_rejected_results_and_lost_writes(demo):
     assert "t-bad" not in results and "t-lost" not in results  # answered 201, never stored
 
 
-def test_faults_at_start_and_reset_restores_them(sandbox_factory):
-    sb = sandbox_factory("demo", canvas_faults={"fail_next": [503], "latency_ms": 50}, aspen_error_style="text")
-    assert statuses(sb, 2) == [503, 200]
-    sb.set_faults("canvas")
-    assert sb.faults("canvas")["latency_ms"] == 0
-    sb.reset()
-    assert sb.faults("canvas")["latency_ms"] == 50 and sb.faults("canvas")["fail_next"] == [503]
-    assert sb.settings()["aspen_error_style"] == "text"
-
-
 @pytest.mark.parametrize("faults", [{"error_rate": 2}, {"nonsense": 1}, {"fail_next": [200]},
                                     {"error_rate": 0.6, "drop_rate": 0.6}, {"latency_ms": 120_000}])
 def test_invalid_faults_are_refused(demo, faults):
