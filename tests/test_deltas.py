@@ -12,6 +12,7 @@ import pytest
 
 from canvas_aspen import ids
 from canvas_aspen.deltas import (
+    aspen_holds,
     cleared_findings,
     line_item_actions,
     orphans,
@@ -184,6 +185,12 @@ def test_450k_rows_are_decided_in_one_vectorised_pass() -> None:
     deltas = result_actions(rows, ledger, aspen)
     counts = deltas.actions.groupby("reason").size().to_dict()
     assert counts == {"missing_in_aspen": 450, "changed_in_canvas": 4050, "same": n - 4500}
+
+
+def test_R18_aspen_holds_what_was_posted_within_tolerance() -> None:
+    rows = _rows((GRADED, 8.0), (GRADED, 9.0), (EXEMPT, NAN), (GRADED, 5.0))
+    aspen = _held((GRADED, 8.0000004), (GRADED, 8.0), (EXEMPT, 0.0), None)
+    assert aspen_holds(rows, aspen).tolist() == [True, False, True, False]
 
 
 # --------------------------------------------------------------------------- R9
