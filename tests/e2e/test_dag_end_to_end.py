@@ -1,0 +1,150 @@
+"""The DAG for real (``dag.test()``) against the sandbox demo district.
+
+The expected Aspen state is written down independently of the pipeline in
+``sandbox/scenarios/demo.expected.json`` (see sandbox/README.md for how each rule occurs).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
+
+EXPECTED = json.loads(
+    (__import__("pathlib").Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json").read_text())
+REF_FIELDS = {"class": "class", "category": "category", "gradingPeriod": "gradingPeriod"}
+
+
+def _ref(value):
+    return value.get("sourcedId") if isinstance(value, dict) else value
+
+
+def _instant(text):
+    return None if text is None else datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _ours(state: dict, kind: str) -> dict:
+    return {k: v for k, v in state[kind].items() if k.startswith("canvas-") and v.get("status") != "tobedeleted"}
+
+
+def assert_line_items(state: dict, expected: dict) -> None:
+    for sid, want in expected.items():
+        got = state["lineItems"].get(sid)
+        assert got is not None, f"line item {sid} missing in Aspen"
+        for field, value in want.items():
+            if field in REF_FIELDS:
+                assert _ref(got.get(field)) == value, (sid, field)
+            elif field in ("dueDate", "assignDate"):
+                assert _instant(got.get(field)) == _instant(value), (sid, field)
+            else:
+                assert got.get(field) == value, (sid, field, got.get(field))
+
+
+def assert_results(state: dict, expected: dict) -> None:
+    for sid, want in expected.items():
+        got = state["results"].get(sid)
+        assert got is not None, f"result {sid} missing in Aspen"
+        for field, value in want.items():
+            if field == "note":
+                continue
+            have = _ref(got.get(field)) if field in ("lineItem", "student") else got.get(field)
+            if field == "score" and value is not None and have is not None:
+                assert float(have) == pytest.approx(float(value)), (sid, field)
+            else:
+                assert have == value, (sid, field, have)
+
+
+def assert_buckets_add_up(report: dict) -> None:
+    t = report["totals"]
+    assert t["considered"] == sum(t[b] for b in ("posted", "unchanged", "empty", "held_back", "failed"))
+    for c in report["courses"]:
+        assert c["considered"] == sum(c[b] for b in ("posted", "unchanged", "empty", "held_back", "failed"))
+
+
+@pytest.fixture
+def demo(sandbox_factory):
+    return sandbox_factory(scenario="demo")
+
+
+def test_R17_R18_demo_district_first_run_second_run_and_a_day_of_grading(demo, run_passback):
+    before = demo.state()
+    untouched = {k: before["results"][k] for k in EXPECTED["untouched"]["results"]}
+
+    state_, report = run_passback(demo)
+    assert state_ == "success", report["findings"][:3]
+    after = demo.state()
+    # cell by cell: every line item and result the first run must create ...
+    assert_line_items(after, EXPECTED["lineItems"])
+    assert_results(after, EXPECTED["results"])
+    # ... and nothing else of ours (untouched ones keep their values; nothing held back got through)
+    assert set(_ours(after, "lineItems")) == set(EXPECTED["lineItems"]) | {
+        k for k in EXPECTED["untouched"]["lineItems"] if k.startswith("canvas-")}
+    assert set(_ours(after, "results")) == set(EXPECTED["results"]) | {
+        k for k in EXPECTED["untouched"]["results"] if k.startswith("canvas-")}
+    assert {k: after["results"][k] for k in untouched} == untouched
+    held = {f"canvas-a{h['assignment_id']}-s{h['section_id']}-u{h['user_id']}" for h in EXPECTED["held_back"]}
+    assert not held & set(after["results"])
+    assert report["totals"]["posted"] == len(EXPECTED["results"])
+    assert report["totals"]["held_back"] == len(EXPECTED["held_back"])
+    assert report["totals"]["failed"] == 0 and report["verify"]["mismatched"] == 0
+    assert report["verify"]["checked"] == len(EXPECTED["results"])
+    assert_buckets_add_up(report)
+    kinds = {f["kind"] for f in report["findings"]}
+    for h in EXPECTED["held_back"]:
+        assert set(h["kinds"]) & kinds, h
+    assert {"orphaned_line_item", "category_case_mismatch", "weight_mismatch", "unweighted_group",
+            "imported_assignments_group"} <= kinds
+
+    # R8: the second night finds nothing to post and creates no duplicate
+    state_, again = run_passback(demo)
+    assert state_ == "success"
+    assert again["totals"]["posted"] == 0
+    assert again["totals"]["unchanged"] == report["totals"]["posted"]
+    assert demo.state()["lineItems"].keys() == after["lineItems"].keys()
+    assert demo.state()["results"].keys() == after["results"].keys()
+
+    # a day of grading: only the changes go; the Aspen hand edit Canvas did not change is kept (R9)
+    demo.day_of_grading(fraction=0, scripted=True)
+    state_, day = run_passback(demo)
+    assert state_ == "success"
+    changed = EXPECTED["after_scripted_day_of_grading"]
+    final = demo.state()
+    assert_results(final, changed["results"])
+    assert day["totals"]["posted"] == sum(1 for r in changed["results"].values() if "R9" not in r.get("note", ""))
+    kinds = {f["kind"]: f for f in day["findings"]}
+    assert kinds["aspen_edited"]["value"] and "cleared_in_canvas" in kinds
+    orphans = {f["value"] for f in day["findings"] if f["kind"] == "orphaned_line_item"}
+    assert orphans == set(changed["orphaned_line_items"])
+    assert set(changed["orphaned_line_items"]) <= set(final["lineItems"])  # reported, not deleted
+    assert_buckets_add_up(day)
+
+
+def test_R10_delete_orphans_removes_only_orphaned_line_items(demo, run_passback):
+    state_, report = run_passback(demo, delete_orphans=True)
+    assert state_ == "success"
+    after = demo.state()
+    assert "canvas-a3099-s1011" not in _ours(after, "lineItems")
+    assert "ASPEN-ALG1-NB1" in after["lineItems"]  # a teacher's own column is never ours
+    assert set(EXPECTED["lineItems"]) <= set(after["lineItems"])
+
+
+def test_R12_backfill_touches_only_the_chosen_courses_classes(demo, run_passback):
+    state_, report = run_passback(demo, course_ids=[103])
+    assert state_ == "success"
+    assert [c["canvas_course_id"] for c in report["courses"]] == [103]
+    after = demo.state()
+    ours = _ours(after, "lineItems")
+    assert ours and all(_ref(li["class"]) == "ENG10-P3" for k, li in ours.items() if k != "canvas-a3099-s1011")
+    assert set(k for k in ours if k.endswith("-s1031")) == {k for k in EXPECTED["lineItems"] if k.endswith("-s1031")}
+
+
+def test_R12_dry_run_posts_nothing_and_reports_what_would_go(demo, run_passback):
+    before = demo.state()
+    state_, report = run_passback(demo, dry_run=True)
+    assert state_ == "success"
+    assert report["dry_run"] is True
+    assert report["totals"]["posted"] == len(EXPECTED["results"])  # would be posted
+    assert demo.state() == before
