@@ -38,10 +38,14 @@ class Runner:
 
     def __init__(self, dag, reports_dir: Path):
         self.dag, self.reports_dir = dag, reports_dir
+        # dag.test() resolves params on the shared DAG object: always pass every param, so
+        # one test's conf can never leak into the next run
+        self.defaults = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
+                         "category_mappings": {}, "mapping_file": ""}
 
     def __call__(self, **conf) -> tuple[str, dict]:
         before = set(self.reports_dir.glob("*")) if self.reports_dir.exists() else set()
-        dr = self.dag.test(run_conf=conf)
+        dr = self.dag.test(run_conf={**self.defaults, **conf})
         new = [p for p in self.reports_dir.glob("*") if p not in before]
         assert len(new) == 1, f"expected one new report folder, got {new} (run state {dr.state})"
         return str(dr.state), json.loads((new[0] / "report.json").read_text())
