@@ -22,6 +22,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@# the build leaves an egg-info on sys.path (plugins/): Airflow would see the package twice
+	@rm -rf plugins/*.egg-info
 	@touch $(STAMP)
 
 lint: install
