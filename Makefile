@@ -13,7 +13,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install test lint demo bench lock clean
+.PHONY: install test lint demo bench lock clean browser
 
 install: $(STAMP)
 
@@ -26,10 +26,18 @@ $(STAMP): requirements.txt pyproject.toml
 	@rm -rf plugins/*.egg-info
 	@touch $(STAMP)
 
+# Debian's Chromium, for the test that renders the HTML report (needs root and apt; CI has both).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "make browser: could not install chromium; the browser test will skip"; \
+	  else echo "make browser: chromium missing and no root/apt; the browser test will skip"; fi; }
+
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install

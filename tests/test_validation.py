@@ -300,8 +300,9 @@ def test_held_back_matches_an_independent_oracle_on_a_random_frame():
         "no_grading_period": frame["due_at"].notna() & frame["grading_period_id"].isna(),
         "locked_grading_period": frame["grading_period_locked"].eq(True),
         "no_points_possible": points.isna() | (points <= 0),
-        "category_mismatch": frame["category_sourced_id"].isna(),
-        "student_not_in_aspen_class": frame["in_roster"].ne(True),
+        "category_mismatch": frame["category_sourced_id"].isna() & frame["aspen_class_id"].notna(),
+        "student_not_in_aspen_class": frame["in_roster"].ne(True) & frame["aspen_class_id"].notna()
+        & frame["student_sis_id"].notna(),
     }
     expected: dict[int, set[str]] = {}
     for kind, mask in oracle.items():
@@ -485,3 +486,13 @@ def test_blocking_suites_need_unique_row_ids():
 def test_missing_report_columns_are_named_before_validating():
     with pytest.raises(ValueError, match="aspen_categories"):
         run_gate(rows_frame().drop(columns="aspen_categories"), ["match"], run_name="t")
+
+
+def test_R16_a_row_without_class_or_student_id_is_reported_once_not_again_by_the_match_suite():
+    frame = with_values(rows_frame(), "aspen_class_id", {100}, None)
+    frame = with_values(frame, "student_sis_id", {101}, None)
+    frame.loc[frame["row_id"].eq(100), "category_sourced_id"] = None  # no class: no category either
+    frame.loc[frame["row_id"].isin([100, 101]), "in_roster"] = False
+    gate = run_gate(frame, ["grades", "match"], run_name="once")
+    assert gate.held_back == {100: ["section_without_sis_id"], 101: ["student_without_sis_id"]}
+    assert sorted(f["kind"] for f in gate.findings) == ["section_without_sis_id", "student_without_sis_id"]

@@ -48,24 +48,52 @@ class Runner:
         dr = self.dag.test(run_conf={**self.defaults, **conf})
         new = [p for p in self.reports_dir.glob("*") if p not in before]
         assert len(new) == 1, f"expected one new report folder, got {new} (run state {dr.state})"
-        return str(dr.state), json.loads((new[0] / "report.json").read_text())
+        report = json.loads((new[0] / "report.json").read_text())
+        report["_folder"] = str(new[0])
+        return str(dr.state), report
+
+
+def _runner(dag, base: Path, mp: pytest.MonkeyPatch):
+    """``run(sb, **conf)``: the DAG against sandbox ``sb`` with its own stage files,
+    reports and ledger under ``base`` (one ledger shared by the runs of this runner)."""
+    reports = base / "reports"
+    mp.setenv("CANVAS_ASPEN_STAGE_ROOT", f"file://{base / 'stage'}")
+    mp.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
+    mp.setenv("CANVAS_ASPEN_SHARDS", "2")
+    mp.setenv("AIRFLOW_CONN_CANVAS_ASPEN_LEDGER", json.dumps(
+        {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{base / 'ledger.db'}"}}))
+    runner = Runner(dag, reports)
+
+    def run(sb, **conf):
+        for key, value in sb.airflow_conn_env().items():
+            mp.setenv(key, value)
+        return runner(**conf)
+
+    return run
 
 
 @pytest.fixture
 def run_passback(passback_dag, tmp_path, monkeypatch):
-    """``run_passback(sb, **conf)``: the DAG against sandbox ``sb`` with its own stage
-    files, reports and ledger (one ledger per test, shared by the test's runs)."""
-    reports = tmp_path / "reports"
-    monkeypatch.setenv("CANVAS_ASPEN_STAGE_ROOT", f"file://{tmp_path / 'stage'}")
-    monkeypatch.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
-    monkeypatch.setenv("CANVAS_ASPEN_SHARDS", "2")
-    monkeypatch.setenv("AIRFLOW_CONN_CANVAS_ASPEN_LEDGER", json.dumps(
-        {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'ledger.db'}"}}))
-    runner = Runner(passback_dag, reports)
+    return _runner(passback_dag, tmp_path, monkeypatch)
 
-    def run(sb, **conf):
-        for key, value in sb.airflow_conn_env().items():
-            monkeypatch.setenv(key, value)
-        return runner(**conf)
 
-    return run
+@pytest.fixture(scope="module")
+def run_passback_module(passback_dag, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        yield _runner(passback_dag, tmp_path_factory.mktemp("passback"), mp)
+
+
+@pytest.fixture(scope="module")
+def sandbox_factory_module():
+    """Like ``sandbox_factory``, for a module's worth of tests."""
+    from sandbox.control import Sandbox
+
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(Sandbox.start(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for sb in started:
+        sb.stop()
