@@ -1,0 +1,135 @@
+"""``python -m bench [--size S|M] ...`` (``make bench BENCH_ARGS="--size S"``).
+
+Prints one JSON line per measured run, appends it to bench/results.jsonl and refreshes the
+table in docs/benchmarks.md. See docs/benchmarks.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from bench import bounds, district, record, runner
+from bench.sizes import SIZES
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--size", default="M", choices=sorted(SIZES), help="district size (default M)")
+    p.add_argument("--shards", type=int, default=8, help="shards per stage, as CANVAS_ASPEN_SHARDS (default 8)")
+    p.add_argument("--runs", default="all",
+                   help="comma-separated subset of first,no-change,nightly,naive (default: all the size has)")
+    p.add_argument("--fresh-setup", action="store_true", help="redo the cached set-up run")
+    p.add_argument("--no-data-docs", action="store_true", help="runs without building GX Data Docs")
+    p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder")
+    p.add_argument("--results", type=Path, default=record.RESULTS, help="JSON lines file to append to")
+    p.add_argument("--no-record", action="store_true", help="print only: no results file, no docs table")
+    p.add_argument("--workdir", type=Path, help="parent of the run folders (default: the system temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the run folders (stage files, reports, ledger)")
+    p.add_argument("--log-level", default="WARNING", help="log level of the runs' stages")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    size = SIZES[args.size]
+    wanted = {"first", "no-change", "nightly", "naive"} if args.runs == "all" else set(args.runs.split(","))
+    if not size.first_run_measured:
+        wanted.discard("first")
+    if not size.naive_measured:
+        wanted.discard("naive")
+    cap = {"canvas": runner.DEFAULT_CAP, "aspen": runner.DEFAULT_CAP}
+    records: dict[str, dict] = {}
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    def emit(rec: dict) -> None:
+        records[rec["run"]] = rec
+        print(json.dumps(rec, separators=(",", ":")), flush=True)
+        if not args.no_record:
+            record.append(rec, args.results)
+
+    def session(scenario: Path, ledger: Path | None) -> runner.Session:
+        work = runner.new_workdir(args.workdir)
+        return runner.Session(size, work, scenario=scenario, ledger_src=ledger, shards=args.shards,
+                              data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level)
+
+    def done(s: runner.Session) -> None:
+        s.close()
+        if not args.keep:
+            shutil.rmtree(s.work, ignore_errors=True)
+        else:
+            log(f"[{size.name}] kept {s.work}")
+
+    scen = district.district_file(size)
+    log(f"[{size.name}] district {scen.name}")
+    if wanted & {"no-change", "nightly"}:
+        setup_scenario, setup_ledger, _ = runner.ensure_setup(size, shards=args.shards, fresh=args.fresh_setup, log=log)
+        s = session(setup_scenario, setup_ledger)
+        try:
+            if "no-change" in wanted:
+                log(f"[{size.name}] no-change run ...")
+                out = s.run("no-change", latency=True)
+                emit(record.build(size, "no-change", out, latency=runner.LATENCY, cap=cap))
+            if "nightly" in wanted:
+                if "no-change" not in wanted:  # the nightly run follows a night that posted nothing
+                    s.run("warm", latency=False, measure=False)
+                dog = s.day_of_grading()
+                log(f"[{size.name}] day of grading {dog}; nightly run ...")
+                out = s.run("nightly", latency=True)
+                emit(record.build(size, "nightly", out, latency=runner.LATENCY, cap=cap,
+                                  extra={"day_of_grading": dog}))
+        finally:
+            done(s)
+    if "first" in wanted:
+        s = session(scen, None)
+        try:
+            log(f"[{size.name}] first full run with latency ...")
+            out = s.run("first", latency=True)
+            emit(record.build(size, "first", out, latency=runner.LATENCY, cap=cap))
+        finally:
+            done(s)
+    if "naive" in wanted:
+        s = session(scen, None)
+        try:
+            log(f"[{size.name}] naive baseline (sequential, re-post every grade) ...")
+            out = s.run("naive", latency=True, mode="naive", cap=1)
+            n = out["naive"]
+            out["min_requests"]["aspen"] = bounds.naive_minimum(
+                out["min_requests"]["canvas"], len(s.classes), n["line_items"], n["results"])["aspen"]
+            emit(record.build(size, "naive", out, latency=runner.LATENCY, cap={"canvas": 1, "aspen": 1},
+                              extra={"naive": n}))
+        finally:
+            done(s)
+    nightly = records.get("nightly")
+    if nightly is not None:
+        facts_classes = nightly["district"]["classes"] or 0
+        need = bounds.naive_minimum(nightly["min_requests"]["canvas"], facts_classes,
+                                    nightly.get("graded_line_items", 0), nightly.get("graded_results", 0))
+        nb = {s_: sum(v.values()) for s_, v in need.items()}
+        naive_bound = {
+            "ts": nightly["ts"], "commit": nightly["commit"], "size": size.name, "run": "naive-bound",
+            "min_requests": need, "min_requests_total": {**nb, "total": sum(nb.values())},
+            "bound_s": bounds.bound_seconds(nb, runner.LATENCY, {"canvas": 1, "aspen": 1}),
+            "nightly_speedup": None,
+        }
+        naive_bound["nightly_speedup"] = round(naive_bound["bound_s"]["total"] / nightly["wall_s"], 1)
+        emit(naive_bound)
+        if "no-change" in records:
+            checks = record.targets(nightly, records["no-change"], naive_bound)
+            log(f"[{size.name}] targets:")
+            for c in checks:
+                log(f"   {'MET ' if c['met'] else 'MISS'} {c['target']}: {c['value']}")
+    if not args.no_record and record.update_doc(results=args.results):
+        log(f"table updated in {record.DOC.relative_to(record.REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
