@@ -148,3 +148,21 @@ def test_R12_dry_run_posts_nothing_and_reports_what_would_go(demo, run_passback)
     assert report["dry_run"] is True
     assert report["totals"]["posted"] == len(EXPECTED["results"])  # would be posted
     assert demo.state() == before
+
+
+def test_R12_full_resync_posts_every_eligible_grade_again(demo, run_passback):
+    assert run_passback(demo)[0] == "success"
+    state_, again = run_passback(demo, full_resync=True)
+    assert state_ == "success"
+    assert again["totals"]["posted"] == len(EXPECTED["results"]) and again["totals"]["unchanged"] == 0
+    assert set(_ours(demo.state(), "results")) >= set(EXPECTED["results"])  # replaced in place, no duplicates
+
+
+def test_R18_a_write_aspen_lost_fails_the_run_loudly_after_the_report(sandbox_factory, run_passback):
+    sb = sandbox_factory(scenario="demo", aspen_faults={"lost_write_rate": 0.2, "seed": 3})
+    state_, report = run_passback(sb)
+    assert state_ == "failed"
+    assert report["verify"]["mismatched"] > 0
+    lost = [f for f in report["findings"] if f["kind"] == "verify_mismatch"]
+    assert len(lost) == report["verify"]["mismatched"] and all(f["student_sis_id"] for f in lost)
+    assert_buckets_add_up(report)
