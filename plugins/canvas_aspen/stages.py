@@ -36,6 +36,7 @@ class Progress:
 
     what: str
     total: int
+    hook: Any = None  # when given, the log line also says how many requests were sent
     every: float = 5.0
     done: int = 0
     _t0: float = field(default_factory=time.monotonic)
@@ -46,8 +47,10 @@ class Progress:
         now = time.monotonic()
         if self.done == self.total or now - self._last >= self.every:
             self._last = now
-            rate = self.done / max(now - self._t0, 1e-9)
-            log.info("%s: %d of %d done (%.1f/s)", self.what, self.done, self.total, rate)
+            elapsed = max(now - self._t0, 1e-9)
+            sent = self.hook.stats.get("requests", 0) if self.hook is not None else None
+            log.info("%s: %d of %d done (%.1f/s)%s", self.what, self.done, self.total, self.done / elapsed,
+                     "" if sent is None else f", {sent} requests sent ({sent / elapsed:.1f}/s)")
 
 
 def _shard_dir(run_dir: Any, shard: int) -> Any:
@@ -112,7 +115,7 @@ def _course_bundle(canvas, course_id: int) -> dict[str, Any]:
 def extract(canvas, run_dir: Any, shard: int) -> dict[str, Any]:
     """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses."""
     course_ids = _plan(run_dir)["shards"][shard]
-    progress = Progress(f"extract shard {shard}: courses", len(course_ids))
+    progress = Progress(f"extract shard {shard}: courses", len(course_ids), canvas)
 
     def one(course_id: int) -> dict[str, Any]:
         try:
@@ -182,7 +185,7 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    progress = Progress(f"match shard {shard}: Aspen classes", len(classes))
+    progress = Progress(f"match shard {shard}: Aspen classes", len(classes), aspen)
 
     def one(class_id: str) -> tuple[list, list]:
         try:
@@ -246,7 +249,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     bundles = storage.read_json(sd / "canvas.json")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
-    progress = Progress(f"deltas shard {shard}: Aspen classes", len(live))
+    progress = Progress(f"deltas shard {shard}: Aspen classes", len(live), aspen)
 
     def one(class_id: str) -> tuple[list, list]:
         try:
@@ -307,7 +310,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
 # ---------------------------------------------------------------------------- post
 
 def _put_all(hook, fn, items: list, what: str) -> list:
-    progress = Progress(what, len(items))
+    progress = Progress(what, len(items), hook)
 
     def one(item):
         try:
@@ -363,7 +366,7 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         df.loc[rid, ["bucket", "error"]] = ["failed", f"line item not accepted: {bad_items[li_id]}"]
     results = to_post[~blocked]
     posted_count = 0
-    progress = Progress(f"post shard {shard}: results", len(results))
+    progress = Progress(f"post shard {shard}: results", len(results), aspen)
     for start in range(0, len(results), chunk):
         part = results.iloc[start:start + chunk]
         records = part.to_dict("records")
