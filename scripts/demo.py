@@ -80,7 +80,10 @@ def main() -> None:
         first = _run("Night 1: the first passback of the district", env, 1)
         second = _run("Night 2: nothing changed in Canvas, so nothing is posted", env, 2)
         change = sb.day_of_grading(fraction=0.1, add_assignments=1, delete_assignments=1, seed=1)
-        print(f"\n   a day of grading in the sandbox: {json.dumps(change.get('canvas', {}).get('summary', change['canvas']))[:300]}")
+        c, a = change["canvas"], change["aspen"]
+        print(f"\n   a day of grading in the sandbox: {len(c['scripted']) + len(c['changed'])} Canvas grades changed, "
+              f"{len(c['added_assignments'])} assignment(s) added, {len(c['deleted_assignments'])} deleted, "
+              f"{len(a['scripted']) + len(a['edited'])} hand edit(s) in Aspen")
         third = _run("Night 3: only the day's changes are posted", env, 3)
     print("\nDone. Open the reports above in a browser; every grade is in exactly one bucket.")
     if second["totals"]["posted"]:
