@@ -76,7 +76,8 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.extract(glue.hooks(s)[0], glue.run_dir(s, ctx["run_id"]), shard["shard"])
+        return stages.extract(glue.hooks(s)[0], glue.run_dir(s, ctx["run_id"]), shard["shard"],
+                              ledger=glue.ledger(s), run_id=ctx["run_id"], lease=glue.lease(s))
 
     @task
     def validate(shard: dict) -> dict:
@@ -110,7 +111,7 @@ def canvas_aspen_grade_passback():
 
         return stages.post(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]), shard["shard"],
                            run_id=ctx["run_id"], dry_run=ctx["params"]["dry_run"],
-                           delete_orphans=ctx["params"]["delete_orphans"])
+                           delete_orphans=ctx["params"]["delete_orphans"], lease=glue.lease(s))
 
     @task
     def verify(shard: dict) -> dict:

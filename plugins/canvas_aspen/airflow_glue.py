@@ -64,6 +64,13 @@ def ledger(s: Settings):
     return _ledger(ledger_url(s))
 
 
+def lease(s: Settings):
+    """How long a run may hold its courses against a concurrent run (issue 8)."""
+    from datetime import timedelta
+
+    return timedelta(minutes=s.lease_minutes)
+
+
 def run_dir(s: Settings, run_id: str):
     from airflow.sdk import ObjectStoragePath
 

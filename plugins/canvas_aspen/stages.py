@@ -16,13 +16,13 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from canvas_aspen import deltas, match, oneroster, rows, rules, storage
+from canvas_aspen import deltas, ids, match, oneroster, rows, rules, storage
 from canvas_aspen.findings import finding
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,29 @@ def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
     df.loc[mask, "error"] = message
 
 
+# ---------------------------------------------------------------------------- course leases (issue 8)
+
+def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list[int]) -> dict[str, str]:
+    """Take, or extend, this run's leases on courses; {course: why} for those another live run
+    holds. A nightly run and a manual backfill never post the same course at the same time: a
+    run leases its courses before it reads Canvas (extract) and checks again before it writes
+    (post); a busy course's grades end ``failed`` and go with the next run."""
+    if ledger is None or run_id is None or lease is None or not course_ids:
+        return {}
+    _, refused = ledger.acquire_courses(course_ids, run_id, lease)
+    busy = {str(c): f"course busy: run {holder} holds it; retried next run" for c, holder in refused.items()}
+    for course, why in busy.items():
+        log.warning("course %s: %s", course, why)
+    return busy
+
+
+def _add_course_errors(sd: Any, errors: dict[str, str]) -> None:
+    """Courses that failed after extract, with why: the report shows them (and fails the run)."""
+    if errors:
+        storage.write_json(sd / "failed-courses.json",
+                           {**storage.read_json(sd / "failed-courses.json", default={}), **errors})
+
+
 # ---------------------------------------------------------------------------- plan
 
 def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: int) -> list[dict[str, Any]]:
@@ -112,9 +135,14 @@ def _course_bundle(canvas, course_id: int) -> dict[str, Any]:
     }
 
 
-def extract(canvas, run_dir: Any, shard: int) -> dict[str, Any]:
-    """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses."""
-    course_ids = _plan(run_dir)["shards"][shard]
+def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
+            lease: timedelta | None = None) -> dict[str, Any]:
+    """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses.
+    With ``ledger``/``run_id``/``lease`` (not in a dry run) the courses are leased first: a
+    course another run holds is read all the same (its grades are counted) but fails."""
+    plan_doc = _plan(run_dir)
+    course_ids = plan_doc["shards"][shard]
+    busy = {} if plan_doc["params"].get("dry_run") else _lease(ledger, run_id, lease, course_ids)
     progress = Progress(f"extract shard {shard}: courses", len(course_ids), canvas)
 
     def one(course_id: int) -> dict[str, Any]:
@@ -133,6 +161,8 @@ def extract(canvas, run_dir: Any, shard: int) -> dict[str, Any]:
             log.info("extract: course %s has no SIS section; skipped", course_id)
         else:
             bundles.append(answer)
+    bundled = {str(b["course"]["id"]) for b in bundles}
+    failures.update({c: why for c, why in busy.items() if c in bundled})
     sd = _shard_dir(run_dir, shard)
     storage.write_json(sd / "canvas.json", bundles)
     storage.write_json(sd / "failed-courses.json", failures)
@@ -247,6 +277,10 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     bundles = storage.read_json(sd / "canvas.json")
+    failed_courses = storage.read_json(sd / "failed-courses.json", default={})
+    for course, why in failed_courses.items():  # e.g. busy (leased by another run): nothing of it goes
+        _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
+    bundles = [b for b in bundles if str(b["course"]["id"]) not in failed_courses]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
     progress = Progress(f"deltas shard {shard}: Aspen classes", len(live), aspen)
@@ -321,10 +355,48 @@ def _put_all(hook, fn, items: list, what: str) -> list:
     return hook.map_concurrent(one, items, on_error="collect") if items else []
 
 
+def _section_classes(bundles: list[dict[str, Any]]) -> dict[int, tuple[str | None, int]]:
+    """Canvas section -> (its SIS id = its Aspen class, its Canvas course), as extract read
+    them from Canvas in this run: the only classes this run may write to."""
+    return {int(s["id"]): (rows._sis(s.get("sis_section_id")), int(b["course"]["id"]))
+            for b in bundles for s in b.get("sections") or []}
+
+
+def _unresolved_writes(li_post: pd.DataFrame, to_post: pd.DataFrame, orphan_ids: list[str],
+                       sections: dict[int, tuple[str | None, int]]) -> str | None:
+    """Issue 8: why some write would touch an Aspen class this run did not resolve from a
+    Canvas section's SIS id (None when every write is fine). A line item's id names its Canvas
+    section; that section's SIS id must be the class its body, its row and its results name.
+    Aspen does not scope a client to classes: this is what keeps a tampered or buggy stage
+    file from writing into any other class of the district."""
+    def target(li_id: Any) -> str | None:
+        parsed = ids.parse_line_item_id(str(li_id))
+        return sections.get(parsed[1], (None, 0))[0] if parsed else None
+
+    where = {li_id: target(li_id) for li_id in {*li_post["line_item_id"], *to_post["line_item_id"], *orphan_ids}}
+    body_class = li_post["body"].map(lambda b: str(((json.loads(b) or {}).get("class") or {}).get("sourcedId")))
+    bad = [f"line item {i} -> class {c!r}" for i, c, b in
+           zip(li_post["line_item_id"], li_post["aspen_class_id"], body_class, strict=True)
+           if where[i] is None or where[i] != c or b != c]
+    bad += [f"result {r} -> class {c!r}" for r, i, c in
+            zip(to_post["result_id"], to_post["line_item_id"], to_post["aspen_class_id"], strict=True)
+            if where[i] is None or where[i] != c or not str(r).startswith(f"{i}-u")]
+    bad += [f"orphan deletion {i}" for i in orphan_ids if where[i] is None]
+    if not bad:
+        return None
+    return (f"refused to post this shard: {len(bad)} write(s) name an Aspen class this run did not resolve "
+            f"from a Canvas section's SIS id (stage files altered?), e.g. {'; '.join(bad[:3])}")
+
+
 def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool, delete_orphans: bool,
-         now: datetime | None = None, chunk: int = 2000) -> dict[str, Any]:
+         now: datetime | None = None, chunk: int = 2000, lease: timedelta | None = None) -> dict[str, Any]:
     """PUT the changed line items, then the changed results; record each accepted value in
-    the ledger as soon as its chunk is done (a crash loses no record of what Aspen took)."""
+    the ledger as soon as its chunk is done (a crash loses no record of what Aspen took).
+
+    Before any write (issue 8): the shard's courses are leased again (``lease``; a course
+    another live run took meanwhile is not written and its grades fail), and every write
+    must go to a class resolved from a Canvas section in this run, else nothing of the shard
+    is written. The leases are given back at the end."""
     now = now or datetime.now(timezone.utc)
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet").set_index("row_id", drop=False)
@@ -341,6 +413,25 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         log.info("post shard %d: dry run, would post %d line items and %d results", shard,
                  int(li["action"].eq("post").sum()), len(to_post))
         return _finish_post(sd, df, findings, shard, dry_run=True)
+
+    shard_courses = [int(c) for c in _plan(run_dir)["shards"][shard]]
+    failed_before = storage.read_json(sd / "failed-courses.json", default={})
+    busy = _lease(ledger, run_id, lease, [c for c in shard_courses if str(c) not in failed_before])
+    for course, why in busy.items():
+        _fail_rows(df, df.index.isin(to_post.index) & df["canvas_course_id"].eq(int(course)), why)
+    _add_course_errors(sd, busy)
+    to_post = to_post[~to_post["canvas_course_id"].astype(str).isin(list(busy))]
+    li = li[~li["canvas_course_id"].astype(str).isin(list(busy))]
+    sections = _section_classes(storage.read_json(sd / "canvas.json"))
+    orphan_ids = [i for i in storage.read_json(sd / "orphans.json", default=[]) if not (
+        (p := ids.parse_line_item_id(str(i))) and str(sections.get(p[1], (None, 0))[1]) in busy)]
+    refused = _unresolved_writes(li[li["action"].eq("post")], to_post, orphan_ids if delete_orphans else [],
+                                 sections)
+    if refused:
+        log.error("post shard %d: %s", shard, refused)
+        _fail_rows(df, df.index.isin(to_post.index), refused)
+        _add_course_errors(sd, {str(c): refused for c in shard_courses})
+        return _finish_post(sd, df, findings, shard, dry_run=False)
 
     # line items first: a result needs its line item
     li_post = li[li["action"].eq("post")]
@@ -390,15 +481,17 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         progress.step(len(records))
 
     adopt = actions.index[actions["adopt"]]
+    adopt = adopt[~df.loc[adopt, "canvas_course_id"].astype(str).isin(list(busy)).to_numpy()]
     if len(adopt):  # Aspen already holds the Canvas value: the ledger now says so too
         ledger.record_posted_results(df.loc[adopt], run_id=run_id, posted_at=now)
 
-    orphan_ids = storage.read_json(sd / "orphans.json", default=[])
     if delete_orphans and orphan_ids:
         outs = _put_all(aspen, aspen.delete_line_item, orphan_ids, f"post shard {shard}: orphan deletions")
         deleted = [i for i, o in zip(orphan_ids, outs, strict=True) if not isinstance(o, BaseException)]
         ledger.mark_line_items_deleted(deleted, run_id=run_id, at=now)
         log.info("post shard %d: deleted %d of %d orphaned line items", shard, len(deleted), len(orphan_ids))
+    if lease is not None and run_id:
+        ledger.release_courses(run_id, shard_courses)  # verify only reads; report releases the rest
     return _finish_post(sd, df, findings, shard, dry_run=False)
 
 
@@ -507,6 +600,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     report_html.write_docs_index(folder)
     html = report_html.write(folder, doc, setup_sheet.setup_sheet(rows_all))
     reasons = report_mod.run_failed(doc)
+    ledger.release_courses(run_id)  # whatever a failed shard still held (issue 8)
     ledger.record_findings(run_id, doc["findings"], scope="report")
     ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed" if reasons else "success",
                       totals=doc["totals"])

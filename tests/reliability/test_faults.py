@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from .conftest import EXPECTED, Pipeline, assert_buckets_add_up, assert_ledger_agrees, demo_scenario, ours
+from .conftest import Pipeline, assert_buckets_add_up, assert_ledger_agrees, demo_scenario, fault_free, ours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -51,17 +51,7 @@ def sb():
 @pytest.fixture(scope="module")
 def baseline(sb, tmp_path_factory):
     """Aspen after a fault-free run (and its report)."""
-    from canvas_aspen.ledger import Ledger
-
-    sb.reset()
-    root = tmp_path_factory.mktemp("baseline")
-    ledger = Ledger(f"sqlite:///{root / 'ledger.db'}")
-    ledger.migrate()
-    state, report = Pipeline(sb, ledger, root, "baseline", env=conn_env(sb)).run()
-    ledger.dispose()
-    assert state == "success"
-    assert report["totals"]["posted"] == len(EXPECTED["results"])
-    return ours(sb.state()), report
+    return fault_free(sb, tmp_path_factory.mktemp("baseline"), env=conn_env(sb))
 
 
 @pytest.mark.parametrize("target", ["canvas", "aspen", "both"])
