@@ -351,7 +351,7 @@ def _base_env(home: Path, *, metadata_url, ledger_url, broker_url: str, api_port
     from cryptography.fernet import Fernet
 
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "CANVAS_ASPEN_"))}
+           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_CONFIG", "CANVAS_ASPEN_"))}
     metadata = metadata_url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     backend = metadata_url.set(drivername="postgresql").render_as_string(hide_password=False)
     ledger_conn = {"conn_type": "postgres", "host": ledger_url.host or "127.0.0.1", "port": ledger_url.port or 5432,
