@@ -70,6 +70,20 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def _each(hook, fn, items: list, what: str) -> list:
+    """``fn`` over ``items`` within the hook's concurrency cap, with progress lines; an
+    exception stands in the place of its item's answer (one failure never hides the rest)."""
+    progress = Progress(what, len(items), hook)
+
+    def one(item):
+        try:
+            return fn(item)
+        finally:
+            progress.step()
+
+    return hook.map_concurrent(one, items, on_error="collect") if items else []
+
+
 def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
     df.loc[mask, "bucket"] = "failed"
     df.loc[mask, "error"] = message
@@ -143,15 +157,7 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
     plan_doc = _plan(run_dir)
     course_ids = plan_doc["shards"][shard]
     busy = {} if plan_doc["params"].get("dry_run") else _lease(ledger, run_id, lease, course_ids)
-    progress = Progress(f"extract shard {shard}: courses", len(course_ids), canvas)
-
-    def one(course_id: int) -> dict[str, Any]:
-        try:
-            return _course_bundle(canvas, course_id)
-        finally:
-            progress.step()
-
-    answers = canvas.map_concurrent(one, course_ids, on_error="collect")
+    answers = _each(canvas, lambda c: _course_bundle(canvas, c), course_ids, f"extract shard {shard}: courses")
     bundles, failures = [], {}
     for course_id, answer in zip(course_ids, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -215,15 +221,8 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    progress = Progress(f"match shard {shard}: Aspen classes", len(classes), aspen)
-
-    def one(class_id: str) -> tuple[list, list]:
-        try:
-            return aspen.list_categories(class_id), aspen.list_students(class_id)
-        finally:
-            progress.step()
-
-    answers = aspen.map_concurrent(one, classes, on_error="collect")
+    answers = _each(aspen, lambda c: (aspen.list_categories(c), aspen.list_students(c)), classes,
+                    f"match shard {shard}: Aspen classes")
     categories, rosters = {}, {}
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -283,15 +282,8 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     bundles = [b for b in bundles if str(b["course"]["id"]) not in failed_courses]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
-    progress = Progress(f"deltas shard {shard}: Aspen classes", len(live), aspen)
-
-    def one(class_id: str) -> tuple[list, list]:
-        try:
-            return aspen.list_line_items(class_id), aspen.list_results(class_id)
-        finally:
-            progress.step()
-
-    answers = aspen.map_concurrent(one, live, on_error="collect")
+    answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
+                    f"deltas shard {shard}: Aspen classes")
     aspen_items, aspen_results = [], []
     for class_id, answer in zip(live, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -343,16 +335,6 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
 
 # ---------------------------------------------------------------------------- post
 
-def _put_all(hook, fn, items: list, what: str) -> list:
-    progress = Progress(what, len(items), hook)
-
-    def one(item):
-        try:
-            return fn(item)
-        finally:
-            progress.step()
-
-    return hook.map_concurrent(one, items, on_error="collect") if items else []
 
 
 def _section_classes(bundles: list[dict[str, Any]]) -> dict[int, tuple[str | None, int]]:
@@ -435,8 +417,8 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
 
     # line items first: a result needs its line item
     li_post = li[li["action"].eq("post")]
-    outcomes = _put_all(aspen, lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
-                        li_post.to_dict("records"), f"post shard {shard}: line items")
+    outcomes = _each(aspen, lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
+                     li_post.to_dict("records"), f"post shard {shard}: line items")
     bad_items: dict[str, str] = {}
     good = []
     for r, out in zip(li_post.to_dict("records"), outcomes, strict=True):
@@ -456,7 +438,6 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
     for rid, li_id in to_post.loc[blocked, "line_item_id"].items():
         df.loc[rid, ["bucket", "error"]] = ["failed", f"line item not accepted: {bad_items[li_id]}"]
     results = to_post[~blocked]
-    posted_count = 0
     progress = Progress(f"post shard {shard}: results", len(results), aspen)
     for start in range(0, len(results), chunk):
         part = results.iloc[start:start + chunk]
@@ -477,7 +458,6 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         if accepted:
             ledger.record_posted_results(df.loc[accepted], run_id=run_id, posted_at=now)
             df.loc[accepted, "bucket"] = "posted"
-            posted_count += len(accepted)
         progress.step(len(records))
 
     adopt = actions.index[actions["adopt"]]
@@ -486,8 +466,10 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         ledger.record_posted_results(df.loc[adopt], run_id=run_id, posted_at=now)
 
     if delete_orphans and orphan_ids:
-        outs = _put_all(aspen, aspen.delete_line_item, orphan_ids, f"post shard {shard}: orphan deletions")
+        outs = _each(aspen, aspen.delete_line_item, orphan_ids, f"post shard {shard}: orphan deletions")
         deleted = [i for i, o in zip(orphan_ids, outs, strict=True) if not isinstance(o, BaseException)]
+        findings += [finding("aspen_rejected", f"could not delete orphaned line item {i}: {_error_text(o)}", value=i)
+                     for i, o in zip(orphan_ids, outs, strict=True) if isinstance(o, BaseException)]
         ledger.mark_line_items_deleted(deleted, run_id=run_id, at=now)
         log.info("post shard %d: deleted %d of %d orphaned line items", shard, len(deleted), len(orphan_ids))
     if lease is not None and run_id:
@@ -514,7 +496,7 @@ def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
         storage.write_json(sd / "verify.json", {"checked": 0, "mismatched": 0, "findings": []})
         return {"shard": shard, "checked": 0, "mismatched": 0}
     classes = sorted(posted["aspen_class_id"].unique().tolist())
-    answers = _put_all(aspen, aspen.list_results, classes, f"verify shard {shard}: Aspen classes")
+    answers = _each(aspen, aspen.list_results, classes, f"verify shard {shard}: Aspen classes")
     findings, results = [], []
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):
