@@ -139,11 +139,18 @@ def _plan(run_dir: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- extract
 
+def _enrollment_ids(e: dict[str, Any]) -> dict[str, Any]:
+    """Only the ids of an enrollment: Canvas also sends the student's name, which must not
+    land in stage files (FERPA: keep no more student data than the passback needs)."""
+    return {"user_id": e.get("user_id"), "course_section_id": e.get("course_section_id"),
+            "sis_user_id": rows.student_sis_id(e)}
+
+
 def _course_bundle(canvas, course_id: int) -> dict[str, Any]:
     return {
         "course": canvas.get_course(course_id),
         "sections": canvas.list_sections(course_id),
-        "enrollments": canvas.list_student_enrollments(course_id),
+        "enrollments": [_enrollment_ids(e) for e in canvas.list_student_enrollments(course_id)],
         "assignment_groups": canvas.list_assignment_groups(course_id),
         "submissions": canvas.list_submissions(course_id),
     }
