@@ -124,7 +124,10 @@ def apply_matches(rows: pd.DataFrame, table: pd.DataFrame, rosters: dict[str, se
     """The rows with their category columns and ``in_roster`` (is the student on the
     Aspen class's roster; R16)."""
     drop = [c for c in table.columns if c in rows.columns and c not in ("aspen_class_id", "group_id")]
-    merged = rows.drop(columns=drop).merge(table, on=["aspen_class_id", "group_id"], how="left")
+    # one dtype for the keys on both sides (an empty frame read back from parquet has float64 columns)
+    keys = {"aspen_class_id": object, "group_id": rows["group_id"].dtype}
+    merged = rows.drop(columns=drop).astype({"aspen_class_id": object}).merge(
+        table.astype(keys), on=["aspen_class_id", "group_id"], how="left")
     merged["in_roster"] = [
         bool(sis) and sis in rosters.get(cls, ()) if isinstance(cls, str) else False
         for cls, sis in zip(merged["aspen_class_id"], merged["student_sis_id"], strict=True)

@@ -7,6 +7,7 @@ back here: holding back is the Great Expectations gate's job.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -35,9 +36,15 @@ def student_sis_id(enrollment: dict[str, Any]) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite JSON number as float; anything else (text, bool, NaN, infinities, an integer
+    too large for a float) is None: the gate holds such an assignment back (R5)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:

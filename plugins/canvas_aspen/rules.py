@@ -24,10 +24,11 @@ SCORE_STATUSES = (EXEMPT, FULLY_GRADED, NOT_SUBMITTED, "partially graded", "subm
 # --- R1 (and R4's not_graded): which assignments are sent at all --------------------
 
 def is_sendable(assignment: dict[str, Any]) -> bool:
-    """R1: published with "Sync to SIS" on. R4: `not_graded` assignments are never sent."""
+    """R1: published with "Sync to SIS" on. R4: `not_graded` assignments are never sent.
+    Only a JSON ``true`` turns a flag on: a malformed ``"false"`` never sends a grade."""
     return (
-        bool(assignment.get("published"))
-        and bool(assignment.get("post_to_sis"))
+        assignment.get("published") is True
+        and assignment.get("post_to_sis") is True
         and assignment.get("grading_type") != "not_graded"
     )
 
@@ -79,7 +80,10 @@ def _as_number(value: Any) -> float:
     """A JSON number as float (NaN/inf kept); anything else (text, bool) is NaN."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float: an infinity, held back like one
+        return math.inf if value > 0 else -math.inf
 
 
 def _raw(value: Any) -> str | None:
