@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -21,13 +22,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", default="M", choices=sorted(SIZES), help="district size (default M)")
     p.add_argument("--shards", type=int, default=8, help="shards per stage, as CANVAS_ASPEN_SHARDS (default 8)")
     p.add_argument("--runs", default="all",
-                   help="comma-separated subset of first,no-change,nightly,naive (default: all the size has)")
+                   help="comma-separated subset of setup,first,no-change,nightly,naive (default: all the size has; "
+                        "setup only prepares the cached set-up state)")
     p.add_argument("--fresh-setup", action="store_true", help="redo the cached set-up run")
     p.add_argument("--no-data-docs", action="store_true", help="runs without building GX Data Docs")
     p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder")
     p.add_argument("--results", type=Path, default=record.RESULTS, help="JSON lines file to append to")
     p.add_argument("--no-record", action="store_true", help="print only: no results file, no docs table")
     p.add_argument("--workdir", type=Path, help="parent of the run folders (default: the system temp dir)")
+    p.add_argument("--cache", type=Path, help="where districts and set-up states are kept (default bench/.cache)")
     p.add_argument("--keep", action="store_true", help="keep the run folders (stage files, reports, ledger)")
     p.add_argument("--log-level", default="WARNING", help="log level of the runs' stages")
     return p.parse_args(argv)
@@ -35,6 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.cache:
+        os.environ["BENCH_CACHE"] = str(args.cache)
     size = SIZES[args.size]
     wanted = {"first", "no-change", "nightly", "naive"} if args.runs == "all" else set(args.runs.split(","))
     if not size.first_run_measured:
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     def emit(rec: dict) -> None:
+        rec.setdefault("data_docs", not args.no_data_docs)
         records[rec["run"]] = rec
         print(json.dumps(rec, separators=(",", ":")), flush=True)
         if not args.no_record:
@@ -69,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     scen = district.district_file(size)
     log(f"[{size.name}] district {scen.name}")
-    if wanted & {"no-change", "nightly"}:
+    if wanted & {"setup", "no-change", "nightly"}:
         setup_scenario, setup_ledger, _ = runner.ensure_setup(size, shards=args.shards, fresh=args.fresh_setup, log=log)
+    if wanted & {"no-change", "nightly"}:
         s = session(setup_scenario, setup_ledger)
         try:
             if "no-change" in wanted:

@@ -4,6 +4,7 @@ cached under ``bench/.cache/`` (git-ignored), as is the state after the set-up r
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,11 +13,16 @@ from pathlib import Path
 from bench.sizes import Size
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / "bench" / ".cache"
 
 
-def district_file(size: Size, cache: Path = CACHE) -> Path:
+def cache_dir() -> Path:
+    """``$BENCH_CACHE``, else ``bench/.cache`` (git-ignored)."""
+    return Path(os.environ.get("BENCH_CACHE") or REPO / "bench" / ".cache")
+
+
+def district_file(size: Size, cache: Path | None = None) -> Path:
     """The generated scenario of this size (generated on first use; same bytes every time)."""
+    cache = cache or cache_dir()
     path = cache / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}-seed{size.seed}.json"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
@@ -34,8 +40,8 @@ def aspen_classes(scenario: Path) -> list[str]:
     return sorted(c["sourcedId"] for c in json.loads(scenario.read_text())["aspen"]["classes"])
 
 
-def setup_dir(size: Size, cache: Path = CACHE) -> Path:
-    return cache / f"setup-{size.name}-seed{size.seed}"
+def setup_dir(size: Size, cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / f"setup-{size.name}-seed{size.seed}"
 
 
 def save_setup(sb, district: Path, ledger_db: Path, target: Path) -> None:

@@ -91,7 +91,9 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
             if line.strip():
                 rec = json.loads(line)
                 if rec.get("size") in ("S", "M"):
-                    out[(rec["size"], rec["run"])] = rec
+                    run = rec["run"] + ("" if rec.get("data_docs", True) or rec["run"].startswith("naive")
+                                        else " (Data Docs off)")
+                    out[(rec["size"], run)] = rec
     return out
 
 
@@ -104,7 +106,8 @@ def _fmt(x: Any, digits: int = 1) -> str:
 
 
 def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
-    order = {"first": 0, "no-change": 1, "nightly": 2, "naive": 3, "naive-bound": 4}
+    order = {"first": 0, "no-change": 1, "nightly": 2, "first (Data Docs off)": 3, "no-change (Data Docs off)": 4,
+             "nightly (Data Docs off)": 5, "naive": 6, "naive-bound": 7}
     head = ("| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
             "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |")
     lines = [head, "|" + "---|" * (12 + len(STAGES))]

@@ -94,7 +94,8 @@ class Session:
             conn["extra"]["max_concurrency"] = cap
             env[key] = json.dumps(conn)
         env.update({"AIRFLOW_HOME": str(self.work / "airflow"), "GX_ANALYTICS_ENABLED": "False",
-                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                    "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off"})
         return env
 
     def _worker(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +123,7 @@ class Session:
         run_id = f"bench-{self.size.name}-{label}-{int(time.time())}"
         spec = {"env": self.env(cap), "run_id": run_id, "params": params or {}, "shards": self.shards,
                 "ledger_url": f"sqlite:///{self.ledger}", "stage_root": f"file://{self.work / 'stage'}",
-                "reports_dir": str(self.work / "reports"), "data_docs": self.data_docs, "mode": mode,
+                "reports_dir": str(self.work / "reports"), "mode": mode,
                 "log_level": self.log_level}
         if self.profile_dir is not None and measure:
             spec["profile"] = str(self.profile_dir / f"profile-{self.size.name}-{label}.html")

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     reports_dir = Path(spec["reports_dir"])
     run_dir = ObjectStoragePath(spec["stage_root"]) / stages._safe(run_id)
     timer = StageTimer(clock, sampler)
-    docs = spec.get("data_docs", True)
+    lease = timedelta(minutes=240)  # CANVAS_ASPEN_LEASE_MINUTES' default
 
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc)
@@ -61,22 +61,22 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     shard_ids = [s["shard"] for s in shards]
     for k in shard_ids:
         with timer.stage("extract"):
-            stages.extract(hooks()[0], run_dir, k)
+            stages.extract(hooks()[0], run_dir, k, ledger=ledger, run_id=run_id, lease=lease)
     for k in shard_ids:
         with timer.stage("validate"):
             stages.validate(run_dir, k, timezone_name=spec.get("timezone", "America/New_York"),
-                            docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "validate") if docs else None)
+                            docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "validate"))
     for k in shard_ids:
         with timer.stage("match"):
             stages.match_stage(hooks()[1], run_dir, k, mappings=glue_mappings(params),
-                               docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "match") if docs else None)
+                               docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "match"))
     for k in shard_ids:
         with timer.stage("deltas"):
             stages.deltas_stage(hooks()[1], ledger, run_dir, k, full_resync=params["full_resync"])
     for k in shard_ids:
         with timer.stage("post"):
             stages.post(hooks()[1], ledger, run_dir, k, run_id=run_id, dry_run=params["dry_run"],
-                        delete_orphans=params["delete_orphans"])
+                        delete_orphans=params["delete_orphans"], lease=lease)
     for k in shard_ids:
         with timer.stage("verify"):
             stages.verify(hooks()[1], run_dir, k, dry_run=params["dry_run"])

@@ -47,10 +47,10 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:
-    """The rows of one course. ``bundle`` holds the raw Canvas answers: ``course``,
-    ``sections``, ``enrollments``, ``assignment_groups`` (with assignments and
-    overrides) and ``submissions``."""
+def _course_parts(bundle: dict[str, Any]) -> tuple:
+    """What the rows of a course are made from: the course, its id, whether it is weighted,
+    its sections by id, each user's seats, the users of each section, and its sendable
+    assignments (R1) with their groups."""
     course = bundle["course"]
     course_id = int(course["id"])
     weighted = bool(course.get("apply_assignment_group_weights"))
@@ -71,6 +71,14 @@ def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: 
         for a in g.get("assignments") or []:
             if rules.is_sendable(a):
                 assignments[int(a["id"])] = (a, g)
+    return course, course_id, weighted, sections, seats, users_by_section, assignments
+
+
+def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:
+    """The rows of one course. ``bundle`` holds the raw Canvas answers: ``course``,
+    ``sections``, ``enrollments``, ``assignment_groups`` (with assignments and
+    overrides) and ``submissions``."""
+    course, course_id, weighted, sections, seats, users_by_section, assignments = _course_parts(bundle)
 
     line_item_facts: dict[tuple[int, int], tuple] = {}
 
@@ -130,8 +138,133 @@ def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: 
     return out
 
 
+# Columns that depend only on the line item (assignment × section), and those of each grade.
+_LINE_ITEM_COLUMNS = (
+    "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id", "assignment_id",
+    "assignment_name", "group_id", "group_name", "group_weight", "course_weighted", "points_possible",
+    "grading_type", "due_at", "assign_date", "grading_period_id", "grading_period_locked", "line_item_id",
+)
+
+
+class _Columns:
+    """The rows of a shard as columns: one entry per line item in ``items``, and per row the
+    index of its line item plus the grade's own values."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[Any]] = {c: [] for c in _LINE_ITEM_COLUMNS}
+        self.item: list[int] = []
+        self.user: list[int] = []
+        self.sis: list[str | None] = []
+        self.grade: list[rules.Grade] = []
+        self.graded_at: list[Any] = []
+
+
+def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns) -> None:
+    """``course_rows`` as columns: the same rules in the same order, but what depends only on
+    the line item is worked out once per line item instead of once per grade."""
+    course, course_id, weighted, sections, seats, users_by_section, assignments = _course_parts(bundle)
+    items: dict[tuple[int, int], int] = {}
+    table = out.items
+
+    def item(a: dict, g: dict, section_id: int) -> int:
+        key = (int(a["id"]), section_id)
+        k = items.get(key)
+        if k is None:
+            due = rules.section_due_at(a, section_id, users_by_section[section_id])
+            period = rules.grading_period_for(due, periods, tz)
+            k = items[key] = len(table["line_item_id"])
+            for column, value in (
+                ("canvas_course_id", course_id),
+                ("sis_course_id", _sis(course.get("sis_course_id"))),
+                ("canvas_section_id", section_id),
+                ("aspen_class_id", _sis((sections.get(section_id) or {}).get("sis_section_id"))),
+                ("assignment_id", int(a["id"])),
+                ("assignment_name", str(a.get("name") or "")),
+                ("group_id", int(g["id"])),
+                ("group_name", str(g.get("name") or "")),
+                ("group_weight", _number(g.get("group_weight"))),
+                ("course_weighted", weighted),
+                ("points_possible", _number(a.get("points_possible"))),
+                ("grading_type", a.get("grading_type")),
+                ("due_at", rules.parse_instant(due)),
+                ("assign_date", rules.parse_instant(a.get("unlock_at")) or rules.parse_instant(a.get("created_at"))),
+                ("grading_period_id", period.sourced_id if period else None),
+                ("grading_period_locked", period.locked if period else None),
+                ("line_item_id", ids.line_item_id(a["id"], section_id)),
+            ):
+                table[column].append(value)
+        return k
+
+    for sub in bundle.get("submissions") or []:
+        found = assignments.get(int(sub.get("assignment_id") or 0))
+        if found is None:
+            continue
+        a, g = found
+        uid = int(sub["user_id"])
+        grade = rules.grade_of(sub)
+        for section_id, sis_user in seats.get(uid, []):
+            if not rules.is_assigned(a, section_id, uid):
+                continue
+            out.item.append(item(a, g, section_id))
+            out.user.append(uid)
+            out.sis.append(sis_user)
+            out.grade.append(grade)
+            out.graded_at.append(sub.get("graded_at"))
+
+
+def _instants(values: list[Any]) -> list[Any]:
+    """``rules.parse_instant`` of each value, each distinct text parsed once."""
+    parsed: dict[Any, Any] = {}
+    out = []
+    for value in values:
+        try:
+            hit = parsed.get(value, parsed)
+        except TypeError:  # not hashable: parse it as it is
+            out.append(rules.parse_instant(value))
+            continue
+        if hit is parsed:
+            hit = parsed[value] = rules.parse_instant(value)
+        out.append(hit)
+    return out
+
+
 def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
-    """The rows frame of a shard, with stable ``row_id``s and typed columns."""
+    """The rows frame of a shard, with stable ``row_id``s and typed columns: the rows of
+    ``course_rows``, built column by column (a district shard has ~60k rows; one dict per
+    row cost ~25 s per district night)."""
+    cols = _Columns()
+    for b in bundles:
+        _course_columns(b, periods, tz, cols)
+    data: dict[str, list[Any]] = {}
+    for column, values in cols.items.items():
+        data[column] = [values[k] for k in cols.item]
+    line_items = data["line_item_id"]
+    data.update({
+        "canvas_user_id": cols.user,
+        "student_sis_id": cols.sis,
+        "score_raw": [g.score_raw for g in cols.grade],
+        "score": [g.score for g in cols.grade],
+        "score_status": [g.score_status for g in cols.grade],
+        "canvas_status": [g.canvas_status for g in cols.grade],
+        "graded_at": _instants(cols.graded_at),
+        "result_id": [f"{li}-u{uid}" for li, uid in zip(line_items, cols.user, strict=True)],  # ids.result_id
+        "bucket": ["empty" if g.canvas_status == "empty" else "eligible" for g in cols.grade],
+    })
+    if cols.item:
+        df = pd.DataFrame({c: data[c] for c in COLUMNS[1:]}, columns=COLUMNS[1:])
+    else:  # the dtypes of an empty frame, as the reference has them
+        df = pd.DataFrame.from_records([], columns=COLUMNS[1:])
+    df.insert(0, "row_id", range(len(df)))
+    for col in ("due_at", "assign_date", "graded_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    for col in ("score", "points_possible", "group_weight"):
+        df[col] = df[col].astype("float64")
+    return df
+
+
+def build_rows_reference(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
+    """``build_rows`` from ``course_rows``, one dict per row: the plain statement of what
+    ``build_rows`` computes (tests compare the two)."""
     records = [r for b in bundles for r in course_rows(b, periods, tz)]
     df = pd.DataFrame.from_records(records, columns=COLUMNS[1:])
     df.insert(0, "row_id", range(len(df)))

@@ -3,6 +3,7 @@ an Airflow ``ObjectStoragePath`` (local ``file://`` or ``s3://``) or a ``pathlib
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -17,9 +18,13 @@ def _parent(path: Any) -> None:
 
 
 def write_json(path: Any, obj: Any) -> None:
+    """One ``write`` of the whole text: ``json.dump`` writes token by token, and through an
+    ``ObjectStoragePath`` file each write is a Python call chain (a shard's ``canvas.json``
+    took 15 s instead of 0.1 s at district scale)."""
     _parent(path)
+    text = json.dumps(obj, default=str)
     with path.open("w") as fh:
-        json.dump(obj, fh, default=str)
+        fh.write(text)
 
 
 def read_json(path: Any, default: Any = None) -> Any:
@@ -31,8 +36,10 @@ def read_json(path: Any, default: Any = None) -> Any:
 
 def write_frame(path: Any, df: pd.DataFrame) -> None:
     _parent(path)
+    buffer = io.BytesIO()  # Arrow writes in many small pieces: buffer them, write once
+    df.to_parquet(buffer, index=False)
     with path.open("wb") as fh:
-        df.to_parquet(fh, index=False)
+        fh.write(buffer.getvalue())
 
 
 def read_frame(path: Any) -> pd.DataFrame:

@@ -46,6 +46,7 @@ import pandas as pd
 from canvas_aspen.findings import FIELDS, KINDS, finding, urgency
 
 EXPECTATIONS_DIR_ENV = "CANVAS_ASPEN_EXPECTATIONS_DIR"
+DATA_DOCS_ENV = "CANVAS_ASPEN_DATA_DOCS"  # "off": no Data Docs, whatever the caller asks
 REPO_EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 ROW_ID = "row_id"
 RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
@@ -85,15 +86,23 @@ class GateResult:
     ``held_back`` maps a ``row_id`` to the kinds of the blocking expectations that flagged it
     (most urgent first); ``findings`` holds one report finding per kind and ``finding_key``;
     ``statistics`` counts expectations per suite; ``results`` are GX's validation results per
-    suite as plain JSON (non-finite numbers as strings).
+    suite as plain JSON (non-finite numbers as strings), converted on first use (on a district
+    shard the conversion costs more than a second, and the stages never read it).
     """
 
     held_back: dict[int, list[str]]
     findings: list[dict[str, Any]]
     statistics: dict[str, dict[str, int]]
-    results: dict[str, dict[str, Any]]
+    gx_results: Mapping[str, Any] = field(default_factory=dict, repr=False)
     data_docs_index: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    _results_json: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        if self._results_json is None:
+            self._results_json = {name: _result_json(r) for name, r in self.gx_results.items()}
+        return self._results_json
 
 
 # --------------------------------------------------------------------------- the suites
@@ -214,16 +223,73 @@ def _ephemeral_context(data_docs_dir: Path | None):
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str) -> dict:
-    """GX's validation result per suite, every suite on the same whole-frame batch."""
+# Column-level expectation types: GX reads only their column kwargs and row conditions, so
+# the gate hands GX only those columns (the findings are built from the whole frame).
+_COLUMN_LEVEL = {
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
+    "expect_column_pair_values_a_to_be_greater_than_b", "expect_column_pair_values_to_be_equal",
+}
+
+
+def _condition_columns(condition: Any) -> set[str] | None:
+    """Columns a structured row condition reads; None for a form this does not understand."""
+    if condition is None:
+        return set()
+    if not isinstance(condition, Mapping):
+        return None  # e.g. a pandas query string: any column may be named
+    columns: set[str] = set()
+    column = condition.get("column")
+    if isinstance(column, Mapping) and isinstance(column.get("name"), str):
+        columns.add(column["name"])
+    elif column is not None:
+        return None
+    for part in condition.get("conditions") or []:
+        inner = _condition_columns(part)
+        if inner is None:
+            return None
+        columns |= inner
+    return columns
+
+
+def _gx_frame(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
+    """The columns GX needs: each expectation's columns and row-condition columns, and
+    ``row_id`` (named in every unexpected row). Hashing, filtering and copying a frame of
+    30 columns cost GX most of its time on a district shard; the results are the same.
+    Anything but plain column expectations gets the whole frame."""
+    wanted = {ROW_ID}
+    for spec in suites.values():
+        for expectation in spec["expectations"]:
+            kwargs = expectation.get("kwargs") or {}
+            condition = _condition_columns(kwargs.get("row_condition"))
+            if expectation.get("type") not in _COLUMN_LEVEL or condition is None:
+                return frame
+            wanted |= condition
+            wanted |= {v for k, v in kwargs.items() if k in ("column", "column_A", "column_B") and isinstance(v, str)}
+    return frame[[c for c in frame.columns if c in wanted]]
+
+
+def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str, *, store: bool) -> dict:
+    """GX's validation result per suite, every suite on the same whole-frame batch.
+
+    ``store``: run each suite as a GX ValidationDefinition, which keeps its result in the
+    context's store (Data Docs are built from there). Without Data Docs, one GX Validator
+    runs every suite on one batch and nothing is serialised into a store (the same
+    expectations on the same data: the same results)."""
     gx = _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
-
+    frame = _gx_frame(frame, suites)
     batch = (context.data_sources.add_pandas("frame")
              .add_dataframe_asset("frame")
              .add_batch_definition_whole_dataframe("frame"))
     run_id = RunIdentifier(run_name=run_name)
+    validator = None
+    if not store:
+        from great_expectations.validator.v1_validator import Validator
+
+        validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
+                              result_format=RESULT_FORMAT)
     results = {}
     for name, spec in suites.items():
         suite = context.suites.add(gx.ExpectationSuite(**spec))
@@ -231,6 +297,9 @@ def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name
             # GX logs and drops an expectation whose configuration it cannot build.
             raise ValueError(f"suite {name!r}: GX accepted {len(suite.expectations)} of "
                              f"{len(spec['expectations'])} expectations (see the GX error above)")
+        if validator is not None:
+            results[name] = validator.validate_expectation_suite(suite)
+            continue
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
         results[name] = definition.run(batch_parameters={"dataframe": frame},
@@ -249,7 +318,11 @@ def _build_data_docs(context, data_docs_dir: Path) -> Path:
 # --------------------------------------------------------------------------- reading results
 
 
-def _flagged_row_ids(suite: str, outcome, result_json: dict) -> list[int]:
+def _result_json(result) -> dict[str, Any]:
+    return json_safe(result.to_json_dict())
+
+
+def _flagged_row_ids(suite: str, outcome, result) -> list[int]:
     """The row ids GX flagged for one expectation; GateError if GX could not say."""
     config = outcome.expectation_config.to_json_dict()
     info = outcome.exception_info or {}
@@ -257,16 +330,16 @@ def _flagged_row_ids(suite: str, outcome, result_json: dict) -> list[int]:
     records = [info] if "raised_exception" in info else list(info.values())
     errors = [r.get("exception_message") for r in records if r.get("raised_exception")]
     if errors:
-        raise GateError(suite, config, "; ".join(map(str, errors)), result_json)
+        raise GateError(suite, config, "; ".join(map(str, errors)), _result_json(result))
     listed = outcome.result.get("unexpected_index_list")
     if listed is None:
         if outcome.success:
             return []
         raise GateError(suite, config, "it failed without naming rows (not a row-level expectation)",
-                        result_json)
+                        _result_json(result))
     row_ids = [int(entry[ROW_ID]) for entry in listed]
     if len(row_ids) != outcome.result.get("unexpected_count", len(row_ids)):
-        raise GateError(suite, config, "GX named fewer rows than it counted", result_json)
+        raise GateError(suite, config, "GX named fewer rows than it counted", _result_json(result))
     return row_ids
 
 
@@ -324,12 +397,11 @@ def _assemble(frame: pd.DataFrame, results: Mapping[str, Any]) -> GateResult:
     held: dict[int, set[str]] = defaultdict(set)
     findings: list[dict[str, Any]] = []
     seen: set[tuple] = set()
-    statistics, results_json = {}, {}
+    statistics = {}
     for name, result in results.items():
-        results_json[name] = json_safe(result.to_json_dict())
         flagged_rows: set[int] = set()
         for outcome in result.results:
-            row_ids = _flagged_row_ids(name, outcome, results_json[name])
+            row_ids = _flagged_row_ids(name, outcome, result)
             if not row_ids:
                 continue
             meta = outcome.expectation_config.meta
@@ -354,7 +426,7 @@ def _assemble(frame: pd.DataFrame, results: Mapping[str, Any]) -> GateResult:
         held_back={row_id: sorted(kinds, key=urgency) for row_id, kinds in sorted(held.items())},
         findings=sorted(findings, key=lambda f: urgency(f["kind"])),
         statistics=statistics,
-        results=results_json,
+        gx_results=dict(results),
     )
 
 
@@ -377,6 +449,11 @@ class _Stopwatch:
         return round(time.perf_counter() - self.started, 3)
 
 
+def data_docs_enabled() -> bool:
+    """``CANVAS_ASPEN_DATA_DOCS``: on (default) or off (``off``, ``false``, ``0``, ``no``)."""
+    return os.environ.get(DATA_DOCS_ENV, "on").strip().lower() not in ("off", "false", "0", "no")
+
+
 def run_gate(
     frame: pd.DataFrame,
     suite_names: Iterable[str],
@@ -388,15 +465,17 @@ def run_gate(
     """Validate ``frame`` against the named suites and say which rows are held back and why.
 
     ``data_docs_dir``: build GX Data Docs for these validation results there (one directory
-    per gate call: a site's index lists only the results of its own context).
+    per gate call: a site's index lists only the results of its own context), unless the
+    deployment turned them off (``CANVAS_ASPEN_DATA_DOCS=off``). Data Docs cost a third of
+    the gate's time on a district shard: GX keeps every result in its store to render it.
     """
     clock = _Stopwatch()
     suites = {name: load_suite(name, expectations_path) for name in suite_names}
     gx_frame = _prepared(frame, suites)
-    docs_dir = Path(data_docs_dir) if data_docs_dir is not None else None
+    docs_dir = Path(data_docs_dir) if data_docs_dir is not None and data_docs_enabled() else None
     context = _ephemeral_context(docs_dir)
     clock.lap("context")  # includes importing GX on a process's first call
-    results = _validate(context, gx_frame, suites, run_name)
+    results = _validate(context, gx_frame, suites, run_name, store=docs_dir is not None)
     clock.lap("validate")
 
     gate = _assemble(gx_frame, results)
