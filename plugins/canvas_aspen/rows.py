@@ -273,3 +273,52 @@ def build_rows_reference(bundles: list[dict[str, Any]], periods: list[rules.Grad
     for col in ("score", "points_possible", "group_weight"):
         df[col] = df[col].astype("float64")
     return df
+
+
+# --- malformed answers (issue 8) -------------------------------------------------------
+
+_ENDPOINT = {"course": "get_course", "sections": "list_sections", "enrollments": "list_student_enrollments",
+             "assignment_groups": "list_assignment_groups", "submissions": "list_submissions"}
+
+
+def _id_ok(value: Any) -> bool:
+    """A Canvas id: an integer (not a bool), or the digits of one."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+
+
+def check_bundle(bundle: dict[str, Any]) -> None:
+    """The ids ``course_rows`` needs, present and well formed in one course's Canvas answers;
+    else a ``ValueError`` naming the endpoint and the field. Every other field may be as messy
+    as it likes (the gate holds such grades back), but a grade without a usable id cannot even
+    be counted: its whole course fails, loudly, instead of crashing the shard."""
+    def bad(part: str, what: str, value: Any) -> None:
+        raise ValueError(f"Canvas {_ENDPOINT[part]}: {what} ({str(value)[:60]!r})")
+
+    course = bundle.get("course")
+    if not isinstance(course, dict) or not _id_ok(course.get("id")):
+        bad("course", "no usable course id", course if not isinstance(course, dict) else course.get("id"))
+    for s in bundle.get("sections") or []:
+        if not isinstance(s, dict) or not _id_ok(s.get("id")):
+            bad("sections", "a section without a usable id", s)
+    for e in bundle.get("enrollments") or []:
+        if not isinstance(e, dict) or not _id_ok(e.get("user_id")):
+            bad("enrollments", "an enrollment without a usable user_id", e)
+        if e.get("course_section_id") is not None and not _id_ok(e["course_section_id"]):
+            bad("enrollments", "an enrollment with a malformed course_section_id", e["course_section_id"])
+    for g in bundle.get("assignment_groups") or []:
+        if not isinstance(g, dict) or not _id_ok(g.get("id")):
+            bad("assignment_groups", "an assignment group without a usable id", g)
+        if not isinstance(g.get("assignments") or [], list):
+            bad("assignment_groups", "assignments is not a list", g.get("assignments"))
+        for a in g.get("assignments") or []:
+            if not isinstance(a, dict) or not _id_ok(a.get("id")):
+                bad("assignment_groups", "an assignment without a usable id", a)
+            overrides = a.get("overrides") or []
+            if not isinstance(overrides, list) or not all(
+                    isinstance(o, dict) and isinstance(o.get("student_ids") or [], list) for o in overrides):
+                bad("assignment_groups", f"assignment {a['id']}: malformed overrides", overrides)
+    for sub in bundle.get("submissions") or []:
+        if not isinstance(sub, dict) or not _id_ok(sub.get("user_id")) or not _id_ok(sub.get("assignment_id")):
+            bad("submissions", "a submission without a usable user_id and assignment_id", sub)

@@ -105,11 +105,34 @@ def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list
     return busy
 
 
+def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: list[str], error: BaseException) -> None:
+    """An Aspen class whose answers could not be used: its grades fail, and its courses carry
+    the error (naming the endpoint) into the report, so the run fails loudly (issue 8)."""
+    message = f"Aspen class {class_id}: {_error_text(error)}"
+    in_class = df["aspen_class_id"].eq(class_id)
+    _fail_rows(df, in_class & df["bucket"].isin(buckets), message)
+    log.warning("%s", message)
+    _add_course_errors(sd, {str(c): message for c in df.loc[in_class, "canvas_course_id"].unique()})
+
+
+def _checked(answer: Any) -> Any:
+    """A course's Canvas answers, or the error that makes them unusable (malformed ids)."""
+    if isinstance(answer, BaseException):
+        return answer
+    try:
+        rows.check_bundle(answer)
+    except ValueError as exc:
+        return exc
+    return answer
+
+
 def _add_course_errors(sd: Any, errors: dict[str, str]) -> None:
     """Courses that failed after extract, with why: the report shows them (and fails the run)."""
     if errors:
-        storage.write_json(sd / "failed-courses.json",
-                           {**storage.read_json(sd / "failed-courses.json", default={}), **errors})
+        merged = storage.read_json(sd / "failed-courses.json", default={})
+        for course, why in errors.items():
+            merged[course] = why if not merged.get(course) or why in merged[course] else f"{merged[course]}; {why}"
+        storage.write_json(sd / "failed-courses.json", merged)
 
 
 # ---------------------------------------------------------------------------- plan
@@ -165,6 +188,7 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
     course_ids = plan_doc["shards"][shard]
     busy = {} if plan_doc["params"].get("dry_run") else _lease(ledger, run_id, lease, course_ids)
     answers = _each(canvas, lambda c: _course_bundle(canvas, c), course_ids, f"extract shard {shard}: courses")
+    answers = [_checked(a) for a in answers]  # a malformed answer fails its course here, not the shard later
     bundles, failures = [], {}
     for course_id, answer in zip(course_ids, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -175,8 +199,10 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
         else:
             bundles.append(answer)
     bundled = {str(b["course"]["id"]) for b in bundles}
-    failures.update({c: why for c, why in busy.items() if c in bundled})
+    busy = {c: why for c, why in busy.items() if c in bundled}
+    failures.update(busy)
     sd = _shard_dir(run_dir, shard)
+    storage.write_json(sd / "busy-courses.json", busy)
     storage.write_json(sd / "canvas.json", bundles)
     storage.write_json(sd / "failed-courses.json", failures)
     subs = sum(len(b["submissions"]) for b in bundles)
@@ -228,15 +254,14 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    answers = _each(aspen, lambda c: (aspen.list_categories(c), aspen.list_students(c)), classes,
-                    f"match shard {shard}: Aspen classes")
+    answers = _each(aspen, lambda c: (match.active_categories(aspen.list_categories(c)), aspen.list_students(c)),
+                    classes, f"match shard {shard}: Aspen classes")
     categories, rosters = {}, {}
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):
-            _fail_rows(df, df["aspen_class_id"].eq(class_id) & df["bucket"].ne("empty"),
-                       f"Aspen class {class_id}: {_error_text(answer)}")
+            _fail_class(df, sd, class_id, ["eligible", "held_back", "failed"], answer)
             continue
-        categories[class_id] = match.active_categories(answer[0])
+        categories[class_id] = answer[0]
         rosters[class_id] = {str(u.get("sourcedId")) for u in answer[1]}
 
     table = match.match_table(df, categories, mappings)
@@ -283,10 +308,10 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     bundles = storage.read_json(sd / "canvas.json")
-    failed_courses = storage.read_json(sd / "failed-courses.json", default={})
-    for course, why in failed_courses.items():  # e.g. busy (leased by another run): nothing of it goes
+    busy = storage.read_json(sd / "busy-courses.json", default={})
+    for course, why in busy.items():  # leased by another live run: nothing of it goes (issue 8)
         _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
-    bundles = [b for b in bundles if str(b["course"]["id"]) not in failed_courses]  # R10 not judged there
+    bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
     answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
@@ -294,8 +319,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     aspen_items, aspen_results = [], []
     for class_id, answer in zip(live, answers, strict=True):
         if isinstance(answer, BaseException):
-            _fail_rows(df, df["aspen_class_id"].eq(class_id) & df["bucket"].isin(["eligible", "held_back"]),
-                       f"Aspen class {class_id}: {_error_text(answer)}")
+            _fail_class(df, sd, class_id, ["eligible", "held_back"], answer)
             continue
         aspen_items += [{**li, "_class": class_id} for li in answer[0]]
         aspen_results += answer[1]
@@ -404,8 +428,8 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
         return _finish_post(sd, df, findings, shard, dry_run=True)
 
     shard_courses = [int(c) for c in _plan(run_dir)["shards"][shard]]
-    failed_before = storage.read_json(sd / "failed-courses.json", default={})
-    busy = _lease(ledger, run_id, lease, [c for c in shard_courses if str(c) not in failed_before])
+    busy_before = storage.read_json(sd / "busy-courses.json", default={})
+    busy = _lease(ledger, run_id, lease, [c for c in shard_courses if str(c) not in busy_before])
     for course, why in busy.items():
         _fail_rows(df, df.index.isin(to_post.index) & df["canvas_course_id"].eq(int(course)), why)
     _add_course_errors(sd, busy)
