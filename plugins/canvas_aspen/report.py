@@ -96,5 +96,23 @@ def write_private(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def private_dir(folder: Path) -> Path:
+    """A folder only its owner can enter (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def restrict(folder: Path) -> None:
+    """Everything under ``folder`` readable by the owner only: Great Expectations writes its
+    Data Docs with the process umask (usually world-readable), and they show grades."""
+    if not folder.exists():
+        return
+    os.chmod(folder, 0o700)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 def write_json(folder: Path, report: dict[str, Any]) -> Path:
     return write_private(folder, "report.json", json.dumps(report, indent=2, default=str))

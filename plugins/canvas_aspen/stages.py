@@ -213,9 +213,16 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
 # ---------------------------------------------------------------------------- validate
 
 def _gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any | None):
+    from canvas_aspen import report as report_mod
     from canvas_aspen import validation  # GX is heavy: imported only where it runs
 
-    return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
+    if docs_dir is None:
+        return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
+    report_mod.private_dir(Path(docs_dir).parent.parent)  # the run's report folder: owner only, before GX writes
+    try:
+        return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
+    finally:
+        report_mod.restrict(Path(docs_dir))
 
 
 def _hold(df: pd.DataFrame, held: dict[int, list[str]]) -> None:
@@ -612,6 +619,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     path = report_mod.write_json(folder, doc)
     report_html.write_docs_index(folder)
     html = report_html.write(folder, doc, setup_sheet.setup_sheet(rows_all))
+    report_mod.restrict(folder)  # report files (and the Data Docs GX wrote) owner-only
     reasons = report_mod.run_failed(doc)
     ledger.release_courses(run_id)  # whatever a failed shard still held (issue 8)
     ledger.record_findings(run_id, doc["findings"], scope="report")
