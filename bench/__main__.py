@@ -32,6 +32,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="parent of the run folders (default: the system temp dir)")
     p.add_argument("--cache", type=Path, help="where districts and set-up states are kept (default bench/.cache)")
     p.add_argument("--keep", action="store_true", help="keep the run folders (stage files, reports, ledger)")
+    p.add_argument("--code", type=Path, help="run the stages of another checkout (its plugins/ and expectations/), "
+                                            "e.g. an earlier commit extracted with git archive: before/after")
     p.add_argument("--log-level", default="WARNING", help="log level of the runs' stages")
     return p.parse_args(argv)
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def emit(rec: dict) -> None:
         rec.setdefault("data_docs", not args.no_data_docs)
+        if args.code:
+            rec["code"] = args.code.name  # e.g. the commit it was extracted from
         records[rec["run"]] = rec
         print(json.dumps(rec, separators=(",", ":")), flush=True)
         if not args.no_record:
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     def session(scenario: Path, ledger: Path | None) -> runner.Session:
         work = runner.new_workdir(args.workdir)
         return runner.Session(size, work, scenario=scenario, ledger_src=ledger, shards=args.shards,
-                              data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level)
+                              data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level,
+                              code=args.code)
 
     def done(s: runner.Session) -> None:
         s.close()

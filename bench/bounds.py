@@ -14,7 +14,8 @@ Counted independently of the pipeline, from the sandbox:
   a token, the grading periods, per class one listing each of categories, roster, line
   items and results (OneRoster paging ends on a short page: ``n // 100 + 1`` pages), one
   PUT per line item and result that is new or different after the run, and the read-back
-  (R18) of the results of each class that received a result PUT.
+  (R18) of each class that received a result PUT: the listing of its results modified since
+  the run began (``filter=dateLastModified>…``), i.e. of those PUTs.
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ def aspen_minimum(before: dict[str, dict], after: dict[str, dict]) -> tuple[dict
         need["put_line_item"] += li_new + li_changed
         need["delete_line_item"] += li_gone
         need["put_result"] += r_new + r_changed
-        if r_new + r_changed:
-            need["verify_list_results"] += _aspen_pages(len(a["results"]))
+        if r_new + r_changed:  # R18: the results Aspen modified since the run began (OneRoster filter)
+            need["verify_list_results"] += _aspen_pages(r_new + r_changed)
         changes.update({"line_items_new": li_new, "line_items_changed": li_changed, "line_items_deleted": li_gone,
                         "results_new": r_new, "results_changed": r_changed})
     return {k: v for k, v in need.items() if v}, dict(changes)

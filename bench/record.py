@@ -92,7 +92,7 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
                 rec = json.loads(line)
                 if rec.get("size") in ("S", "M"):
                     run = rec["run"] + ("" if rec.get("data_docs", True) or rec["run"].startswith("naive")
-                                        else " (Data Docs off)")
+                                        else " (Data Docs off)") + (f" [{rec['code']}]" if rec.get("code") else "")
                     out[(rec["size"], run)] = rec
     return out
 
@@ -111,11 +111,15 @@ def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
     head = ("| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
             "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |")
     lines = [head, "|" + "---|" * (12 + len(STAGES))]
-    for (size, run), r in sorted(records.items(), key=lambda kv: (kv[0][0] != "S", order.get(kv[0][1], 9))):
+    def rank(kv):
+        (size, run), _ = kv
+        return (size != "S", "[" not in run, order.get(run.split(" [")[0], 9), run)
+
+    for (size, run), r in sorted(records.items(), key=rank):
         st = r.get("stages") or {}
         rt, mt = r.get("requests_total") or {}, r.get("min_requests_total") or {}
         lines.append("| " + " | ".join([
-            size, run, r.get("commit", ""), _fmt(r.get("wall_s")), _fmt((r.get("bound_s") or {}).get("total")),
+            size, run, r.get("code") or r.get("commit", ""), _fmt(r.get("wall_s")), _fmt((r.get("bound_s") or {}).get("total")),
             _fmt(r.get("wall_over_bound"), 2),
             f"{rt.get('canvas', '–')}+{rt.get('aspen', '–')}" if rt else "–",
             f"{mt.get('canvas', '–')}+{mt.get('aspen', '–')}" if mt else "–",

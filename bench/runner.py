@@ -67,11 +67,12 @@ class Session:
 
     def __init__(self, size: Size, work: Path, *, scenario: Path, ledger_src: Path | None, shards: int,
                  cap: int = DEFAULT_CAP, data_docs: bool = True, profile_dir: Path | None = None,
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", code: Path | None = None) -> None:
         from sandbox.control import Sandbox
 
         self.size, self.work, self.shards, self.cap = size, work, shards, cap
         self.data_docs, self.profile_dir, self.log_level = data_docs, profile_dir, log_level
+        self.code = code  # another checkout's plugins/ and expectations/ (before/after comparisons)
         self.scenario = scenario
         self.classes = district.aspen_classes(scenario)
         self.ledger = work / "ledger.db"
@@ -103,7 +104,10 @@ class Session:
         spec_path = self.work / f"spec-{self.runs}.json"
         out_path = self.work / f"out-{self.runs}.json"
         spec_path.write_text(json.dumps(spec))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        paths = [str(self.code / "plugins")] if self.code else []
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*paths, str(REPO), os.environ.get("PYTHONPATH")])))
+        if self.code:
+            env["CANVAS_ASPEN_EXPECTATIONS_DIR"] = str(self.code / "expectations")
         proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)], cwd=REPO,
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0:

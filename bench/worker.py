@@ -21,6 +21,16 @@ from typing import Any
 
 from bench.measure import HttpClock, RssSampler, StageTimer, peak_rss_bytes
 
+
+def _call(fn, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` without the keyword arguments an older ``fn`` does not take
+    (``--code`` runs the benchmark against an earlier commit of the stages)."""
+    import inspect
+
+    accepted = inspect.signature(fn).parameters
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
 PARAM_DEFAULTS = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
                   "category_mappings": {}, "mapping_file": ""}
 
@@ -61,7 +71,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     shard_ids = [s["shard"] for s in shards]
     for k in shard_ids:
         with timer.stage("extract"):
-            stages.extract(hooks()[0], run_dir, k, ledger=ledger, run_id=run_id, lease=lease)
+            _call(stages.extract, hooks()[0], run_dir, k, ledger=ledger, run_id=run_id, lease=lease)
     for k in shard_ids:
         with timer.stage("validate"):
             stages.validate(run_dir, k, timezone_name=spec.get("timezone", "America/New_York"),
@@ -75,8 +85,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             stages.deltas_stage(hooks()[1], ledger, run_dir, k, full_resync=params["full_resync"])
     for k in shard_ids:
         with timer.stage("post"):
-            stages.post(hooks()[1], ledger, run_dir, k, run_id=run_id, dry_run=params["dry_run"],
-                        delete_orphans=params["delete_orphans"], lease=lease)
+            _call(stages.post, hooks()[1], ledger, run_dir, k, run_id=run_id, dry_run=params["dry_run"],
+                  delete_orphans=params["delete_orphans"], lease=lease)
     for k in shard_ids:
         with timer.stage("verify"):
             stages.verify(hooks()[1], run_dir, k, dry_run=params["dry_run"])

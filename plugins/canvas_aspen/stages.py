@@ -151,6 +151,8 @@ def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: in
     shards = [course_ids[k::n] for k in range(n)]
     storage.write_json(run_dir / "plan.json", {
         "params": params, "course_ids": course_ids, "shards": shards, "grading_periods": periods,
+        "courses": {str(int(c["id"])): c for c in courses},  # extract needs no GET /courses/{id}
+        "started_at": datetime.now(timezone.utc).isoformat(),  # verify reads back what changed since
     })
     log.info("plan: %d courses in %d shards, %d Aspen grading periods", len(course_ids), n, len(periods))
     return [{"shard": k, "courses": len(s)} for k, s in enumerate(shards)]
@@ -169,14 +171,44 @@ def _enrollment_ids(e: dict[str, Any]) -> dict[str, Any]:
             "sis_user_id": rows.student_sis_id(e)}
 
 
-def _course_bundle(canvas, course_id: int) -> dict[str, Any]:
-    return {
-        "course": canvas.get_course(course_id),
-        "sections": canvas.list_sections(course_id),
-        "enrollments": [_enrollment_ids(e) for e in canvas.list_student_enrollments(course_id)],
-        "assignment_groups": canvas.list_assignment_groups(course_id),
-        "submissions": canvas.list_submissions(course_id),
-    }
+MAX_ASSIGNMENT_FILTER = 200  # more sendable assignments than this: list every submission (URL length)
+
+
+def _sendable_ids(groups: Any) -> list[int] | None:
+    """The ids of the sendable assignments (R1) to filter the submissions listing by; None
+    (no filter) when the answer is not plain enough to be sure of them, or they are too many."""
+    try:
+        ids_ = sorted({a["id"] for g in groups for a in g.get("assignments") or [] if rules.is_sendable(a)})
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if len(ids_) > MAX_ASSIGNMENT_FILTER or not all(type(i) is int for i in ids_):
+        return None
+    return ids_
+
+
+def _no_sis_section(sections: Any) -> bool:
+    try:
+        return not any(rows._sis(s.get("sis_section_id")) for s in sections)
+    except (AttributeError, TypeError):
+        return False  # read the rest; extract decides on the whole answer
+
+
+def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Canvas answers of one course, in as few requests as they allow: the course comes
+    from the plan (the course list has the same fields), a course without any SIS section
+    needs nothing more, and only the submissions of sendable assignments (R1) are listed
+    (the others are never sent; R10's deletions come from the assignment groups)."""
+    sections = canvas.list_sections(course_id)
+    bundle = {"course": course if course is not None else canvas.get_course(course_id), "sections": sections,
+              "enrollments": [], "assignment_groups": [], "submissions": []}
+    if _no_sis_section(sections):
+        return bundle  # extract skips it
+    bundle["enrollments"] = [_enrollment_ids(e) for e in canvas.list_student_enrollments(course_id)]
+    bundle["assignment_groups"] = groups = canvas.list_assignment_groups(course_id)
+    sendable = _sendable_ids(groups)
+    if sendable != []:
+        bundle["submissions"] = canvas.list_submissions(course_id, assignment_ids=sendable)
+    return bundle
 
 
 def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
@@ -187,7 +219,9 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
     plan_doc = _plan(run_dir)
     course_ids = plan_doc["shards"][shard]
     busy = {} if plan_doc["params"].get("dry_run") else _lease(ledger, run_id, lease, course_ids)
-    answers = _each(canvas, lambda c: _course_bundle(canvas, c), course_ids, f"extract shard {shard}: courses")
+    known = plan_doc.get("courses") or {}
+    answers = _each(canvas, lambda c: _course_bundle(canvas, c, known.get(str(c))), course_ids,
+                    f"extract shard {shard}: courses")
     answers = [_checked(a) for a in answers]  # a malformed answer fails its course here, not the shard later
     bundles, failures = [], {}
     for course_id, answer in zip(course_ids, answers, strict=True):
@@ -525,6 +559,49 @@ def _finish_post(sd: Any, df: pd.DataFrame, findings: list, shard: int, *, dry_r
 
 # ---------------------------------------------------------------------------- verify
 
+READ_BACK_MARGIN = timedelta(minutes=15)  # clock skew between this worker and Aspen
+
+
+def _read_back_since(run_dir: Any) -> str | None:
+    """Results Aspen modified after this instant hold everything this run posted: the plan's
+    start, less a margin for clock skew (None for a plan without it)."""
+    started = _plan(run_dir).get("started_at")
+    if not started:
+        return None
+    return (datetime.fromisoformat(started) - READ_BACK_MARGIN).astimezone(timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _read_back(aspen, classes: list[str], posted: pd.DataFrame, since: str | None, shard: int) -> list:
+    """Each class's results as verify needs them: only those modified since the run began
+    (one page for a night's changes instead of the whole class), and the whole class where
+    that answer lacks any result this run posted (a lost write, clock skew, a filter the
+    server rejects): what verify compares is then exactly what a full read gives."""
+    what = f"verify shard {shard}: Aspen classes"
+    if since is None:
+        return _each(aspen, aspen.list_results, classes, what)
+
+    def recent(class_id: str):
+        try:
+            return aspen.list_results(class_id, modified_since=since)
+        except Exception as exc:  # an ApiError (not imported here: no Airflow in this module)
+            status = getattr(exc, "status", None)
+            if status in (400, 422):
+                return None  # the filter is refused here: read the class in full
+            raise
+
+    answers = _each(aspen, recent, classes, what)
+    wanted = posted.groupby("aspen_class_id")["result_id"].agg(set).to_dict()
+    again = [k for k, (class_id, answer) in enumerate(zip(classes, answers, strict=True))
+             if answer is None or (not isinstance(answer, BaseException)
+                                   and wanted.get(class_id, set()) - {r.get("sourcedId") for r in answer})]
+    if again:
+        log.info("verify shard %d: %d of %d classes read back in full", shard, len(again), len(classes))
+        for k, answer in zip(again, _each(aspen, aspen.list_results, [classes[k] for k in again], what), strict=True):
+            answers[k] = answer
+    return answers
+
+
 def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
     """R18: read back every class we posted to; any difference is a verify_mismatch."""
     sd = _shard_dir(run_dir, shard)
@@ -534,7 +611,7 @@ def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
         storage.write_json(sd / "verify.json", {"checked": 0, "mismatched": 0, "findings": []})
         return {"shard": shard, "checked": 0, "mismatched": 0}
     classes = sorted(posted["aspen_class_id"].unique().tolist())
-    answers = _each(aspen, aspen.list_results, classes, f"verify shard {shard}: Aspen classes")
+    answers = _read_back(aspen, classes, posted, _read_back_since(run_dir), shard)
     findings, results = [], []
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):

@@ -21,6 +21,7 @@ import json
 import threading
 import time
 from collections import deque
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -402,9 +403,20 @@ class AspenHook(RestApiHook):
             f"/classes/{quote_id(class_id)}/lineItems", "lineItems", endpoint="list_line_items"
         )
 
-    def list_results(self, class_id: str) -> list[dict]:
-        """Results of one class."""
-        return self.paginate(f"/classes/{quote_id(class_id)}/results", "results", endpoint="list_results")
+    def list_results(self, class_id: str, modified_since: datetime | str | None = None) -> list[dict]:
+        """Results of one class; with ``modified_since``, only those Aspen last modified after
+        that instant (OneRoster's ``filter=dateLastModified>'…'``; a server that ignores the
+        filter answers every result, which callers must accept)."""
+        params = None
+        if modified_since is not None:
+            if isinstance(modified_since, datetime):
+                if modified_since.tzinfo is None:
+                    raise ValueError("modified_since must be timezone-aware (or an ISO-8601 string)")
+                modified_since = modified_since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            if "'" in modified_since:
+                raise ValueError("modified_since must not contain quotes")
+            params = [("filter", f"dateLastModified>'{modified_since}'")]
+        return self.paginate(f"/classes/{quote_id(class_id)}/results", "results", params, endpoint="list_results")
 
     def list_students(self, class_id: str) -> list[dict]:
         """The class roster (OneRoster users)."""
