@@ -673,6 +673,14 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     from canvas_aspen import report as report_mod
     from canvas_aspen import report_html, setup_sheet
 
+    if not (run_dir / "plan.json").exists():  # the plan task failed: nothing was read or posted
+        ledger.release_courses(run_id)
+        try:
+            ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed", totals={})
+        except LookupError:
+            pass
+        raise RuntimeError("the plan task did not finish (its log names the Canvas or Aspen endpoint that failed): "
+                           "nothing was extracted or posted, and there is no report")
     plan_doc = _plan(run_dir)
     frames, failed, findings = [], {}, []
     verify_total = {"checked": 0, "mismatched": 0}

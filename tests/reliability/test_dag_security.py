@@ -48,10 +48,9 @@ def text_of(path: Path) -> str:
 
 
 def xcom_values(run_id: str) -> list:
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(select(XComModel.task_id, XComModel.value).where(

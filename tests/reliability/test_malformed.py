@@ -142,3 +142,25 @@ def test_a_put_answered_200_that_never_reached_aspen_and_an_unreadable_read_back
     assert report["totals"]["posted"] == swallowed
     assert ours(sb.state()) == want
     assert_ledger_agrees(ledger, sb.state())
+
+
+@pytest.mark.parametrize("system, rule, endpoint", [
+    ("canvas", Rule("/accounts/1/courses", "non_json"), "list_courses"),
+    ("aspen", Rule("/gradingPeriods", "truncated"), "list_grading_periods"),
+])
+def test_a_malformed_answer_to_the_plan_fails_the_run_before_anything_is_read_or_posted(
+        system, rule, endpoint, sb, pipeline, ledger):
+    from canvas_aspen.hooks._http import ApiError
+
+    sb.reset()
+    before = ours(sb.state())
+    target = sb.canvas_url if system == "canvas" else sb.aspen_url
+    with Mangler(target, [rule]) as m:
+        run = pipeline(sb, "scheduled__no_plan", env=proxied(sb, **{system: m.url}))
+        with pytest.raises(ApiError) as err:
+            run.plan()
+    assert endpoint in str(err.value) and "not JSON" in str(err.value)
+    with pytest.raises(RuntimeError, match="plan task did not finish"):
+        run.report()
+    assert ledger.run(run.run_id)["status"] == "failed"
+    assert ours(sb.state()) == before
