@@ -161,6 +161,7 @@ def main(argv: list[str]) -> int:
         result = fn(spec)
         profiler.stop()
         Path(spec["profile"]).write_text(profiler.output_html())
+        profiler.last_session.save(str(Path(spec["profile"]).with_suffix(".pyisession")))
         Path(spec["profile"]).with_suffix(".txt").write_text(profiler.output_text(unicode=True, color=False))
     else:
         result = fn(spec)

@@ -410,7 +410,11 @@ def _assemble(frame: pd.DataFrame, results: Mapping[str, Any]) -> GateResult:
                 for row_id in row_ids:
                     held[row_id].add(meta["kind"])
             key = meta["finding_key"]
-            for row in rows.loc[row_ids].drop_duplicates(subset=key).to_dict("records"):
+            # only the columns a finding reads: turning every column of thousands of rows into
+            # dicts cost more than the findings themselves
+            wanted = set(FIELDS) | _reported_columns(meta)
+            columns = [c for c in rows.columns if c in wanted]
+            for row in rows.loc[row_ids, columns].drop_duplicates(subset=key).to_dict("records"):
                 identity = (meta["kind"], tuple(key), tuple(_plain(row[c]) for c in key))
                 if identity not in seen:
                     seen.add(identity)
