@@ -1,6 +1,7 @@
 """Property-based tests: messy Canvas payloads through the rows frame, the Great
 Expectations gate, category matching and deltas, as the validate, match and deltas stages
-run them (issue 8).
+run them (issue 8), with odd values already in Aspen (text and non-finite scores, unknown
+statuses, tombstones, records without a sourcedId) for deltas to compare against.
 
 Whatever Canvas sends in a value (NaN, infinities, negative, huge and text scores, nulls
 and missing fields, unknown enum values, Unicode, emoji and HTML in names, names over 50
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from canvas_aspen import oneroster, rows, rules, storage
 
-from .canvas_payloads import CATEGORIES, COURSE_ID, PERIODS, SECTIONS, TZ, Course, courses
+from .canvas_payloads import CATEGORIES, COURSE_ID, MISSING, PERIODS, SECTIONS, TZ, Course, courses
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -60,8 +61,9 @@ class FakeAspen:
 
     stats: dict = {}  # what the stages' progress lines read from a hook
 
-    def __init__(self, roster: set[str]):
+    def __init__(self, roster: set[str], held: dict[str, tuple[list, list]] | None = None):
         self.roster = sorted(roster)
+        self.held = held or {}  # class -> (line items, results) Aspen holds already, oddities included
 
     def list_categories(self, class_id):
         if class_id not in SECTIONS.values():
@@ -73,10 +75,10 @@ class FakeAspen:
         return [{"sourcedId": s} for s in self.roster] if class_id in SECTIONS.values() else []
 
     def list_line_items(self, class_id):
-        return []
+        return self.held.get(class_id, ([], []))[0]
 
     def list_results(self, class_id):
-        return []
+        return self.held.get(class_id, ([], []))[1]
 
     def map_concurrent(self, fn, items, *, on_error="raise", **_):
         out = []
@@ -116,11 +118,56 @@ def ledger_url(tmp_path_factory):
     return f"sqlite:///{path}"
 
 
+ODD_SCORES = [7.5, 0, "8", "abc", None, math.nan, 1e308, -1, {}, [], True]
+ODD_STATUSES = ["fully graded", " Fully Graded ", "exempt", "not submitted", "WEIRD", None, MISSING, 5]
+
+
+@st.composite
+def aspen_holdings(draw, course: Course) -> dict[str, tuple[list, list]]:
+    """What Aspen already holds in the two classes: some of our results and line items with
+    odd values (text and non-finite scores, unknown statuses, tombstones), and junk records."""
+    held: dict[str, tuple[list, list]] = {c: ([], []) for c in SECTIONS.values()}
+    for (aid, uid, sid), label in course.labels.items():
+        if label == "absent" or not draw(st.booleans()):
+            continue
+        items, results = held[SECTIONS[sid]]
+        r = {"sourcedId": f"canvas-a{aid}-s{sid}-u{uid}"}
+        for key, values in (("score", ODD_SCORES), ("scoreStatus", ODD_STATUSES),
+                            ("status", ["active", "tobedeleted", None, MISSING])):
+            value = draw(st.sampled_from(values))
+            if value is not MISSING:
+                r[key] = value
+        results.append(r)
+        if draw(st.booleans()):
+            items.append({"sourcedId": f"canvas-a{aid}-s{sid}", "title": draw(st.sampled_from([None, "x", 5])),
+                          "status": draw(st.sampled_from(["active", "tobedeleted", None]))})
+    for items, results in held.values():
+        if draw(st.booleans()):
+            results.append({"score": 1, "scoreStatus": "fully graded"})  # no sourcedId
+            items.append({"title": "no id"})
+            items.append({"sourcedId": "canvas-a999-s11", "title": "deleted in Canvas"})  # an orphan
+    return held
+
+
+def _value(status, score) -> tuple[str, float]:
+    try:
+        number = float(score) if score not in (None, "") else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    return str(status if status is not None else "").strip().lower(), number
+
+
+def _same(a: tuple[str, float], b: tuple[str, float]) -> bool:
+    if a[0] != b[0]:
+        return False
+    return a[0] == "exempt" or (math.isnan(a[1]) and math.isnan(b[1])) or abs(a[1] - b[1]) <= 1e-6
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(course=courses(), n=st.integers(0, 10**9))
+@given(course=courses(), n=st.integers(0, 10**9), data=st.data())
 def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_through(
-        course: Course, n: int, tmp_path: Path, ledger_url: str):
+        course: Course, n: int, data, tmp_path: Path, ledger_url: str):
     from canvas_aspen import stages
     from canvas_aspen.ledger import Ledger
 
@@ -130,7 +177,8 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
                                                "grading_periods": PERIODS})
     storage.write_json(sd / "canvas.json", [course.bundle])
     storage.write_json(sd / "failed-courses.json", {})
-    aspen = FakeAspen(course.roster)
+    held = data.draw(aspen_holdings(course), label="Aspen holds")
+    aspen = FakeAspen(course.roster, held)
 
     stages.validate(run_dir, 0, timezone_name=TZ)
     stages.match_stage(aspen, run_dir, 0, mappings={})
@@ -162,7 +210,18 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
         ledger.dispose()
     actions = storage.read_frame(sd / "actions.parquet")
     eligible = storage.read_frame(sd / "rows.parquet").query("bucket == 'eligible'")
-    assert set(actions["row_id"]) == set(eligible["row_id"]) and set(actions["action"]) <= {"post"}
+    assert set(actions["row_id"]) == set(eligible["row_id"])
+    # nothing in the ledger: a grade is unchanged exactly when Aspen already holds its value (R8)
+    holds = {}
+    for _, results in held.values():
+        for r in results:
+            if r.get("sourcedId") and r.get("status") != "tobedeleted":
+                holds[r["sourcedId"]] = _value(r.get("scoreStatus"), r.get("score"))
+    action = dict(zip(actions["row_id"], actions["action"].astype(str), strict=True))
+    for r in eligible.to_dict("records"):
+        ours_ = _value(r["score_status"], r["score"])
+        agrees = r["result_id"] in holds and _same(holds[r["result_id"]], ours_)
+        assert action[r["row_id"]] == ("unchanged" if agrees else "post"), (r["result_id"], holds.get(r["result_id"]))
     items = storage.read_frame(sd / "line-items.parquet")
     bodies = {r["line_item_id"]: json.loads(r["body"]) for r in items.to_dict("records")}
     assert set(bodies) == set(eligible["line_item_id"])

@@ -67,6 +67,8 @@ def test_fault_matrix_run_completes_with_the_fault_free_final_state(target, sb, 
     stats = {system: sb.stats(system) for system in systems}
     sb.set_faults("canvas")
     sb.set_faults("aspen")
+    print(f"FAULTS {target}:", {system: {"requests": s["requests"], "dropped": s["dropped"], "statuses": {
+        k: v for k, v in s["statuses"].items() if k not in ("200", "201")}} for system, s in stats.items()})
     for system, s in stats.items():  # every kind of fault really happened
         statuses = s["statuses"]
         assert any(int(k) >= 500 for k in statuses if k.isdigit()), (system, statuses)
@@ -82,3 +84,24 @@ def test_fault_matrix_run_completes_with_the_fault_free_final_state(target, sb, 
     final = sb.state()
     assert ours(final) == want_state  # same line items and results, same values, nothing extra
     assert_ledger_agrees(ledger, final)
+
+
+def test_a_canvas_401_fails_only_its_course_clearly_and_the_next_run_posts_it(sb, baseline, pipeline):
+    """Canvas tokens do not expire mid-run (a developer token lives until revoked), so a 401
+    is not retried: the course whose request got it fails with the reason, the others go, the
+    run fails after its report, and the next run posts what was left."""
+    want, _ = baseline
+    sb.reset()
+    sb.set_faults("canvas", fail_next=[401], path_contains="/courses/101/")
+    state, report = pipeline(sb, "scheduled__revoked", env=conn_env(sb)).run()
+    sb.set_faults("canvas")
+    assert state == "failed"
+    assert_buckets_add_up(report)
+    for c in report["courses"]:
+        if c["canvas_course_id"] == 101:
+            assert "HTTP 401" in c["error"] and "unauthorized" in c["error"] and c["posted"] == 0, c
+        else:
+            assert c["error"] is None, c
+    state, report = pipeline(sb, "scheduled__after", env=conn_env(sb)).run()
+    assert state == "success"
+    assert ours(sb.state()) == want
