@@ -191,8 +191,12 @@ def _import_gx():
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations.")]:
-        logging.getLogger(name).setLevel(logging.NOTSET)  # inherit WARNING
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        # inherit WARNING; only loggers with a level of their own are touched: every setLevel
+        # clears the logging cache of all loggers, and GX has hundreds (seconds per night)
+        if (name.startswith("great_expectations.") and isinstance(logger, logging.Logger)
+                and logger.level != logging.NOTSET):
+            logger.setLevel(logging.NOTSET)
     return gx
 
 
