@@ -23,5 +23,7 @@ def result_id(assignment_id: int, section_id: int, user_id: int) -> str:
 
 def parse_line_item_id(sourced_id: str) -> tuple[int, int] | None:
     """(assignment_id, section_id) of one of our line items, None for anybody else's."""
-    m = _LINE_ITEM.match(sourced_id or "")
+    if not isinstance(sourced_id, str):  # e.g. an Aspen record without a sourcedId
+        return None
+    m = _LINE_ITEM.match(sourced_id)
     return (int(m["assignment"]), int(m["section"])) if m else None

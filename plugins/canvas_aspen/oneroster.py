@@ -34,10 +34,13 @@ def _ref(sourced_id: str, kind: str) -> dict[str, str]:
 
 
 def line_item_body(row: dict[str, Any]) -> dict[str, Any]:
+    title = str(row["assignment_name"] or "")[:255]
+    if not title.strip():  # Aspen requires a title; Canvas sent none
+        title = f"Canvas assignment {row['assignment_id']}"
     return {
         "sourcedId": row["line_item_id"],
         "status": "active",
-        "title": str(row["assignment_name"])[:255],
+        "title": title,
         "description": f"{row['group_name']} (Canvas assignment {row['assignment_id']})",
         "assignDate": iso(row["assign_date"]) or iso(row["due_at"]),
         "dueDate": iso(row["due_at"]),
