@@ -61,6 +61,7 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
         "requests": out["requests"],
         "min_requests": out["min_requests"],
         "http_errors": out.get("http_errors"),
+        "server_ms": out.get("server_ms"),  # mean time the sandbox took per request (latency included)
         "max_in_flight": out.get("max_in_flight"),
         "http_busy_s": out["http_busy_s"],
         "outside_http_s": round(outside, 3),

@@ -52,14 +52,17 @@ def endpoint_name(key: str, system: str) -> str:
     return key
 
 
-def by_endpoint(stats: dict[str, Any], system: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Requests per endpoint (hook names) and non-2xx statuses, from the sandbox's stats."""
+def by_endpoint(stats: dict[str, Any], system: str) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
+    """Requests per endpoint (hook names), non-2xx statuses, and the mean time the sandbox
+    took per request of each endpoint (its injected latency included), from its stats."""
     out: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     for key, ep in stats["endpoints"].items():
         name = endpoint_name(key, system)
         out[name] = out.get(name, 0) + ep["count"]
+        seconds[name] = seconds.get(name, 0.0) + ep["latency_s_total"]
     bad = {k: v for k, v in stats["statuses"].items() if not str(k).startswith("2")}
-    return out, bad
+    return out, bad, {k: round(1000 * seconds[k] / out[k], 1) for k in out if out[k]}
 
 
 class Session:
@@ -138,9 +141,9 @@ class Session:
         self.latency(False)
         if not measure:
             return out
-        out["requests"], out["http_errors"] = {}, {}
+        out["requests"], out["http_errors"], out["server_ms"] = {}, {}, {}
         for s in ("canvas", "aspen"):
-            out["requests"][s], out["http_errors"][s] = by_endpoint(stats[s], s)
+            out["requests"][s], out["http_errors"][s], out["server_ms"][s] = by_endpoint(stats[s], s)
         out["max_in_flight"] = {s: stats[s]["max_in_flight"] for s in ("canvas", "aspen")}
         classes = out.get("facts", {}).get("classes") or self.classes
         after = bounds.aspen_snapshot(self.sb, classes)
