@@ -318,6 +318,21 @@ def test_retry_after_is_honoured(canvas_hook):
     assert 0.04 in hook._sleep.calls
 
 
+def test_retry_after_holds_back_every_thread_of_the_hook(canvas_hook):
+    """A 429's ``Retry-After`` pauses the whole hook: a request another thread sends next
+    waits out what is left of it too, not only the retry of the request that got the 429."""
+    with StubServer(scripted(text(429, "slow down", {"Retry-After": "30"}), js(200, []))) as srv:
+        hook = canvas_hook(srv.url, backoff_max=60)  # the recorder sleeps nothing: the pause stays ahead
+        hook.list_sections(1)
+        waits = hook.stats["throttle_waits"]
+        other = threading.Thread(target=hook.list_sections, args=(2,))
+        other.start()
+        other.join(timeout=10)
+    assert not other.is_alive()
+    assert hook.stats["throttle_waits"] == waits + 1
+    assert 25 < hook._sleep.calls[-1] <= 30  # the other thread waited for the rest of the 30 s
+
+
 def test_retry_after_http_date_and_cap(canvas_hook):
     from email.utils import formatdate
 

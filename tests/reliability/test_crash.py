@@ -22,8 +22,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
+
+from canvas_aspen import storage
 
 from .conftest import (
     DEMO,
@@ -129,6 +132,16 @@ def test_post_killed_midway_recovers_to_the_undisturbed_state(recovery, chunk, s
         assert state == "failed"
         assert report["totals"]["failed"] == shard_results  # counted, not lost
         assert_buckets_add_up(report)
+        shard_courses = {int(c) for c in storage.read_json(run.run_dir / "plan.json")["shards"][SHARD]}
+        undisturbed = {c["canvas_course_id"]: c["error"] for c in want_report["courses"]}
+        for c in report["courses"]:  # the shard's courses say why; the others went as undisturbed
+            if c["canvas_course_id"] in shard_courses:
+                assert c["error"] == "a stage of this shard did not finish", c
+            else:
+                assert c["error"] == undisturbed[c["canvas_course_id"]], c
+        _, refused = ledger.acquire_courses(sorted(undisturbed), "probe", timedelta(minutes=1))
+        ledger.release_courses("probe")
+        assert not refused  # the crashed run's report gave its leases back
         state, report = pipeline(sb, "scheduled__next").run()
         assert state == "success", report["courses"]
         assert report["totals"]["posted"] == shard_results - len(landed)  # only what Aspen lacked

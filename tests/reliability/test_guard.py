@@ -17,7 +17,7 @@ import pytest
 
 from canvas_aspen import storage
 
-from .conftest import STAGES, assert_buckets_add_up, demo_scenario, ours
+from .conftest import STAGES, assert_buckets_add_up, assert_ledger_agrees, demo_scenario, fault_free, ours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -32,6 +32,12 @@ def sb():
 
     with Sandbox.start(scenario=demo_scenario()) as sandbox:
         yield sandbox
+
+
+@pytest.fixture(scope="module")
+def baseline(sb, tmp_path_factory):
+    """Aspen after an untampered run (what the next clean run must leave)."""
+    return fault_free(sb, tmp_path_factory.mktemp("baseline"), delete_orphans=True)
 
 
 def _line_item_to_foreign_class(sd):
@@ -82,7 +88,8 @@ TAMPERS = {
 
 
 @pytest.mark.parametrize("tamper", list(TAMPERS))
-def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run(tamper, sb, pipeline):
+def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run(tamper, sb, baseline, pipeline,
+                                                                                 ledger):
     sb.reset()
     before = sb.state()
     run = pipeline(sb, "scheduled__tampered", delete_orphans=True)
@@ -109,6 +116,14 @@ def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run
     biology = {k for k, v in ours(after)["lineItems"].items() if v[1] in ("BIO-P2", "BIO-P5")}
     assert biology and next(c for c in report["courses"] if c["canvas_course_id"] == 102)["error"] is None
     assert sum(puts.values()) > 0  # the other shard did post
+
+    # the next, untampered run posts what was refused: nothing lost
+    state, report = pipeline(sb, "scheduled__next", delete_orphans=True).run()
+    assert state == "success", report["courses"]
+    assert_buckets_add_up(report)
+    final = sb.state()
+    assert ours(final) == baseline[0]
+    assert_ledger_agrees(ledger, final)
 
 
 def test_guard_lets_an_untampered_run_through(sb, pipeline):
