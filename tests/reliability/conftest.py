@@ -231,7 +231,48 @@ def fault_free(sb, root: Path, **kwargs) -> tuple[dict, dict]:
     return after, report
 
 
+def conn_env(sb, *, extra: dict[str, Any] | None = None, canvas: dict[str, Any] | None = None,
+             aspen: dict[str, Any] | None = None) -> dict[str, str]:
+    """``sb``'s ``AIRFLOW_CONN_*`` (what ``Pipeline`` uses by default), changed: ``extra`` is
+    merged into both connections' extras; ``canvas`` / ``aspen`` change that connection alone
+    (``{"host": proxy_url}``, or ``{"extra": {...}}``, merged into its extras)."""
+    env = {}
+    for key, value in sb.airflow_conn_env().items():
+        conn = json.loads(value)
+        if extra:
+            conn["extra"] = {**conn.get("extra", {}), **extra}
+        own = canvas if key.endswith("CANVAS_DEFAULT") else aspen if key.endswith("ASPEN_DEFAULT") else None
+        for field, change in (own or {}).items():
+            if change is None:
+                continue
+            conn[field] = {**conn.get(field, {}), **change} if field == "extra" else change
+        env[key] = json.dumps(conn)
+    return env
+
+
+def course(report: dict, course_id: int) -> dict:
+    """One course's line of a report."""
+    return next(c for c in report["courses"] if c["canvas_course_id"] == course_id)
+
+
 # ------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def sb():
+    """The demo district on a sandbox of this test module's own, with fresh secrets; tests
+    ``sb.reset()`` it before they use it."""
+    from sandbox.control import Sandbox
+
+    with Sandbox.start(scenario=demo_scenario()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def baseline(sb, tmp_path_factory):
+    """Aspen (``ours``) and the report after an undisturbed run of ``sb`` (a module that
+    drives its runs differently overrides this fixture with its own ``fault_free`` call)."""
+    return fault_free(sb, tmp_path_factory.mktemp("baseline"))
 
 from tests.e2e.conftest import DAG_ID, airflow_db, passback_dag  # noqa: E402,F401 - the DAG for real
 

@@ -14,19 +14,11 @@ from datetime import timedelta
 
 import pytest
 
-from .conftest import EXPECTED, STAGES, assert_buckets_add_up, assert_ledger_agrees, demo_scenario
+from .conftest import EXPECTED, STAGES, assert_buckets_add_up, assert_ledger_agrees, course
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 RESULT = "canvas-a3001-s1011-u5001"  # Algebra I, HW 1, S1001: 8 in Canvas at the start
-
-
-@pytest.fixture(scope="module")
-def sb():
-    from sandbox.control import Sandbox
-
-    with Sandbox.start(scenario=demo_scenario()) as sandbox:
-        yield sandbox
 
 
 def result_puts(sb) -> int:
@@ -38,10 +30,6 @@ def free(ledger, courses) -> bool:
     granted, refused = ledger.acquire_courses(courses, "probe", timedelta(minutes=1))
     ledger.release_courses("probe")
     return not refused
-
-
-def course(report: dict, course_id: int) -> dict:
-    return next(c for c in report["courses"] if c["canvas_course_id"] == course_id)
 
 
 @pytest.mark.parametrize("first_name", ["nightly", "backfill"])

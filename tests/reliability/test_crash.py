@@ -28,34 +28,12 @@ import pytest
 
 from canvas_aspen import storage
 
-from .conftest import (
-    DEMO,
-    REPO,
-    STAGES,
-    assert_buckets_add_up,
-    assert_ledger_agrees,
-    demo_scenario,
-    fault_free,
-    ours,
-)
+from .conftest import DEMO, REPO, assert_buckets_add_up, assert_ledger_agrees, conn_env, ours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 SHARD = 0  # courses 101 and 103 (and 105, which has nothing to post)
 PRE_EXISTING = {r["sourcedId"] for r in DEMO["aspen"].get("results", [])}
-
-
-@pytest.fixture(scope="module")
-def sb():
-    from sandbox.control import Sandbox
-
-    with Sandbox.start(scenario=demo_scenario()) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="module")
-def baseline(sb, tmp_path_factory):
-    return fault_free(sb, tmp_path_factory.mktemp("baseline"))
 
 
 def new_results(sb) -> set[str]:
@@ -65,10 +43,7 @@ def new_results(sb) -> set[str]:
 def kill_post_midway(sb, p, *, chunk: int, after: int) -> subprocess.Popen:
     """Run post of SHARD in a child process with a slow Aspen; SIGKILL it once Aspen holds
     ``after`` new results of ours."""
-    env = dict(os.environ, **p.env)
-    conn = json.loads(env["AIRFLOW_CONN_ASPEN_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "max_concurrency": 2}
-    env["AIRFLOW_CONN_ASPEN_DEFAULT"] = json.dumps(conn)
+    env = dict(os.environ, **conn_env(sb, aspen={"extra": {"max_concurrency": 2}}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     args = {"ledger_url": p.ledger.engine.url.render_as_string(hide_password=False), "run_dir": str(p.run_dir),
             "shard": SHARD, "run_id": p.run_id, "chunk": chunk, "lease_minutes": 240}
@@ -100,9 +75,7 @@ def test_post_killed_midway_recovers_to_the_undisturbed_state(recovery, chunk, s
     want, want_report = baseline
     sb.reset()
     run = pipeline(sb, "scheduled__crashing")
-    run.plan()
-    for stage in STAGES[:STAGES.index("post")]:
-        run.run_stage(stage)
+    run.run(upto="deltas")
     shard_results = int(run.out["deltas"][SHARD]["post"])
 
     kill_post_midway(sb, run, chunk=chunk, after=12)

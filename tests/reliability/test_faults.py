@@ -12,11 +12,9 @@ certain to occur whatever the seed draws, and the server's own stats prove it di
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from .conftest import Pipeline, assert_buckets_add_up, assert_ledger_agrees, demo_scenario, fault_free, ours
+from .conftest import Pipeline, assert_buckets_add_up, assert_ledger_agrees, conn_env, fault_free, ours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -31,27 +29,10 @@ ASPEN_ONLY = {"expire_tokens_every": 40}
 EXTRAS = {"page_size": 10, "timeout": [5, READ_TIMEOUT]}
 
 
-def conn_env(sb) -> dict[str, str]:
-    env = {}
-    for key, value in sb.airflow_conn_env().items():
-        conn = json.loads(value)
-        conn["extra"] = {**conn.get("extra", {}), **EXTRAS}
-        env[key] = json.dumps(conn)
-    return env
-
-
-@pytest.fixture(scope="module")
-def sb():
-    from sandbox.control import Sandbox
-
-    with Sandbox.start(scenario=demo_scenario()) as sandbox:
-        yield sandbox
-
-
 @pytest.fixture(scope="module")
 def baseline(sb, tmp_path_factory):
-    """Aspen after a fault-free run (and its report)."""
-    return fault_free(sb, tmp_path_factory.mktemp("baseline"), env=conn_env(sb))
+    """Aspen after a fault-free run (and its report), with the same connection extras."""
+    return fault_free(sb, tmp_path_factory.mktemp("baseline"), env=conn_env(sb, extra=EXTRAS))
 
 
 @pytest.mark.parametrize("target", ["canvas", "aspen", "both"])
@@ -62,7 +43,7 @@ def test_fault_matrix_run_completes_with_the_fault_free_final_state(target, sb, 
     for i, system in enumerate(systems):
         sb.set_faults(system, **FAULTS, **(ASPEN_ONLY if system == "aspen" else {}), seed=11 + i)
 
-    state, report = Pipeline(sb, ledger, tmp_path, f"faults-{target}", env=conn_env(sb)).run()
+    state, report = Pipeline(sb, ledger, tmp_path, f"faults-{target}", env=conn_env(sb, extra=EXTRAS)).run()
 
     stats = {system: sb.stats(system) for system in systems}
     sb.set_faults("canvas")
@@ -93,7 +74,7 @@ def test_a_canvas_401_fails_only_its_course_clearly_and_the_next_run_posts_it(sb
     want, _ = baseline
     sb.reset()
     sb.set_faults("canvas", fail_next=[401], path_contains="/courses/101/")
-    state, report = pipeline(sb, "scheduled__revoked", env=conn_env(sb)).run()
+    state, report = pipeline(sb, "scheduled__revoked", env=conn_env(sb, extra=EXTRAS)).run()
     sb.set_faults("canvas")
     assert state == "failed"
     assert_buckets_add_up(report)
@@ -102,6 +83,6 @@ def test_a_canvas_401_fails_only_its_course_clearly_and_the_next_run_posts_it(sb
             assert "HTTP 401" in c["error"] and "unauthorized" in c["error"] and c["posted"] == 0, c
         else:
             assert c["error"] is None, c
-    state, report = pipeline(sb, "scheduled__after", env=conn_env(sb)).run()
+    state, report = pipeline(sb, "scheduled__after", env=conn_env(sb, extra=EXTRAS)).run()
     assert state == "success"
     assert ours(sb.state()) == want

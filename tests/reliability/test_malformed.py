@@ -11,11 +11,9 @@ presented as success. A next run with healthy answers finishes the work.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from .conftest import assert_buckets_add_up, assert_ledger_agrees, demo_scenario, fault_free, ours
+from .conftest import assert_buckets_add_up, assert_ledger_agrees, conn_env, course, ours
 from .mangler import Mangler, Rule
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -23,39 +21,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 CLASSES_OF = {101: ["ALG1-P1"], 102: ["BIO-P2", "BIO-P5"], 103: ["ENG10-P3"]}
 
 
-@pytest.fixture(scope="module")
-def sb():
-    from sandbox.control import Sandbox
-
-    with Sandbox.start(scenario=demo_scenario()) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture(scope="module")
-def baseline(sb, tmp_path_factory):
-    return fault_free(sb, tmp_path_factory.mktemp("baseline"))
-
-
 def proxied(sb, canvas: str | None = None, aspen: str | None = None) -> dict[str, str]:
-    env = {}
-    for key, value in sb.airflow_conn_env().items():
-        conn = json.loads(value)
-        if key.endswith("CANVAS_DEFAULT") and canvas:
-            conn["host"] = canvas
-        if key.endswith("ASPEN_DEFAULT") and aspen:
-            conn["host"] = aspen
-        env[key] = json.dumps(conn)
-    return env
+    """The sandbox's connections with Canvas and/or Aspen reached through a proxy."""
+    return conn_env(sb, canvas={"host": canvas or None}, aspen={"host": aspen or None})
 
 
 def in_class(o: dict, class_id: str) -> dict:
     """Our line items and results of one class (``ours`` format)."""
     items = {k: v for k, v in o["lineItems"].items() if v[1] == class_id}
     return {"lineItems": items, "results": {k: v for k, v in o["results"].items() if v[0] in items}}
-
-
-def course(report: dict, course_id: int) -> dict:
-    return next(c for c in report["courses"] if c["canvas_course_id"] == course_id)
 
 
 CASES = {
