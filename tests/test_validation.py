@@ -268,7 +268,8 @@ def test_a_row_failing_several_expectations_carries_every_kind_most_urgent_first
     assert gate.held_back == {100: ["over_max", "no_due_date", "student_without_sis_id"]}
 
 
-def test_held_back_matches_an_independent_oracle_on_a_random_frame():
+def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
+    """A messy frame and, computed independently of GX, the kinds each row must be held for."""
     rng = np.random.default_rng(7)
     n = 3000
     frame = rows_frame(n)
@@ -309,9 +310,24 @@ def test_held_back_matches_an_independent_oracle_on_a_random_frame():
         for row_id in frame.loc[mask.to_numpy(dtype=bool), "row_id"]:
             expected.setdefault(int(row_id), set()).add(kind)
     assert len(expected) > n // 5  # the frame really exercises the gate
+    return frame, expected
 
+
+def test_held_back_matches_an_independent_oracle_on_a_random_frame():
+    frame, expected = random_frame_and_oracle()
     gate = run_gate(frame, ROWS_SUITES, run_name="oracle")
     assert {row_id: set(kinds) for row_id, kinds in gate.held_back.items()} == expected
+
+
+def test_with_data_docs_the_gate_holds_back_and_reports_exactly_the_same(tmp_path):
+    # with Data Docs GX collects each unexpected value too; without, only the row ids
+    frame, expected = random_frame_and_oracle()
+    without_docs = run_gate(frame, ROWS_SUITES, run_name="oracle")
+    with_docs = run_gate(frame, ROWS_SUITES, run_name="oracle", data_docs_dir=tmp_path / "docs")
+    assert with_docs.data_docs_index is not None and without_docs.data_docs_index is None
+    assert {row_id: set(kinds) for row_id, kinds in with_docs.held_back.items()} == expected
+    assert with_docs.held_back == without_docs.held_back
+    assert with_docs.findings == without_docs.findings
 
 
 # ------------------------------------------------------------------ warnings never hold
