@@ -1,6 +1,14 @@
-"""Stage files keep no more student data than the passback needs (FERPA)."""
+"""Stage files keep no more student data than the passback needs (FERPA), and on the local
+file system only their owner can read them."""
 
-from canvas_aspen import stages
+import logging
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from canvas_aspen import stages, storage
 
 
 class _Canvas:
@@ -26,3 +34,143 @@ def test_extract_keeps_enrollment_ids_but_not_student_names():
     bundle = stages._course_bundle(_Canvas(), 1)
     assert bundle["enrollments"] == [{"user_id": 7, "course_section_id": 1, "sis_user_id": "S7"}]
     assert "Ava" not in repr(bundle) and "ava.j" not in repr(bundle)
+
+
+# --- stage files are owner-only on the local file system (they hold SIS ids and scores) ---------
+
+
+class _Hooks(_Canvas):
+    """Canvas and Aspen for ``plan`` and ``extract``: one course with one SIS section."""
+
+    stats: dict = {}
+
+    def list_courses(self):
+        return [{"id": 1, "sis_course_id": "C", "workflow_state": "available"}]
+
+    def list_sections(self, cid):
+        return [{"id": 1, "sis_section_id": "S1"}]
+
+    def list_grading_periods(self):
+        return []
+
+    def map_concurrent(self, fn, items, **_):
+        return [fn(item) for item in items]
+
+
+PARAMS = {"course_ids": [], "dry_run": False}
+
+
+def _open_to_others(root) -> list[str]:
+    """Every folder or file under ``root`` (itself included) its group or others may use."""
+    return [f"{p} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in [root, *root.rglob("*")]
+            if stat.S_IMODE(p.stat().st_mode) & 0o077]
+
+
+@pytest.fixture
+def open_umask():
+    """A umask that makes new files group- and world-readable (the usual 022)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _stage_a_run(run_dir) -> None:
+    hooks = _Hooks()
+    stages.plan(hooks, hooks, run_dir, params=PARAMS, shard_count=1)
+    stages.extract(hooks, run_dir, 0)
+    storage.write_frame(run_dir / "shard-0000" / "rows.parquet", pd.DataFrame({"student_sis_id": ["S7"]}))
+
+
+def test_stage_root_run_folder_and_stage_files_are_owner_only(tmp_path, open_umask):
+    from airflow.sdk import ObjectStoragePath
+
+    root = tmp_path / "airflow" / "canvas_aspen" / "stage"
+    run_dir = ObjectStoragePath(f"file://{root}") / "scheduled__2026-11-20"  # as the DAG makes it
+    _stage_a_run(run_dir)
+
+    files = {p.name for p in root.rglob("*") if p.is_file()}
+    assert {"plan.json", "canvas.json", "failed-courses.json", "rows.parquet"} <= files
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "scheduled__2026-11-20").stat().st_mode) == 0o700
+    assert _open_to_others(root) == []
+
+
+def test_an_existing_stage_root_open_to_others_is_tightened_with_a_warning(tmp_path, open_umask, caplog):
+    root = tmp_path / "stage"
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)
+    (root / "old-run").mkdir()
+    os.chmod(root / "old-run", 0o755)
+    caplog.set_level(logging.WARNING, logger="canvas_aspen.storage")
+
+    _stage_a_run(root / "new-run")
+
+    assert _open_to_others(root / "new-run") == []
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700  # the old run's files are no longer reachable
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(root) in warnings[0] and "owner-only" in warnings[0], warnings
+    assert "S7" not in caplog.text  # the path, no student data
+
+
+def test_an_existing_stage_file_open_to_others_is_rewritten_owner_only(tmp_path, open_umask):
+    path = tmp_path / "stage" / "run" / "shard-0000" / "canvas.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("[]")
+    os.chmod(path, 0o644)
+    storage.write_json(path, [{"sis_user_id": "S7"}])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and storage.read_json(path) == [{"sis_user_id": "S7"}]
+
+
+class _ObjectStorePath:
+    """What ``storage`` uses of an ``ObjectStoragePath`` on an object store: no local file,
+    no permission bits (the store's own access control applies)."""
+
+    protocol = "s3"
+
+    def __init__(self, key: str, blobs: dict[str, bytes]):
+        self.key, self.blobs = key, blobs
+
+    def __truediv__(self, name: str) -> "_ObjectStorePath":
+        return _ObjectStorePath(f"{self.key}/{name}", self.blobs)
+
+    @property
+    def parent(self) -> "_ObjectStorePath":
+        return _ObjectStorePath(self.key.rsplit("/", 1)[0], self.blobs)
+
+    def mkdir(self, **_):
+        pass
+
+    def exists(self) -> bool:
+        return self.key in self.blobs
+
+    def open(self, mode: str):
+        import io
+
+        if "r" in mode:
+            return io.BytesIO(self.blobs[self.key]) if "b" in mode else io.StringIO(self.blobs[self.key].decode())
+        blobs, key = self.blobs, self.key
+
+        class _Blob(io.BytesIO):
+            def close(self):
+                blobs[key] = self.getvalue()
+                super().close()
+
+        return _Blob()
+
+
+def test_object_store_stage_files_are_left_to_the_store(tmp_path, open_umask, monkeypatch):
+    from airflow.sdk import ObjectStoragePath
+
+    assert storage.local_path(ObjectStoragePath("s3://district-bucket/stage") / "run") is None
+    assert storage.local_path(ObjectStoragePath(f"file://{tmp_path}") / "run") == tmp_path / "run"
+    assert storage.local_path(tmp_path / "run") == tmp_path / "run"
+
+    monkeypatch.chdir(tmp_path)
+    blobs: dict[str, bytes] = {}
+    run_dir = _ObjectStorePath("stage/run", blobs)
+    storage.private_run_dir(run_dir)  # nothing to do on a store
+    storage.write_json(run_dir / "shard-0000" / "canvas.json", [{"sis_user_id": "S7"}])
+    storage.write_frame(run_dir / "shard-0000" / "rows.parquet", pd.DataFrame({"student_sis_id": ["S7"]}))
+    assert set(blobs) == {"stage/run/shard-0000/canvas.json", "stage/run/shard-0000/rows.parquet"}
+    assert storage.read_json(run_dir / "shard-0000" / "canvas.json") == [{"sis_user_id": "S7"}]
+    assert list(tmp_path.iterdir()) == []  # nothing written to the local disk

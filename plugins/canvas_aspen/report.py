@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from canvas_aspen import storage
 from canvas_aspen.findings import urgency
+from canvas_aspen.storage import private_dir
 
 BUCKETS = ("posted", "unchanged", "empty", "held_back", "failed")
 
@@ -86,21 +88,7 @@ def run_failed(report: dict[str, Any]) -> list[str]:
 def write_private(folder: Path, name: str, text: str) -> Path:
     """Reports hold student SIS ids and scores: readable by the owner (the data team's
     service account) only."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    path = folder / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
-    return path
-
-
-def private_dir(folder: Path) -> Path:
-    """A folder only its owner can enter (made if missing)."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    return folder
+    return storage.write_private(private_dir(folder) / name, text.encode())
 
 
 def restrict(folder: Path) -> None:

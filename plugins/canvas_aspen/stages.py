@@ -149,6 +149,7 @@ def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: in
     periods = aspen.list_grading_periods()
     n = max(1, min(shard_count, len(course_ids))) if course_ids else 0
     shards = [course_ids[k::n] for k in range(n)]
+    storage.private_run_dir(run_dir)  # stage files hold SIS ids and scores: owner-only (local paths)
     storage.write_json(run_dir / "plan.json", {
         "params": params, "course_ids": course_ids, "shards": shards, "grading_periods": periods,
         "courses": {str(int(c["id"])): c for c in courses},  # extract needs no GET /courses/{id}

@@ -7,7 +7,8 @@ else, those three end ``failed`` with Aspen's message, the report is written, an
 run fails. Everything the run printed or stored is searched: the Canvas token, the Aspen
 client secret and every Aspen access token issued appear nowhere (logs, task log files,
 reports, Data Docs, XCom, stage files, ledger); no student name appears in logs or reports
-(nor anywhere else); XCom holds counts only; the report folder is readable by its owner only.
+(nor anywhere else); XCom holds counts only; the report folder and the stage files are
+readable by their owner only.
 
 Run 2 (healthy servers): exactly the three failed grades are posted, nothing else.
 """
@@ -127,6 +128,11 @@ def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_ne
     assert folder.stat().st_mode & 0o777 == 0o700
     for p in folder.rglob("*"):
         assert p.stat().st_mode & 0o077 == 0, (str(p.relative_to(folder)), oct(p.stat().st_mode & 0o777))
+    # ---- stage files (a local file:// stage root): owner only too
+    stage_root = tmp_path / "stage"
+    assert any(p.name == "canvas.json" for p in stage_root.rglob("*"))
+    for p in [stage_root, *stage_root.rglob("*")]:
+        assert p.stat().st_mode & 0o077 == 0, (str(p.relative_to(tmp_path)), oct(p.stat().st_mode & 0o777))
 
     # ---- run 2, healthy servers: exactly the failed grades are posted
     sb.set_faults("canvas")
