@@ -1,6 +1,7 @@
 """``rows.build_rows`` (column by column, for speed) builds exactly the frame that the plain
-one-dict-per-grade statement ``rows.build_rows_reference`` builds: on the demo district, on a
-generated messy district, and on randomly damaged Canvas answers."""
+one-dict-per-grade statement ``build_rows_reference`` (``tests/rows_reference.py``, the test
+oracle) builds: on the demo district, on a generated messy district, and on randomly damaged
+Canvas answers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from canvas_aspen import rows, rules
 from sandbox import generator, scenario
 from sandbox.canvas_state import CanvasState
+from tests.rows_reference import build_rows_reference
 
 TZ = "America/New_York"
 
@@ -37,7 +39,7 @@ def _bundles(scen: dict) -> tuple[list[dict], list[rules.GradingPeriod]]:
 
 def _same(bundles: list[dict], periods: list[rules.GradingPeriod]) -> pd.DataFrame:
     fast = rows.build_rows(bundles, periods, TZ)
-    pd.testing.assert_frame_equal(fast, rows.build_rows_reference(bundles, periods, TZ), check_exact=True)
+    pd.testing.assert_frame_equal(fast, build_rows_reference(bundles, periods, TZ), check_exact=True)
     return fast
 
 
@@ -82,7 +84,7 @@ def test_randomly_damaged_answers_give_the_reference_rows_or_the_same_error(seed
         if b["enrollments"] and rng.random() < 0.5:
             b["enrollments"].append(dict(rng.choice(b["enrollments"])))  # a duplicate seat
     try:
-        expected = rows.build_rows_reference(bundles, periods, TZ)
+        expected = build_rows_reference(bundles, periods, TZ)
     except Exception as exc:  # noqa: BLE001 - the fast path must fail the same way
         with pytest.raises(type(exc)):
             rows.build_rows(bundles, periods, TZ)

@@ -74,70 +74,6 @@ def _course_parts(bundle: dict[str, Any]) -> tuple:
     return course, course_id, weighted, sections, seats, users_by_section, assignments
 
 
-def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:
-    """The rows of one course. ``bundle`` holds the raw Canvas answers: ``course``,
-    ``sections``, ``enrollments``, ``assignment_groups`` (with assignments and
-    overrides) and ``submissions``."""
-    course, course_id, weighted, sections, seats, users_by_section, assignments = _course_parts(bundle)
-
-    line_item_facts: dict[tuple[int, int], tuple] = {}
-
-    def facts(a: dict, section_id: int) -> tuple:
-        key = (int(a["id"]), section_id)
-        if key not in line_item_facts:
-            due = rules.section_due_at(a, section_id, users_by_section[section_id])
-            period = rules.grading_period_for(due, periods, tz)
-            line_item_facts[key] = (
-                rules.parse_instant(due),
-                rules.parse_instant(a.get("unlock_at")) or rules.parse_instant(a.get("created_at")),
-                period.sourced_id if period else None,
-                period.locked if period else None,
-            )
-        return line_item_facts[key]
-
-    out: list[dict[str, Any]] = []
-    for sub in bundle.get("submissions") or []:
-        found = assignments.get(int(sub.get("assignment_id") or 0))
-        if found is None:
-            continue
-        a, g = found
-        uid = int(sub["user_id"])
-        grade = rules.grade_of(sub)
-        for section_id, sis_user in seats.get(uid, []):
-            if not rules.is_assigned(a, section_id, uid):
-                continue
-            due, assign_date, period_id, locked = facts(a, section_id)
-            out.append({
-                "canvas_course_id": course_id,
-                "sis_course_id": _sis(course.get("sis_course_id")),
-                "canvas_section_id": section_id,
-                "aspen_class_id": _sis((sections.get(section_id) or {}).get("sis_section_id")),
-                "canvas_user_id": uid,
-                "student_sis_id": sis_user,
-                "assignment_id": int(a["id"]),
-                "assignment_name": str(a.get("name") or ""),
-                "group_id": int(g["id"]),
-                "group_name": str(g.get("name") or ""),
-                "group_weight": _number(g.get("group_weight")),
-                "course_weighted": weighted,
-                "points_possible": _number(a.get("points_possible")),
-                "grading_type": a.get("grading_type"),
-                "due_at": due,
-                "assign_date": assign_date,
-                "grading_period_id": period_id,
-                "grading_period_locked": locked,
-                "score_raw": grade.score_raw,
-                "score": grade.score,
-                "score_status": grade.score_status,
-                "canvas_status": grade.canvas_status,
-                "graded_at": rules.parse_instant(sub.get("graded_at")),
-                "line_item_id": ids.line_item_id(a["id"], section_id),
-                "result_id": ids.result_id(a["id"], section_id, uid),
-                "bucket": "empty" if grade.canvas_status == "empty" else "eligible",
-            })
-    return out
-
-
 # Columns that depend only on the line item (assignment × section), and those of each grade.
 _LINE_ITEM_COLUMNS = (
     "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id", "assignment_id",
@@ -160,8 +96,10 @@ class _Columns:
 
 
 def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns) -> None:
-    """``course_rows`` as columns: the same rules in the same order, but what depends only on
-    the line item is worked out once per line item instead of once per grade."""
+    """The rows of one course (``bundle``: the raw Canvas answers ``course``, ``sections``,
+    ``enrollments``, ``assignment_groups`` with assignments and overrides, ``submissions``) as
+    columns: what depends only on the line item is worked out once per line item, not once
+    per grade (``tests/rows_reference.py`` states the same rows one dict per grade)."""
     course, course_id, weighted, sections, seats, users_by_section, assignments = _course_parts(bundle)
     items: dict[tuple[int, int], int] = {}
     table = out.items
@@ -229,9 +167,10 @@ def _instants(values: list[Any]) -> list[Any]:
 
 
 def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
-    """The rows frame of a shard, with stable ``row_id``s and typed columns: the rows of
-    ``course_rows``, built column by column (a district shard has ~60k rows; one dict per
-    row cost ~25 s per district night)."""
+    """The rows frame of a shard, with stable ``row_id``s and typed columns, built column by
+    column (a district shard has ~60k rows; one dict per row cost ~25 s per district night).
+    ``tests/test_rows_columns.py`` checks it against the one-dict-per-grade statement in
+    ``tests/rows_reference.py``."""
     cols = _Columns()
     for b in bundles:
         _course_columns(b, periods, tz, cols)
@@ -252,21 +191,8 @@ def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod]
     })
     if cols.item:
         df = pd.DataFrame({c: data[c] for c in COLUMNS[1:]}, columns=COLUMNS[1:])
-    else:  # the dtypes of an empty frame, as the reference has them
+    else:  # the dtypes of an empty frame (as ``pd.DataFrame.from_records`` gives them)
         df = pd.DataFrame.from_records([], columns=COLUMNS[1:])
-    df.insert(0, "row_id", range(len(df)))
-    for col in ("due_at", "assign_date", "graded_at"):
-        df[col] = pd.to_datetime(df[col], utc=True)
-    for col in ("score", "points_possible", "group_weight"):
-        df[col] = df[col].astype("float64")
-    return df
-
-
-def build_rows_reference(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
-    """``build_rows`` from ``course_rows``, one dict per row: the plain statement of what
-    ``build_rows`` computes (tests compare the two)."""
-    records = [r for b in bundles for r in course_rows(b, periods, tz)]
-    df = pd.DataFrame.from_records(records, columns=COLUMNS[1:])
     df.insert(0, "row_id", range(len(df)))
     for col in ("due_at", "assign_date", "graded_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
@@ -289,7 +215,7 @@ def _id_ok(value: Any) -> bool:
 
 
 def check_bundle(bundle: dict[str, Any]) -> None:
-    """The ids ``course_rows`` needs, present and well formed in one course's Canvas answers;
+    """The ids ``build_rows`` needs, present and well formed in one course's Canvas answers;
     else a ``ValueError`` naming the endpoint and the field. Every other field may be as messy
     as it likes (the gate holds such grades back), but a grade without a usable id cannot even
     be counted: its whole course fails, loudly, instead of crashing the shard."""
