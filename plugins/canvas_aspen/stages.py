@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Progress:
     every: float = 5.0
     done: int = 0
     _t0: float = field(default_factory=time.monotonic)
-    _last: float = 0.0
+    _last: float = -math.inf  # the first step always logs (monotonic() may be small after boot)
 
     def step(self, n: int = 1) -> None:
         self.done += n
