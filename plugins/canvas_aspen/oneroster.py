@@ -33,6 +33,11 @@ def _ref(sourced_id: str, kind: str) -> dict[str, str]:
     return {"sourcedId": str(sourced_id), "type": kind}
 
 
+# the row fields a line item body reads
+LINE_ITEM_FIELDS = ("line_item_id", "assignment_id", "assignment_name", "group_name", "assign_date", "due_at",
+                    "aspen_class_id", "category_sourced_id", "grading_period_id", "points_possible")
+
+
 def line_item_body(row: dict[str, Any]) -> dict[str, Any]:
     title = str(row["assignment_name"] or "")[:255]
     if not title.strip():  # Aspen requires a title; Canvas sent none

@@ -240,6 +240,10 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
     sd = _shard_dir(run_dir, shard)
     storage.write_json(sd / "busy-courses.json", busy)
     storage.write_json(sd / "canvas.json", bundles)
+    # what deltas (R10) and post (the class guard) read: each course without its enrollments and
+    # submissions (parsing a shard's whole canvas.json again cost each of them seconds)
+    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items() if k not in ("enrollments", "submissions")}
+                                             for b in bundles])
     storage.write_json(sd / "failed-courses.json", failures)
     subs = sum(len(b["submissions"]) for b in bundles)
     log.info("extract shard %d: %d courses, %d submissions, %d courses failed", shard, len(bundles), subs, len(failures))
@@ -327,7 +331,7 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
 
 def _line_items_desired(eligible: pd.DataFrame) -> pd.DataFrame:
     firsts = eligible.drop_duplicates("line_item_id")
-    bodies = [oneroster.line_item_body(r) for r in firsts.to_dict("records")]
+    bodies = [oneroster.line_item_body(r) for r in firsts[list(oneroster.LINE_ITEM_FIELDS)].to_dict("records")]
     return pd.DataFrame({
         "line_item_id": firsts["line_item_id"].to_numpy(),
         "aspen_class_id": firsts["aspen_class_id"].to_numpy(),
@@ -350,7 +354,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     what Canvas says; only the difference is posted."""
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
-    bundles = storage.read_json(sd / "canvas.json")
+    bundles = storage.read_json(sd / "courses.json")
     busy = storage.read_json(sd / "busy-courses.json", default={})
     for course, why in busy.items():  # leased by another live run: nothing of it goes (issue 8)
         _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
@@ -478,7 +482,7 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
     _add_course_errors(sd, busy)
     to_post = to_post[~to_post["canvas_course_id"].astype(str).isin(list(busy))]
     li = li[~li["canvas_course_id"].astype(str).isin(list(busy))]
-    sections = _section_classes(storage.read_json(sd / "canvas.json"))
+    sections = _section_classes(storage.read_json(sd / "courses.json"))
     orphan_ids = [i for i in storage.read_json(sd / "orphans.json", default=[]) if not (
         (p := ids.parse_line_item_id(str(i))) and str(sections.get(p[1], (None, 0))[1]) in busy)]
     refused = _unresolved_writes(li[li["action"].eq("post")], to_post, orphan_ids if delete_orphans else [],
