@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.sizes import Size
@@ -53,8 +54,11 @@ def save_setup(sb, district: Path, ledger_db: Path, target: Path) -> None:
         st = sb.state(class_id=cid)
         line_items += st["lineItems"].values()
         results += st["results"].values()
-    scenario["aspen"]["lineItems"] = line_items
-    scenario["aspen"]["results"] = results
+    # the set-up is "last night": what it wrote is older than the measured run's read-back
+    # window (verify reads back what Aspen modified since the run began, less 15 minutes)
+    night_before = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    scenario["aspen"]["lineItems"] = [{**li, "dateLastModified": night_before} for li in line_items]
+    scenario["aspen"]["results"] = [{**r, "dateLastModified": night_before} for r in results]
     target.mkdir(parents=True, exist_ok=True)
     (target / "scenario.json").write_text(json.dumps(scenario, separators=(",", ":")))
     copy_sqlite(ledger_db, target / "ledger.db")
