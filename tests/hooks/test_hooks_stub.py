@@ -810,3 +810,44 @@ def test_transport_error_text_is_short_and_has_no_query(canvas_hook):
     assert info.value.status is None and info.value.retryable and info.value.attempts == 2
     assert "Connection refused" in text or "refused" in text.lower()
     assert "graded_since" not in text and "?" not in text and "object at 0x" not in text
+
+
+# ====================================================================== environment (proxies, CA bundle)
+
+
+def _clear_proxy_env(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                 "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_proxy_from_the_environment_carries_every_request(canvas_hook, monkeypatch):
+    # the hook reads the environment once per session: the proxy must still carry each page
+    _clear_proxy_env(monkeypatch)
+    with StubServer(canvas_pages(25, 10, path="/api/v1/courses/5/sections")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        hook = canvas_hook("http://canvas.district.example", page_size=10, allow_insecure_http=True)
+        assert [s["id"] for s in hook.list_sections(5)] == list(range(25))
+    assert len(proxy.requests) == 3
+    assert all(r.raw_path.startswith("http://canvas.district.example/api/v1/courses/5/sections")
+               for r in proxy.requests)
+
+
+def test_no_proxy_from_the_environment_is_respected(canvas_hook, monkeypatch):
+    _clear_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with StubServer(scripted(js(200, [{"id": 1}]))) as srv:
+        assert canvas_hook(srv.url).list_sections(5) == [{"id": 1}]
+    assert srv.requests[0].raw_path.startswith("/api/v1/courses/5/sections")
+
+
+def test_a_ca_bundle_from_the_environment_applies_unless_verification_is_off(set_conn, monkeypatch, tmp_path):
+    _clear_proxy_env(monkeypatch)
+    bundle = tmp_path / "district-ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    set_conn("canvas_test", "canvas", "https://d.instructure.com", password=CANVAS_TOKEN)
+    assert CanvasHook(canvas_conn_id="canvas_test").get_conn().verify == str(bundle)
+    set_conn("canvas_test", "canvas", "https://d.instructure.com", password=CANVAS_TOKEN, verify=False)
+    assert CanvasHook(canvas_conn_id="canvas_test").get_conn().verify is False
