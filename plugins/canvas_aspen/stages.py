@@ -213,6 +213,15 @@ def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None)
     return bundle
 
 
+def write_canvas_answers(sd: Any, bundles: list[dict[str, Any]]) -> None:
+    """extract's output: ``canvas.json`` (every answer) for validate, and ``courses.json``,
+    each course without its enrollments and submissions, which is all deltas (R10) and post
+    (the class guard) read (parsing a shard's whole canvas.json cost each of them seconds)."""
+    storage.write_json(sd / "canvas.json", bundles)
+    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items() if k not in ("enrollments", "submissions")}
+                                             for b in bundles])
+
+
 def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
             lease: timedelta | None = None) -> dict[str, Any]:
     """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses.
@@ -239,11 +248,7 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
     failures.update(busy)
     sd = _shard_dir(run_dir, shard)
     storage.write_json(sd / "busy-courses.json", busy)
-    storage.write_json(sd / "canvas.json", bundles)
-    # what deltas (R10) and post (the class guard) read: each course without its enrollments and
-    # submissions (parsing a shard's whole canvas.json again cost each of them seconds)
-    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items() if k not in ("enrollments", "submissions")}
-                                             for b in bundles])
+    write_canvas_answers(sd, bundles)
     storage.write_json(sd / "failed-courses.json", failures)
     subs = sum(len(b["submissions"]) for b in bundles)
     log.info("extract shard %d: %d courses, %d submissions, %d courses failed", shard, len(bundles), subs, len(failures))

@@ -175,7 +175,7 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
     sd = run_dir / "shard-0000"
     storage.write_json(run_dir / "plan.json", {"params": {}, "course_ids": [COURSE_ID], "shards": [[COURSE_ID]],
                                                "grading_periods": PERIODS})
-    storage.write_json(sd / "canvas.json", [course.bundle])
+    stages.write_canvas_answers(sd, [course.bundle])  # as extract writes them
     storage.write_json(sd / "failed-courses.json", {})
     held = data.draw(aspen_holdings(course), label="Aspen holds")
     aspen = FakeAspen(course.roster, held)
