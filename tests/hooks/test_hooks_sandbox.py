@@ -309,9 +309,11 @@ def test_token_expired_mid_run_is_replaced(hooks, sb):
 
 
 def test_short_lived_tokens_are_refreshed_before_expiry(hooks, sb):
-    _, aspen = hooks(token_refresh_margin=1)
-    sb.set_settings(aspen_token_lifetime_s=2)
-    deadline = time.monotonic() + 3.5
+    # a margin of half the lifetime: a request stalled up to 3 s on a loaded machine (CI once saw
+    # a 401 with a 1 s margin) still reaches Aspen before the token it carries expires
+    _, aspen = hooks(token_refresh_margin=3)
+    sb.set_settings(aspen_token_lifetime_s=6)
+    deadline = time.monotonic() + 7.5
     calls = 0
     while time.monotonic() < deadline:
         aspen.list_grading_periods()
