@@ -36,6 +36,36 @@ def test_extract_keeps_enrollment_ids_but_not_student_names():
     assert "Ava" not in repr(bundle) and "ava.j" not in repr(bundle)
 
 
+class _CanvasWithWork(_Canvas):
+    """A graded submission as Canvas sends it: the grade, and the student's own work."""
+
+    def list_assignment_groups(self, cid):
+        return [{"id": 3, "name": "Tests", "assignments": [
+            {"id": 11, "published": True, "post_to_sis": True, "grading_type": "points", "points_possible": 10}]}]
+
+    def list_submissions(self, cid, assignment_ids=None):
+        assert assignment_ids == [11]
+        return [{"id": 5, "assignment_id": 11, "user_id": 7, "score": 9.0, "grade": "9", "excused": False,
+                 "late": True, "missing": False, "late_policy_status": None, "graded_at": "2026-10-01T12:00:00Z",
+                 "body": "<p>My essay about my family</p>", "url": "https://example.org/ava",
+                 "attachments": [{"display_name": "ava-essay.docx"}], "submission_comments": [{"comment": "Nice"}],
+                 "user": {"name": "Ava Johnson"}, "workflow_state": "graded", "seconds_late": 60}]
+
+
+def test_extract_keeps_only_the_grade_fields_of_a_submission():
+    bundle = stages._course_bundle(_CanvasWithWork(), 1)
+    assert bundle["submissions"] == [{"assignment_id": 11, "user_id": 7, "score": 9.0, "grade": "9",
+                                      "excused": False, "missing": False, "late": True,
+                                      "late_policy_status": None, "graded_at": "2026-10-01T12:00:00Z"}]
+    for text in ("essay", "ava-essay", "Nice", "Ava", "example.org"):
+        assert text not in repr(bundle)
+
+
+def test_a_field_canvas_left_out_stays_out_and_a_malformed_submission_is_kept_for_the_check():
+    assert stages._submission_fields({"assignment_id": 1, "user_id": 2}) == {"assignment_id": 1, "user_id": 2}
+    assert stages._submission_fields("not an object") == "not an object"
+
+
 # --- stage files are owner-only on the local file system (they hold SIS ids and scores) ---------
 
 

@@ -541,11 +541,11 @@ class Ledger:
         query = sa.select(*(_raw(table.c[c]) for c in columns))
         rows: list[sa.Row] = []
         with self.engine.connect() as conn:
-            if values is None:
-                rows = list(conn.execute(query))
+            if values is None:  # fetchall(): one driver call per statement, not one per row
+                rows = conn.execute(query).fetchall()
             else:
                 for batch in _batches(sorted(set(values)), IN_BATCH):
-                    rows.extend(conn.execute(query.where(key.in_(batch))))
+                    rows.extend(conn.execute(query.where(key.in_(batch))).fetchall())
         return _frame(rows, table, columns)
 
     def _record(

@@ -173,6 +173,19 @@ def _enrollment_ids(e: dict[str, Any]) -> dict[str, Any]:
             "sis_user_id": rows.student_sis_id(e)}
 
 
+SUBMISSION_FIELDS = ("assignment_id", "user_id", "score", "grade", "excused", "missing", "late",
+                     "late_policy_status", "graded_at")
+"""What the rows (R4, R6, R7) read of a submission. Canvas sends some twenty fields more, among
+them the student's own work (``body``, ``url``, ``attachments``); stage files keep none of it,
+and half the size of ``canvas.json`` goes with them."""
+
+
+def _submission_fields(sub: Any) -> Any:
+    """A submission with only :data:`SUBMISSION_FIELDS` (a field Canvas left out stays out);
+    anything but an object is kept as it came, for ``rows.check_bundle`` to name."""
+    return {k: sub[k] for k in SUBMISSION_FIELDS if k in sub} if isinstance(sub, dict) else sub
+
+
 MAX_ASSIGNMENT_FILTER = 200  # more sendable assignments than this: list every submission (URL length)
 
 
@@ -209,7 +222,8 @@ def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None)
     bundle["assignment_groups"] = groups = canvas.list_assignment_groups(course_id)
     sendable = _sendable_ids(groups)
     if sendable != []:
-        bundle["submissions"] = canvas.list_submissions(course_id, assignment_ids=sendable)
+        bundle["submissions"] = [_submission_fields(s) for s in
+                                 canvas.list_submissions(course_id, assignment_ids=sendable)]
     return bundle
 
 

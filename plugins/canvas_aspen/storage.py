@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from canvas_aspen import jsonfast
+
 log = logging.getLogger(__name__)
 
 _LOCAL_PROTOCOLS = ("file", "local", "")
@@ -98,8 +100,8 @@ def write_json(path: Any, obj: Any) -> None:
 def read_json(path: Any, default: Any = None) -> Any:
     if default is not None and not path.exists():
         return default
-    with path.open("r") as fh:
-        return json.load(fh)
+    with path.open("rb") as fh:
+        return jsonfast.loads(fh.read())
 
 
 def write_frame(path: Any, df: pd.DataFrame) -> None:
