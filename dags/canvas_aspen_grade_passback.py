@@ -6,7 +6,9 @@ imported inside the tasks.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+import os
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
 
 DOC = """
@@ -15,12 +17,23 @@ DOC = """
 Every night at **22:00 America/New_York** (R11) this posts the Canvas grades that changed
 to Aspen through OneRoster 1.1, for every course of the account with SIS sections.
 Stages: plan -> extract -> validate (Great Expectations gate) -> match (groups <->
-categories) -> deltas -> post -> verify (read back) -> report.
+categories) -> deltas -> post -> verify (read back) -> report. Each shard of courses goes
+through its stages on its own (a mapped task group): shard 2 is validated while shard 3 is
+read from Canvas, and a shard that fails never holds the others back. The Airflow pools
+`canvas_api` and `aspen_api` (one slot each) keep one task at a time talking to each system,
+so the district's load on Canvas and Aspen stays at the connections' `max_concurrency`.
 
 **Manual runs (R12):** *Trigger DAG w/ config* and fill `course_ids` for a backfill of a
 few courses; tick `dry_run` to see what would happen, `full_resync` to post every eligible
 grade again. Each run writes `report.json` (path in the `report` task's log).
 """
+
+
+# One task at a time per system (each with the connection's max_concurrency requests in
+# flight): Airflow pools, created by `airflow pools set` (docker compose's airflow-init, the
+# demo). Set a variable to "default_pool" to let shards talk to a system in parallel.
+CANVAS_POOL = os.environ.get("CANVAS_ASPEN_CANVAS_POOL", "canvas_api")
+ASPEN_POOL = os.environ.get("CANVAS_ASPEN_ASPEN_POOL", "aspen_api")
 
 
 def _stage():
@@ -71,7 +84,7 @@ def canvas_aspen_grade_passback():
         return stages.plan(canvas, aspen, glue.run_dir(s, ctx["run_id"]), params=params,
                            shard_count=s.shard_count)
 
-    @task
+    @task(pool=CANVAS_POOL)
     def extract(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -87,7 +100,7 @@ def canvas_aspen_grade_passback():
         return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone,
                                docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"))
 
-    @task
+    @task(pool=ASPEN_POOL)
     def match(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -96,7 +109,7 @@ def canvas_aspen_grade_passback():
                                   mappings=glue.mappings(ctx["params"]),
                                   docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"))
 
-    @task
+    @task(pool=ASPEN_POOL)
     def deltas(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -104,7 +117,7 @@ def canvas_aspen_grade_passback():
         return stages.deltas_stage(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]),
                                    shard["shard"], full_resync=ctx["params"]["full_resync"])
 
-    @task
+    @task(pool=ASPEN_POOL)
     def post(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -113,7 +126,7 @@ def canvas_aspen_grade_passback():
                            run_id=ctx["run_id"], dry_run=ctx["params"]["dry_run"],
                            delete_orphans=ctx["params"]["delete_orphans"], lease=glue.lease(s))
 
-    @task
+    @task(pool=ASPEN_POOL)
     def verify(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -134,10 +147,12 @@ def canvas_aspen_grade_passback():
             raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
         return out
 
-    shards = plan()
-    checked = verify.expand(shard=post.expand(shard=deltas.expand(shard=match.expand(
-        shard=validate.expand(shard=extract.expand(shard=shards))))))
-    checked >> report()
+    @task_group(group_id="shard", prefix_group_id=False)
+    def one_shard(shard: dict):
+        """One shard's stages; validate[k] waits for extract[k] only (not for every shard)."""
+        return verify(post(deltas(match(validate(extract(shard))))))
+
+    one_shard.expand(shard=plan()) >> report()
 
 
 canvas_aspen_grade_passback()

@@ -324,3 +324,16 @@ def test_a_missing_secret_stops_compose(services):
     values.pop("AIRFLOW_JWT_SECRET")
     with pytest.raises(AssertionError, match="AIRFLOW_JWT_SECRET"):
         _interpolate(_env(services["airflow-scheduler"])["AIRFLOW__API_AUTH__JWT_SECRET"], values)
+
+
+def test_init_creates_the_pools_the_dag_uses(services):
+    """A task whose pool does not exist is never scheduled: airflow-init makes the DAG's pools."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("passback_dag", REPO / "dags" / "canvas_aspen_grade_passback.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    script = services["airflow-init"]["command"][-1]
+    loop = re.search(r"for pool in ([\w ]+); do\n(.*?)\n\s*done", script, re.S)
+    assert loop and "airflow pools set \"$$pool\" 1" in loop.group(2), script
+    assert set(loop.group(1).split()) == {module.CANVAS_POOL, module.ASPEN_POOL}

@@ -48,9 +48,19 @@ def test_R12_trigger_form_params_for_backfill_dry_run_and_full_resync(dag):
     assert dag.max_active_runs == 1 and dag.catchup is False
 
 
-def test_one_task_per_stage_mapped_over_shards(dag):
+def test_one_task_per_stage_each_shard_through_its_own_stages(dag):
     stages = ["plan", "extract", "validate", "match", "deltas", "post", "verify", "report"]
     assert sorted(dag.task_ids) == sorted(stages)
-    for t in stages[1:-1]:
-        assert dag.get_task(t).is_mapped if hasattr(dag.get_task(t), "is_mapped") else True
+    for t in stages[1:-1]:  # mapped over the plan's shards as one group: stage k+1 of a shard
+        group = dag.get_task(t).get_closest_mapped_task_group()  # waits only for stage k of it
+        assert group is not None and group.group_id == "shard", t
+    for before, after in zip(stages[:-2], stages[1:-1], strict=True):
+        assert dag.get_task(after).upstream_task_ids == {before}
+    assert dag.get_task("report").upstream_task_ids == {"verify"}
     assert dag.get_task("report").trigger_rule == "all_done"
+
+
+def test_one_task_at_a_time_per_system_through_pools(dag):
+    assert dag.get_task("extract").pool == "canvas_api"
+    assert {dag.get_task(t).pool for t in ("match", "deltas", "post", "verify")} == {"aspen_api"}
+    assert {dag.get_task(t).pool for t in ("plan", "validate", "report")} == {"default_pool"}

@@ -432,6 +432,10 @@ def cluster() -> Iterator[Cluster]:
         migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=home,
                                  capture_output=True, text=True, timeout=400)
         assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        for pool in ("canvas_api", "aspen_api"):  # as docker compose's airflow-init creates them
+            made = subprocess.run([str(BIN / "airflow"), "pools", "set", pool, "1", "grade passback"], env=env,
+                                  cwd=home, capture_output=True, text=True, timeout=120)
+            assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
 
         c.spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
         c.spawn("scheduler", "scheduler")
