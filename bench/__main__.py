@@ -16,11 +16,16 @@ from pathlib import Path
 from bench import bounds, district, record, runner
 from bench.sizes import SIZES
 
+DEFAULT_SLOTS = 4  # an Airflow worker's task slots; the DAG's pools allow one Canvas and one Aspen task
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--size", default="M", choices=sorted(SIZES), help="district size (default M)")
     p.add_argument("--shards", type=int, default=8, help="shards per stage, as CANVAS_ASPEN_SHARDS (default 8)")
+    p.add_argument("--slots", type=int, default=DEFAULT_SLOTS,
+                   help=f"task slots of the Airflow worker the runs model (default {DEFAULT_SLOTS}; 1: stage after "
+                        "stage, each over every shard, in one process)")
     p.add_argument("--runs", default="all",
                    help="comma-separated subset of setup,first,no-change,nightly,naive (default: all the size has; "
                         "setup only prepares the cached set-up state)")
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         work = runner.new_workdir(args.workdir)
         return runner.Session(size, work, scenario=scenario, ledger_src=ledger, shards=args.shards,
                               data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level,
-                              code=args.code)
+                              code=args.code, slots=args.slots)
 
     def done(s: runner.Session) -> None:
         s.close()

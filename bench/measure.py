@@ -23,11 +23,16 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 class HttpClock:
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything so far (a forked task process starts its own count)."""
         self._lock = threading.Lock()
         self._in_flight = 0
         self._since = 0.0
         self._busy = 0.0
         self.requests = 0
+        self.intervals: list[tuple[float, float]] = []  # (start, end) of each busy stretch
 
     def enter(self) -> None:
         with self._lock:
@@ -40,7 +45,9 @@ class HttpClock:
         with self._lock:
             self._in_flight -= 1
             if self._in_flight == 0:
-                self._busy += time.perf_counter() - self._since
+                now = time.perf_counter()
+                self._busy += now - self._since
+                self.intervals.append((self._since, now))
 
     def busy(self) -> float:
         """Seconds with ≥ 1 request in flight so far."""
@@ -63,6 +70,81 @@ class HttpClock:
                 clock.exit()
 
         requests.Session.request = timed  # type: ignore[method-assign]
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of (start, end) intervals (``perf_counter`` is one clock for
+    every process of the machine, so the intervals of several processes can be merged)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        total += b - max(a, end)
+        end = b
+    return total
+
+
+def outside_by_stage(busy: list[tuple[float, float]], tasks: list[tuple[str, float, float]],
+                     start: float, end: float) -> dict[str, float]:
+    """Where the time outside HTTP waits went: each stretch of [start, end] with no request in
+    flight, shared equally among the stages of the tasks running then ("(none)": no task ran,
+    e.g. the worker forking or importing)."""
+    merged: list[list[float]] = []  # the union of the busy intervals, disjoint and sorted
+    for a, b in sorted(busy):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    points = sorted({start, end, *(t for iv in merged for t in iv), *(t for _, a, b in tasks for t in (a, b))})
+    out: dict[str, float] = {}
+    i = 0
+    for a, b in zip(points, points[1:]):
+        if a < start or b > end or b <= a:
+            continue
+        while i < len(merged) and merged[i][1] <= a:
+            i += 1
+        if i < len(merged) and merged[i][0] <= a:  # a request was in flight
+            continue
+        running = [stage for stage, x, y in tasks if x <= a and b <= y] or ["(none)"]
+        for stage in running:
+            out[stage] = out.get(stage, 0.0) + (b - a) / len(running)
+    return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process: pages shared with others (a forked parent) count
+    once over all of them, so the sum over a process tree is what the tree really holds."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler:
+    """Every ``interval`` seconds, the PSS summed over this process and the task processes
+    it runs (``pids``); ``peak`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval, self.peak = interval, 0
+        self.pids: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+
+    def start(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, pss_bytes(os.getpid()) + sum(pss_bytes(p) for p in list(self.pids)))
 
 
 def rss_bytes() -> int:
@@ -125,6 +207,14 @@ class StageTimer:
             s["http_s"] += http
             s["requests"] += self.clock.requests - r0
             s["rss_max_mb"] = max(s["rss_max_mb"], self.sampler.window_max() / 2**20)
+
+    def add(self, name: str, task: dict[str, Any]) -> None:
+        """A stage task that ran in another process: its wall, HTTP time, requests, peak RSS."""
+        s = self.stages.setdefault(name, {"wall_s": 0.0, "http_s": 0.0, "requests": 0, "rss_max_mb": 0.0})
+        s["wall_s"] += task["wall_s"]
+        s["http_s"] += task["http_s"]
+        s["requests"] += task["requests"]
+        s["rss_max_mb"] = max(s["rss_max_mb"], task["rss_max_mb"])
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}

@@ -50,6 +50,7 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
                      "assignments": size.assignments, "classes": len(out.get("facts", {}).get("classes", [])) or None,
                      "grades": (out.get("totals") or {}).get("considered")},
         "shards": out.get("shards"),
+        "slots": out.get("slots", 1),  # task slots of the modelled Airflow worker (1: stage after stage)
         "latency_ms": latency,
         "concurrency": cap,
         "wall_s": wall,
@@ -68,6 +69,7 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
         "outside_http_share": round(outside / wall, 3) if wall else None,
         "peak_rss_mb": out["peak_rss_mb"],
         "stages": out["stages"],
+        "outside_by_stage": out.get("outside_by_stage"),  # the outside-HTTP time, by the stages running then
         "totals": out.get("totals"),
         "verify": {k: v for k, v in (out.get("verify") or {}).items() if k in ("checked", "mismatched")},
         "posted": (out.get("totals") or {}).get("posted"),
@@ -93,7 +95,9 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
                 rec = json.loads(line)
                 if rec.get("size") in ("S", "M"):
                     run = rec["run"] + ("" if rec.get("data_docs", True) or rec["run"].startswith("naive")
-                                        else " (Data Docs off)") + (f" [{rec['code']}]" if rec.get("code") else "")
+                                        else " (Data Docs off)") + (
+                        f", {rec['slots']} slots" if rec.get("slots", 1) > 1 else "") + (
+                        f" [{rec['code']}]" if rec.get("code") else "")
                     out[(rec["size"], run)] = rec
     return out
 
@@ -113,8 +117,8 @@ def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
             "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |")
     lines = [head, "|" + "---|" * (12 + len(STAGES))]
     def rank(kv):
-        (size, run), _ = kv
-        return (size != "S", "[" not in run, order.get(run.split(" [")[0], 9), run)
+        (size, run), r = kv
+        return (size != "S", "[" not in run, r.get("slots", 1), order.get(run.split(" [")[0].split(",")[0], 9), run)
 
     for (size, run), r in sorted(records.items(), key=rank):
         st = r.get("stages") or {}

@@ -70,10 +70,10 @@ class Session:
 
     def __init__(self, size: Size, work: Path, *, scenario: Path, ledger_src: Path | None, shards: int,
                  cap: int = DEFAULT_CAP, data_docs: bool = True, profile_dir: Path | None = None,
-                 log_level: str = "WARNING", code: Path | None = None) -> None:
+                 log_level: str = "WARNING", code: Path | None = None, slots: int = 1) -> None:
         from sandbox.control import Sandbox
 
-        self.size, self.work, self.shards, self.cap = size, work, shards, cap
+        self.size, self.work, self.shards, self.cap, self.slots = size, work, shards, cap, slots
         self.data_docs, self.profile_dir, self.log_level = data_docs, profile_dir, log_level
         self.code = code  # another checkout's plugins/ and expectations/ (before/after comparisons)
         self.scenario = scenario
@@ -131,7 +131,7 @@ class Session:
         spec = {"env": self.env(cap), "run_id": run_id, "params": params or {}, "shards": self.shards,
                 "ledger_url": f"sqlite:///{self.ledger}", "stage_root": f"file://{self.work / 'stage'}",
                 "reports_dir": str(self.work / "reports"), "mode": mode,
-                "log_level": self.log_level}
+                "log_level": self.log_level, "slots": self.slots}
         if self.profile_dir is not None and measure:
             spec["profile"] = str(self.profile_dir / f"profile-{self.size.name}-{label}.html")
         t0 = time.perf_counter()

@@ -1,5 +1,7 @@
-"""One passback run in this process: the DAG's stage functions, called the way
-``dags/canvas_aspen_grade_passback.py`` calls them, shards one after the other.
+"""One passback run: the DAG's stage functions, called the way
+``dags/canvas_aspen_grade_passback.py`` calls them, on a worker with ``slots`` task slots
+(one slot: stage after stage in this process; more: the mapped task group's tasks in forked
+processes, within the DAG's pools).
 
     python -m bench.worker SPEC.json OUT.json
 
@@ -10,6 +12,7 @@ Airflow connection URIs (``env``), the ledger URL, the run folder and the params
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -19,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.measure import HttpClock, RssSampler, StageTimer, peak_rss_bytes
+from bench.measure import (HttpClock, RssSampler, StageTimer, TreeSampler, outside_by_stage, peak_rss_bytes,
+                           union_seconds)
 
 
 def _call(fn, *args: Any, **kwargs: Any) -> Any:
@@ -35,73 +39,121 @@ PARAM_DEFAULTS = {"course_ids": [], "dry_run": False, "full_resync": False, "del
                   "category_mappings": {}, "mapping_file": ""}
 
 
+STAGES = ("extract", "validate", "match", "deltas", "post", "verify")
+POOL = {"extract": "canvas_api", "match": "aspen_api", "deltas": "aspen_api", "post": "aspen_api",
+        "verify": "aspen_api"}  # the DAG's pools: one task at a time per system
+
+
+class _Stages:
+    """The DAG's stage calls for one run: ``call(stage, shard)`` with fresh hooks, as every
+    Airflow task instance makes its own."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        # what an Airflow worker has imported before a task starts
+        import pyarrow.parquet  # noqa: F401  (pandas' parquet engine, imported on first use)
+        from airflow.sdk import ObjectStoragePath
+
+        from canvas_aspen import stages
+        from canvas_aspen.airflow_glue import mappings
+        from canvas_aspen.ledger import Ledger
+
+        self.stages, self.spec = stages, spec
+        self.run_id = spec["run_id"]
+        self.params = {**PARAM_DEFAULTS, **spec.get("params", {})}
+        self.reports_dir = Path(spec["reports_dir"])
+        self.run_dir = ObjectStoragePath(spec["stage_root"]) / stages._safe(self.run_id)
+        self.lease = timedelta(minutes=240)  # CANVAS_ASPEN_LEASE_MINUTES' default
+        self.mappings = mappings(self.params)
+        self.ledger = Ledger(spec["ledger_url"])
+        self.started = datetime.now(timezone.utc)
+
+    @staticmethod
+    def hooks():
+        from canvas_aspen.hooks.aspen import AspenHook
+        from canvas_aspen.hooks.canvas import CanvasHook
+
+        return CanvasHook(canvas_conn_id="canvas_default"), AspenHook(aspen_conn_id="aspen_default")
+
+    def plan(self) -> list[int]:
+        self.ledger.migrate()
+        self.ledger.start_run(self.run_id, params=self.params, dry_run=self.params["dry_run"], started_at=self.started)
+        shards = self.stages.plan(*self.hooks(), self.run_dir, params=self.params, shard_count=self.spec["shards"])
+        return [s["shard"] for s in shards]
+
+    def call(self, stage: str, k: int) -> Any:
+        st, p, run_id = self.stages, self.params, self.run_id
+        if stage == "extract":
+            return _call(st.extract, self.hooks()[0], self.run_dir, k, ledger=self.ledger, run_id=run_id, lease=self.lease)
+        if stage == "validate":
+            return st.validate(self.run_dir, k, timezone_name=self.spec.get("timezone", "America/New_York"),
+                               docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "validate"))
+        if stage == "match":
+            return st.match_stage(self.hooks()[1], self.run_dir, k, mappings=self.mappings,
+                                  docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "match"))
+        if stage == "deltas":
+            return st.deltas_stage(self.hooks()[1], self.ledger, self.run_dir, k, full_resync=p["full_resync"])
+        if stage == "post":
+            return _call(st.post, self.hooks()[1], self.ledger, self.run_dir, k, run_id=run_id, dry_run=p["dry_run"],
+                         delete_orphans=p["delete_orphans"], lease=self.lease)
+        if stage == "verify":
+            return st.verify(self.hooks()[1], self.run_dir, k, dry_run=p["dry_run"])
+        raise ValueError(stage)
+
+    def report(self) -> dict[str, Any]:
+        return self.stages.report_stage(self.ledger, self.run_dir, self.reports_dir, run_id=self.run_id,
+                                        started_at=self.started.isoformat())
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """One run. ``slots`` 1: stage after stage, each over every shard, in this process.
+    More slots: as Airflow runs the DAG's mapped task group on a worker with that many task
+    slots (:func:`_pipeline`)."""
     os.environ.update(spec["env"])
     clock = HttpClock()
     clock.install()
     sampler = RssSampler().start()
-
-    # what an Airflow worker has imported before a task starts
-    from airflow.sdk import ObjectStoragePath
-
-    from canvas_aspen import stages
-    from canvas_aspen.airflow_glue import mappings as glue_mappings
-    from canvas_aspen.hooks.aspen import AspenHook
-    from canvas_aspen.hooks.canvas import CanvasHook
-    from canvas_aspen.ledger import Ledger
-
-    def hooks():
-        return CanvasHook(canvas_conn_id="canvas_default"), AspenHook(aspen_conn_id="aspen_default")
-
-    run_id = spec["run_id"]
-    params = {**PARAM_DEFAULTS, **spec.get("params", {})}
-    reports_dir = Path(spec["reports_dir"])
-    run_dir = ObjectStoragePath(spec["stage_root"]) / stages._safe(run_id)
+    run_ = _Stages(spec)
     timer = StageTimer(clock, sampler)
-    lease = timedelta(minutes=240)  # CANVAS_ASPEN_LEASE_MINUTES' default
+    slots = int(spec.get("slots", 1))
+
+    spans: list[tuple[str, float, float]] = []  # (stage, start, end) of every task
+
+    def timed(stage: str, fn, *args):
+        with timer.stage(stage):
+            start = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                spans.append((stage, start, time.perf_counter()))
 
     t0 = time.perf_counter()
-    started = datetime.now(timezone.utc)
-    with timer.stage("plan"):
-        ledger = Ledger(spec["ledger_url"])
-        ledger.migrate()
-        canvas, aspen = hooks()
-        ledger.start_run(run_id, params=params, dry_run=params["dry_run"], started_at=started)
-        shards = stages.plan(canvas, aspen, run_dir, params=params, shard_count=spec["shards"])
-    shard_ids = [s["shard"] for s in shards]
-    for k in shard_ids:
-        with timer.stage("extract"):
-            _call(stages.extract, hooks()[0], run_dir, k, ledger=ledger, run_id=run_id, lease=lease)
-    for k in shard_ids:
-        with timer.stage("validate"):
-            stages.validate(run_dir, k, timezone_name=spec.get("timezone", "America/New_York"),
-                            docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "validate"))
-    for k in shard_ids:
-        with timer.stage("match"):
-            stages.match_stage(hooks()[1], run_dir, k, mappings=glue_mappings(params),
-                               docs_dir=stages.data_docs_dir(reports_dir, run_id, k, "match"))
-    for k in shard_ids:
-        with timer.stage("deltas"):
-            stages.deltas_stage(hooks()[1], ledger, run_dir, k, full_resync=params["full_resync"])
-    for k in shard_ids:
-        with timer.stage("post"):
-            _call(stages.post, hooks()[1], ledger, run_dir, k, run_id=run_id, dry_run=params["dry_run"],
-                  delete_orphans=params["delete_orphans"], lease=lease)
-    for k in shard_ids:
-        with timer.stage("verify"):
-            stages.verify(hooks()[1], run_dir, k, dry_run=params["dry_run"])
-    with timer.stage("report"):
-        out = stages.report_stage(ledger, run_dir, reports_dir, run_id=run_id, started_at=started.isoformat())
-    wall = time.perf_counter() - t0
+    shard_ids = timed("plan", run_.plan)
+    tree, intervals = None, []
+    if slots <= 1:
+        for stage in STAGES:
+            for k in shard_ids:
+                timed(stage, run_.call, stage, k)
+    else:
+        tree = TreeSampler().start()
+        intervals = _pipeline(run_, shard_ids, slots, clock, timer, tree, spans)
+    out = timed("report", run_.report)
+    t1 = time.perf_counter()
+    wall = t1 - t0
+    busy = union_seconds(clock.intervals + intervals)
     sampler.stop()
+    if tree is not None:
+        tree.stop()
     report = json.loads(Path(out["report"]).read_text())
+    peak = max(peak_rss_bytes(), tree.peak if tree is not None else 0)
     return {
-        "facts": _facts(run_dir, shard_ids),
+        "facts": _facts(run_.run_dir, shard_ids),
         "wall_s": round(wall, 3),
-        "http_busy_s": round(clock.busy(), 3),
+        "http_busy_s": round(busy, 3),
         "client_requests": clock.requests,
         "stages": timer.summary(),
-        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1),
+        "outside_by_stage": outside_by_stage(clock.intervals + intervals, spans, t0, t1),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "slots": slots,
         "totals": report["totals"],
         "verify": report["verify"],
         "findings": len(report["findings"]),
@@ -109,6 +161,86 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "report": out["report"],
         "shards": len(shard_ids),
     }
+
+
+def _task(run_: _Stages, clock: HttpClock, stage: str, k: int, conn) -> None:
+    """A forked task process: one (stage, shard), its own HTTP clock; the numbers go back on ``conn``."""
+    clock.reset()
+    run_.ledger.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+    t0 = time.perf_counter()
+    try:
+        run_.call(stage, k)
+        error = None
+    except BaseException:  # the parent fails the run with it
+        import traceback
+
+        error = traceback.format_exc()[-4000:]
+    conn.send({"start": t0, "end": time.perf_counter(),
+               "wall_s": time.perf_counter() - t0, "http_s": clock.busy(), "requests": clock.requests,
+               "intervals": clock.intervals, "rss_max_mb": peak_rss_bytes() / 2**20, "error": error})
+    conn.close()
+
+
+def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock, timer: StageTimer,
+              tree: TreeSampler, spans: list[tuple[str, float, float]]) -> list[tuple[float, float]]:
+    """The DAG's mapped task group on one Airflow worker with ``slots`` task slots: a shard's
+    stage k+1 starts once its stage k is done; at most one task per pool (``POOL``) at a time;
+    among the tasks ready, Airflow's default priority (``weight_rule="downstream"``: earlier
+    stages first), then the lower map index. Each task is a process forked from this one, as
+    Airflow's task runner forks its task processes; Great Expectations is imported here once,
+    while the first extract runs (the sequential mode also imports it once per run). Returns
+    the busy HTTP intervals of every task; ``spans`` gets each task's (stage, start, end)."""
+    import multiprocessing
+    from multiprocessing.connection import wait as wait_any
+
+    fork = multiprocessing.get_context("fork")
+    done_upto = {k: 0 for k in shard_ids}  # index in STAGES of each shard's next stage
+    running: dict[Any, tuple[str, int, Any]] = {}
+    intervals: list[tuple[float, float]] = []
+    gx_ready = False
+
+    def ready() -> list[tuple[int, int]]:
+        busy_pools = {POOL.get(stage) for stage, _, _ in running.values()} - {None}
+        busy_shards = {k for _, k, _ in running.values()}
+        return sorted((done_upto[k], k) for k in shard_ids
+                      if done_upto[k] < len(STAGES) and k not in busy_shards
+                      and POOL.get(STAGES[done_upto[k]]) not in busy_pools)
+
+    while running or any(i < len(STAGES) for i in done_upto.values()):
+        for i, k in ready():
+            if len(running) >= slots:
+                break
+            stage = STAGES[i]
+            if POOL.get(stage) in {POOL.get(s) for s, _, _ in running.values()} - {None}:
+                continue
+            gc.freeze()  # as Airflow's executors do before they fork: the tasks' GC leaves the worker's pages shared
+            recv, send = fork.Pipe(duplex=False)
+            proc = fork.Process(target=_task, args=(run_, clock, stage, k, send), daemon=True)
+            proc.start()
+            send.close()
+            tree.pids.add(proc.pid)
+            running[recv] = (stage, k, proc)
+        if not gx_ready:  # the first tasks are extracts: import GX meanwhile, before any fork needs it
+            from canvas_aspen import validation
+
+            validation._import_gx()
+            gx_ready = True
+            continue
+        for recv in wait_any(list(running)):
+            stage, k, proc = running.pop(recv)
+            try:
+                got = recv.recv()
+            except EOFError:
+                got = {"error": f"task process died (exit code {proc.exitcode})"}
+            proc.join()
+            tree.pids.discard(proc.pid)
+            if got.get("error"):
+                raise RuntimeError(f"{stage}[{k}] failed:\n{got['error']}")
+            timer.add(stage, got)
+            intervals += got["intervals"]
+            spans.append((stage, got["start"], got["end"]))
+            done_upto[k] += 1
+    return intervals
 
 
 def _facts(run_dir: Any, shard_ids: list[int]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -380,8 +381,11 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
-    answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
-                    f"deltas shard {shard}: Aspen classes")
+    with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
+        posted_later = reader.submit(ledger.posted_results, classes)
+        answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
+                        f"deltas shard {shard}: Aspen classes")
+        posted = posted_later.result()
     aspen_items, aspen_results = [], []
     for class_id, answer in zip(live, answers, strict=True):
         if isinstance(answer, BaseException):
@@ -391,7 +395,6 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
         aspen_results += answer[1]
 
     aspen_now = _aspen_results_frame(aspen_results)
-    posted = ledger.posted_results(classes)
     eligible = df[df["bucket"].eq("eligible")]
     decided = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
     actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
