@@ -98,7 +98,7 @@ def outside_by_stage(busy: list[tuple[float, float]], tasks: list[tuple[str, flo
     points = sorted({start, end, *(t for iv in merged for t in iv), *(t for _, a, b in tasks for t in (a, b))})
     out: dict[str, float] = {}
     i = 0
-    for a, b in zip(points, points[1:]):
+    for a, b in zip(points, points[1:], strict=False):
         if a < start or b > end or b <= a:
             continue
         while i < len(merged) and merged[i][1] <= a:

@@ -22,7 +22,8 @@ def commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "plugins", "bench"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "plugins", "bench", "dags", "expectations",
+                                ":!bench/results.jsonl"], cwd=REPO,  # the record itself is not the code
                                capture_output=True, text=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

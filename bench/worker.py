@@ -22,8 +22,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.measure import (HttpClock, RssSampler, StageTimer, TreeSampler, outside_by_stage, peak_rss_bytes,
-                           union_seconds)
+from bench.measure import (
+    HttpClock,
+    RssSampler,
+    StageTimer,
+    TreeSampler,
+    outside_by_stage,
+    peak_rss_bytes,
+    union_seconds,
+)
 
 
 def _call(fn, *args: Any, **kwargs: Any) -> Any:
