@@ -672,6 +672,11 @@ def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
 _STAGE_FINDINGS = ("validate", "match", "deltas", "post")
 
 
+REPORT_COLUMNS = ["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id", "match_kind", "group_id",
+                  "group_name", "group_weight", "aspen_categories", "category_suggestion"]
+"""What the report (R17) and the setup sheet read of a shard's rows."""
+
+
 def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.DataFrame, dict, list, dict]:
     """Final rows, failed courses, findings and verify of one shard, however far it got:
     if a stage crashed, every grade it had not settled counts as failed."""
@@ -680,7 +685,7 @@ def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.
     if failed is None:
         return pd.DataFrame(columns=["bucket"]), {str(c): "extract did not run or crashed" for c in course_ids}, [], {}
     frame = next((sd / n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
-    df = storage.read_frame(frame) if frame is not None else pd.DataFrame(columns=["bucket"])
+    df = storage.read_frame(frame, REPORT_COLUMNS) if frame is not None else pd.DataFrame(columns=["bucket"])
     if frame is None or frame.name != "final.parquet":
         _fail_rows(df, df["bucket"].isin(["eligible"]), "the run stopped before these grades were posted")
         for c in set(course_ids) - {int(b) for b in failed}:

@@ -110,6 +110,13 @@ def write_frame(path: Any, df: pd.DataFrame) -> None:
     _write(path, buffer.getvalue())
 
 
-def read_frame(path: Any) -> pd.DataFrame:
+def read_frame(path: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stage frame; with ``columns``, only those of them the file has (parquet reads just those)."""
     with path.open("rb") as fh:
-        return pd.read_parquet(fh)
+        if columns is None:
+            return pd.read_parquet(fh)
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(fh).names)
+        fh.seek(0)
+        return pd.read_parquet(fh, columns=[c for c in columns if c in names])

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,19 +44,24 @@ class Runner:
         self.defaults = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
                          "category_mappings": {}, "mapping_file": ""}
 
-    def __call__(self, **conf) -> tuple[str, dict]:
+    def run(self, **conf) -> tuple[Any, Path, dict]:
+        """The DAG run, its new report folder and its report."""
         before = set(self.reports_dir.glob("*")) if self.reports_dir.exists() else set()
         dr = self.dag.test(run_conf={**self.defaults, **conf})
         new = [p for p in self.reports_dir.glob("*") if p not in before]
         assert len(new) == 1, f"expected one new report folder, got {new} (run state {dr.state})"
-        report = json.loads((new[0] / "report.json").read_text())
-        report["_folder"] = str(new[0])
+        return dr, new[0], json.loads((new[0] / "report.json").read_text())
+
+    def __call__(self, **conf) -> tuple[str, dict]:
+        dr, folder, report = self.run(**conf)
+        report["_folder"] = str(folder)
         return str(dr.state), report
 
 
-def _runner(dag, base: Path, mp: pytest.MonkeyPatch):
+def _runner(dag, base: Path, mp: pytest.MonkeyPatch, *, whole: bool = False):
     """``run(sb, **conf)``: the DAG against sandbox ``sb`` with its own stage files,
-    reports and ledger under ``base`` (one ledger shared by the runs of this runner)."""
+    reports and ledger under ``base`` (one ledger shared by the runs of this runner), giving
+    (state, report), or with ``whole`` (state, report, the DAG run, the report folder)."""
     reports = base / "reports"
     mp.setenv("CANVAS_ASPEN_STAGE_ROOT", f"file://{base / 'stage'}")
     mp.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
@@ -67,7 +73,10 @@ def _runner(dag, base: Path, mp: pytest.MonkeyPatch):
     def run(sb, **conf):
         for key, value in sb.airflow_conn_env().items():
             mp.setenv(key, value)
-        return runner(**conf)
+        if not whole:
+            return runner(**conf)
+        dr, folder, report = runner.run(**conf)
+        return str(dr.state), report, dr, folder
 
     return run
 

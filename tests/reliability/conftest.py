@@ -274,7 +274,7 @@ def baseline(sb, tmp_path_factory):
     drives its runs differently overrides this fixture with its own ``fault_free`` call)."""
     return fault_free(sb, tmp_path_factory.mktemp("baseline"))
 
-from tests.e2e.conftest import DAG_ID, airflow_db, passback_dag  # noqa: E402,F401 - the DAG for real
+from tests.e2e.conftest import DAG_ID, _runner, airflow_db, passback_dag  # noqa: E402,F401 - the DAG for real
 
 
 @pytest.fixture
@@ -282,23 +282,7 @@ def dag_run(passback_dag, tmp_path, monkeypatch):  # noqa: F811 - the fixture im
     """``dag_run(sb, **conf)`` -> (state, report, dag_run, report folder): the DAG itself with
     ``dag.test()`` (tasks in this process) against sandbox ``sb``, with its own stage files,
     reports and ledger (shared by the test's runs)."""
-    reports = tmp_path / "reports"
-    monkeypatch.setenv("CANVAS_ASPEN_STAGE_ROOT", f"file://{tmp_path / 'stage'}")
-    monkeypatch.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
-    monkeypatch.setenv("CANVAS_ASPEN_SHARDS", "2")
-    monkeypatch.setenv("AIRFLOW_CONN_CANVAS_ASPEN_LEDGER", json.dumps(
-        {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'ledger.db'}"}}))
-
-    def run(sb, **conf):
-        for key, value in sb.airflow_conn_env().items():
-            monkeypatch.setenv(key, value)
-        before = set(reports.glob("*")) if reports.exists() else set()
-        dr = passback_dag.test(run_conf={**PARAMS, **conf})
-        new = [p for p in reports.glob("*") if p not in before]
-        assert len(new) == 1, f"expected one new report folder, got {new} (run state {dr.state})"
-        return str(dr.state), json.loads((new[0] / "report.json").read_text()), dr, new[0]
-
-    return run
+    return _runner(passback_dag, tmp_path, monkeypatch, whole=True)
 
 
 @pytest.fixture
