@@ -337,3 +337,8 @@ def test_init_creates_the_pools_the_dag_uses(services):
     loop = re.search(r"for pool in ([\w ]+); do\n(.*?)\n\s*done", script, re.S)
     assert loop and "airflow pools set \"$$pool\" 1" in loop.group(2), script
     assert set(loop.group(1).split()) == {module.CANVAS_POOL, module.ASPEN_POOL}
+
+
+def test_workers_preload_what_the_tasks_import(services):
+    for name in ("airflow-worker", "airflow-scheduler"):
+        assert _env(services[name])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "canvas_aspen.celery_config.CELERY_CONFIG"

@@ -204,6 +204,11 @@ def _import_gx():
     return gx
 
 
+def load_great_expectations() -> None:
+    """Import Great Expectations now (an Airflow worker preloading it for its task processes)."""
+    _import_gx()
+
+
 def _ephemeral_context(data_docs_dir: Path | None):
     """A fresh in-memory GX context: no progress bars, no analytics, at most one local docs site."""
     gx = _import_gx()

@@ -375,6 +375,7 @@ def _base_env(home: Path, *, metadata_url, ledger_url, broker_url: str, api_port
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "canvas_aspen.celery_config.CELERY_CONFIG",  # as docker compose
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{backend}",
