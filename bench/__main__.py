@@ -45,6 +45,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.profile and args.slots > 1:  # the tasks run in forked processes the profiler does not follow
+        sys.exit("python -m bench: --profile needs --slots 1 (stage after stage, in one process)")
     if args.cache:
         os.environ["BENCH_CACHE"] = str(args.cache)
     size = SIZES[args.size]
