@@ -30,8 +30,9 @@ grade again. Each run writes `report.json` (path in the `report` task's log).
 
 
 # One task at a time per system (each with the connection's max_concurrency requests in
-# flight): Airflow pools, created by `airflow pools set` (docker compose's airflow-init, the
-# demo). Set a variable to "default_pool" to let shards talk to a system in parallel.
+# flight): Airflow pools, created by `airflow pools set` (docker compose's airflow-init does;
+# `airflow dags test`, as the demo runs it, needs none). Set a variable to "default_pool" to
+# let shards talk to a system in parallel.
 CANVAS_POOL = os.environ.get("CANVAS_ASPEN_CANVAS_POOL", "canvas_api")
 ASPEN_POOL = os.environ.get("CANVAS_ASPEN_ASPEN_POOL", "aspen_api")
 
