@@ -182,8 +182,8 @@ def _task(run_: _Stages, clock: HttpClock, stage: str, k: int, conn) -> None:
         import traceback
 
         error = traceback.format_exc()[-4000:]
-    conn.send({"start": t0, "end": time.perf_counter(),
-               "wall_s": time.perf_counter() - t0, "http_s": clock.busy(), "requests": clock.requests,
+    t1 = time.perf_counter()
+    conn.send({"start": t0, "end": t1, "wall_s": t1 - t0, "http_s": clock.busy(), "requests": clock.requests,
                "intervals": clock.intervals, "rss_max_mb": peak_rss_bytes() / 2**20, "error": error})
     conn.close()
 
@@ -207,11 +207,9 @@ def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock,
     gx_ready = False
 
     def ready() -> list[tuple[int, int]]:
-        busy_pools = {POOL.get(stage) for stage, _, _ in running.values()} - {None}
+        """(stage index, shard) of each shard's next stage, if its stage before is done."""
         busy_shards = {k for _, k, _ in running.values()}
-        return sorted((done_upto[k], k) for k in shard_ids
-                      if done_upto[k] < len(STAGES) and k not in busy_shards
-                      and POOL.get(STAGES[done_upto[k]]) not in busy_pools)
+        return sorted((done_upto[k], k) for k in shard_ids if done_upto[k] < len(STAGES) and k not in busy_shards)
 
     while running or any(i < len(STAGES) for i in done_upto.values()):
         for i, k in ready():
@@ -219,7 +217,7 @@ def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock,
                 break
             stage = STAGES[i]
             if POOL.get(stage) in {POOL.get(s) for s, _, _ in running.values()} - {None}:
-                continue
+                continue  # its pool's slot is taken
             gc.freeze()  # as Airflow's executors do before they fork: the tasks' GC leaves the worker's pages shared
             recv, send = fork.Pipe(duplex=False)
             proc = fork.Process(target=_task, args=(run_, clock, stage, k, send), daemon=True)
@@ -230,7 +228,7 @@ def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock,
         if not gx_ready:  # the first tasks are extracts: import GX meanwhile, before any fork needs it
             from canvas_aspen import validation
 
-            validation._import_gx()
+            validation.load_great_expectations()
             gx_ready = True
             continue
         for recv in wait_any(list(running)):
