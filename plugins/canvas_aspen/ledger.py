@@ -22,6 +22,8 @@ reads use batched IN-lists, small writes use executemany.
 from __future__ import annotations
 
 import math
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -296,12 +298,32 @@ def _frame(rows: Sequence[sa.Row], table: sa.Table, columns: Sequence[str]) -> p
 # --------------------------------------------------------------------------- engine
 
 
+SQLITE_LOCK_WAIT = 60.0  # seconds a connection waits for another's lock (pysqlite's timeout)
+
+
+def _wal(cursor: Any) -> None:
+    """Switch a database to WAL once; later connections find it so. The switch needs the
+    database to itself and SQLite answers "locked" at once, not after its busy timeout, while
+    another connection writes (two runs migrating a fresh ledger): wait for it, as for a lock."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """Let SQLAlchemy, not pysqlite, issue BEGIN; WAL lets readers run beside a writer; a
     64 MiB page cache keeps bulk upserts of random keys off the disk."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
@@ -316,7 +338,7 @@ def _sqlite_begin(connection: sa.Connection) -> None:
 def _engine(url: str | sa.URL, **engine_kwargs: Any) -> sa.Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "sqlite":
-        engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", 60)
+        engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_LOCK_WAIT)
         engine = sa.create_engine(url, **engine_kwargs)
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)

@@ -105,3 +105,29 @@ def test_default_sqlite_url_is_under_the_airflow_home(tmp_path: Path) -> None:
         assert (home / "canvas_aspen" / "ledger.db").is_file()
     finally:
         ledger.dispose()
+
+
+def test_a_ledger_opened_while_another_writes_a_fresh_sqlite_file_waits_for_it(tmp_path: Path) -> None:
+    """Switching a fresh file to WAL needs it to itself, and SQLite refuses at once (no busy
+    wait) while another connection writes: the ledger waits, as for any lock, instead of failing."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "ledger.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")  # another run, mid-way through its first write
+    writer.execute("CREATE TABLE other (x)")
+    releaser = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    releaser.start()
+    ledger = Ledger(f"sqlite:///{path}")
+    try:
+        t0 = time.monotonic()
+        ledger.migrate()
+        assert time.monotonic() - t0 >= 0.4  # it did wait for the writer
+        assert _version(ledger) == "0001"
+        with ledger.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        releaser.join()
+        writer.close()
+        ledger.dispose()
