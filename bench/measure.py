@@ -124,17 +124,15 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-class TreeSampler:
-    """Every ``interval`` seconds, the PSS summed over this process and the task processes
-    it runs (``pids``); ``peak`` is the largest sum seen."""
+class _Sampler:
+    """Calls ``sample()`` every ``interval`` seconds on a daemon thread, from ``start()`` to ``stop()``."""
 
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval, self.peak = interval, 0
-        self.pids: set[int] = set()
+    def __init__(self, interval: float, name: str) -> None:
+        self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> TreeSampler:
+    def start(self):
         self._thread.start()
         return self
 
@@ -144,7 +142,23 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, pss_bytes(os.getpid()) + sum(pss_bytes(p) for p in list(self.pids)))
+            self.sample()
+
+    def sample(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TreeSampler(_Sampler):
+    """Every ``interval`` seconds, the PSS summed over this process and the task processes
+    it runs (``pids``); ``peak`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        super().__init__(interval, "pss-sampler")
+        self.peak = 0
+        self.pids: set[int] = set()
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, pss_bytes(os.getpid()) + sum(pss_bytes(p) for p in list(self.pids)))
 
 
 def rss_bytes() -> int:
@@ -157,27 +171,16 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class RssSampler:
+class RssSampler(_Sampler):
     """Samples RSS every ``interval`` seconds on a daemon thread; ``window()`` gives the max
     seen since the window opened."""
 
     def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
+        super().__init__(interval, "rss-sampler")
         self._max = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
-    def start(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._max = max(self._max, rss_bytes())
+    def sample(self) -> None:
+        self._max = max(self._max, rss_bytes())
 
     def open_window(self) -> None:
         self._max = rss_bytes()

@@ -20,11 +20,15 @@ from canvas_aspen.storage import private_dir
 BUCKETS = ("posted", "unchanged", "empty", "held_back", "failed")
 
 
-def bucket_counts(df: pd.DataFrame) -> dict[str, int]:
-    counts = df["bucket"].value_counts() if len(df) else pd.Series(dtype=int)
-    unknown = set(counts.index) - set(BUCKETS)
+def _only_known_buckets(seen: Any) -> None:
+    unknown = set(seen) - set(BUCKETS)
     if unknown:  # a row that ended nowhere is a bug, never a silent loss
         raise ValueError(f"rows ended outside the R17 buckets: {sorted(unknown)}")
+
+
+def bucket_counts(df: pd.DataFrame) -> dict[str, int]:
+    counts = df["bucket"].value_counts() if len(df) else pd.Series(dtype=int)
+    _only_known_buckets(counts.index)
     out = {"considered": int(len(df))}
     out.update({b: int(counts.get(b, 0)) for b in BUCKETS})
     return out
@@ -35,9 +39,9 @@ def course_table(df: pd.DataFrame, failed_courses: dict[str, str]) -> list[dict[
     courses at once: one group at a time cost a second on a district night)."""
     courses = []
     if len(df):
-        bucket_counts(df)  # every row in a bucket, or a ValueError
-        by_course = df.groupby("canvas_course_id", sort=True)
+        _only_known_buckets(df["bucket"].dropna().unique())
         counts = pd.crosstab(df["canvas_course_id"], df["bucket"]).reindex(columns=list(BUCKETS), fill_value=0)
+        by_course = df.groupby("canvas_course_id", sort=True)
         sis = by_course["sis_course_id"].first()  # the first that is not null
         classes = by_course["aspen_class_id"].agg(lambda s: sorted(s.dropna().unique().tolist()))
         for course_id, n in zip(counts.index, counts.to_numpy().tolist(), strict=True):
