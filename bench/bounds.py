@@ -77,6 +77,8 @@ def canvas_minimum(sb) -> dict[str, int]:
         need["list_sections"] += pages
         if not any((x.get("sis_section_id") or "").strip() for x in sections):
             continue
+        need["list_teachers"] += canvas_pages(
+            s, f"{api}/courses/{cid}/users", [("enrollment_type[]", "teacher"), ("include[]", "email")])[0]
         need["list_student_enrollments"] += canvas_pages(
             s, f"{api}/courses/{cid}/enrollments", [("type[]", "StudentEnrollment"), ("state[]", "active")])[0]
         pages, groups = canvas_pages(s, f"{api}/courses/{cid}/assignment_groups",

@@ -33,7 +33,7 @@ def endpoint_name(key: str, system: str) -> str:
     method, _, path = key.partition(" ")
     if system == "canvas":
         for suffix, name in (("/students/submissions", "list_submissions"), ("/sections", "list_sections"),
-                             ("/enrollments", "list_student_enrollments"),
+                             ("/enrollments", "list_student_enrollments"), ("/users", "list_teachers"),
                              ("/assignment_groups", "list_assignment_groups"),
                              ("/accounts/{account_id}/courses", "list_courses"), ("/courses/{course_id}", "get_course")):
             if path.endswith(suffix):

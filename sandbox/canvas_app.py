@@ -234,6 +234,14 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
         c = _course(ctx, course_id)
         return paginate(request, ctx, ctx.state.enrollments_json(c, q.getlist("type[]"), q.getlist("state[]")))
 
+    @app.get(f"{API}/courses/{{course_id}}/users")
+    async def course_users(request: Request, course_id: str) -> Response:
+        authorize(request, ctx)
+        q = request.query_params
+        c = _course(ctx, course_id)
+        return paginate(request, ctx, ctx.state.course_users_json(c, q.getlist("enrollment_type[]"),
+                                                                  set(q.getlist("include[]"))))
+
     @app.get(f"{API}/courses/{{course_id}}/assignment_groups")
     async def assignment_groups(request: Request, course_id: str) -> Response:
         authorize(request, ctx)

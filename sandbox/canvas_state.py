@@ -320,6 +320,26 @@ class CanvasState:
             })
         return out
 
+    # Canvas's enrollment_type[] values of GET /courses/{id}/users, and the enrollment types they mean
+    USER_ENROLLMENT_TYPES = {"teacher": "TeacherEnrollment", "student": "StudentEnrollment", "ta": "TaEnrollment",
+                             "observer": "ObserverEnrollment", "designer": "DesignerEnrollment"}
+
+    def course_users_json(self, course: Course, enrollment_types: list[str], include: set[str]) -> list[dict]:
+        """GET /courses/{id}/users: each user once (a teacher of two sections is one user), with
+        an active or invited enrollment of the asked types; ``email`` only with include[]=email."""
+        wanted = {self.USER_ENROLLMENT_TYPES.get(t, t) for t in enrollment_types}
+        seen: dict[int, dict] = {}
+        for e in course.enrollments:
+            if (wanted and e["type"] not in wanted) or e["state"] not in ("active", "invited"):
+                continue
+            if e["user_id"] not in seen:
+                user = self.users[e["user_id"]]
+                out = self.user_json(user)
+                if "email" in include:
+                    out["email"] = user.get("email")
+                seen[e["user_id"]] = out
+        return [seen[u] for u in sorted(seen)]
+
     @staticmethod
     def user_json(user: dict) -> dict:
         name = user.get("name", f"User {user['id']}")

@@ -138,7 +138,8 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
     teachers = []
     for i in range(max(1, courses // 5)):
         uid = g.next("user")
-        teachers.append({"id": uid, "name": f"{rng.choice(FIRST)} {LAST[i % len(LAST)]}", "sis_user_id": f"T{uid}"})
+        teachers.append({"id": uid, "name": f"{rng.choice(FIRST)} {LAST[i % len(LAST)]}", "sis_user_id": f"T{uid}",
+                         "email": f"teacher{uid}@district.example.org"})
     pool = [u["id"] for u in users]
     sis_of = {u["id"]: u["sis_user_id"] for u in users}
     locked = set(lock_periods or [])

@@ -23,6 +23,9 @@ class _Canvas:
                  "user": {"id": 7, "name": "Ava Johnson", "sortable_name": "Johnson, Ava", "sis_user_id": "S7",
                           "login_id": "ava.j"}}]
 
+    def list_teachers(self, cid):
+        return [{"id": 90, "name": "Dana Whitfield", "email": "dana@district.test"}]
+
     def list_assignment_groups(self, cid):
         return []
 
@@ -34,6 +37,24 @@ def test_extract_keeps_enrollment_ids_but_not_student_names():
     bundle = stages._course_bundle(_Canvas(), 1)
     assert bundle["enrollments"] == [{"user_id": 7, "course_section_id": 1, "sis_user_id": "S7"}]
     assert "Ava" not in repr(bundle) and "ava.j" not in repr(bundle)
+
+
+def test_extract_keeps_each_teachers_id_name_and_email_for_the_digest():
+    bundle = stages._course_bundle(_Canvas(), 1)
+    assert bundle["teachers"] == [{"id": 90, "name": "Dana Whitfield", "email": "dana@district.test"}]
+
+
+class _CanvasWithoutTeachers(_Canvas):
+    def list_teachers(self, cid):
+        raise RuntimeError("403 user not authorized to perform that action")
+
+
+def test_a_course_whose_teachers_cannot_be_read_still_passes_back(caplog):
+    with caplog.at_level(logging.WARNING):
+        bundle = stages._course_bundle(_CanvasWithoutTeachers(), 1)
+    assert bundle["teachers"] is None  # unknown: the report lists the course for the data team
+    assert bundle["enrollments"] == [{"user_id": 7, "course_section_id": 1, "sis_user_id": "S7"}]
+    assert "teachers not readable" in caplog.text
 
 
 class _CanvasWithWork(_Canvas):

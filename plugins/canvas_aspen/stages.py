@@ -209,6 +209,19 @@ def _no_sis_section(sections: Any) -> bool:
         return False  # read the rest; extract decides on the whole answer
 
 
+def _teachers(canvas, course_id: int) -> list[dict[str, Any]] | None:
+    """The course's teachers (id, name, email) for the teacher digest, or None when Canvas would
+    not list them: the passback of the course goes on, and the report lists the course for the
+    data team (no teacher can be told). Names and emails never go to the log."""
+    try:
+        return [{"id": t.get("id"), "name": t.get("name"), "email": t.get("email")}
+                for t in canvas.list_teachers(course_id)]
+    except Exception as exc:  # an ApiError (no Airflow import here); the grades do not depend on it
+        log.warning("extract: course %s: teachers not readable (%s); no teacher digest for it",
+                    course_id, _error_text(exc))
+        return None
+
+
 def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Canvas answers of one course, in as few requests as they allow: the course comes
     from the plan (the course list has the same fields), a course without any SIS section
@@ -219,6 +232,7 @@ def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None)
               "enrollments": [], "assignment_groups": [], "submissions": []}
     if _no_sis_section(sections):
         return bundle  # extract skips it
+    bundle["teachers"] = _teachers(canvas, course_id)
     bundle["enrollments"] = [_enrollment_ids(e) for e in canvas.list_student_enrollments(course_id)]
     bundle["assignment_groups"] = groups = canvas.list_assignment_groups(course_id)
     sendable = _sendable_ids(groups)

@@ -25,6 +25,7 @@ N_COURSES, N_STUDENTS, N_ASSIGNMENTS, N_LINE_ITEMS = 25, 45, 12, 23
 CANVAS_TOKEN = "sandbox-hook-canvas-token-51c0"
 ASPEN_ID, ASPEN_SECRET = "sandbox-hook-client", "sandbox-hook-secret-9e27"
 COURSE, SECTION, CLASS = 100, 10000, "SEC-0"
+N_TEACHERS = 13  # more than a page (page_size 10)
 
 # fast, bounded retries; small pages so that a few dozen rows span many pages
 KNOBS = {
@@ -39,6 +40,8 @@ KNOBS = {
 
 def hook_scenario() -> dict[str, Any]:
     users = [{"id": 1000 + i, "name": f"Student {i}", "sis_user_id": f"S{i:04d}"} for i in range(N_STUDENTS)]
+    teachers = [{"id": 900 + i, "name": f"Teacher {i}", "sis_user_id": f"T{i}", "email": f"t{i}@school.example.org"}
+                for i in range(N_TEACHERS)]
     courses = []
     for c in range(N_COURSES):
         course: dict[str, Any] = {
@@ -48,7 +51,8 @@ def hook_scenario() -> dict[str, Any]:
             "sections": [{"id": SECTION + c, "name": f"Section {c}", "sis_section_id": f"SEC-{c}"}],
         }
         if c == 0:
-            course["enrollments"] = [{"user_id": u["id"], "section_id": SECTION} for u in users]
+            course["enrollments"] = [{"user_id": u["id"], "section_id": SECTION} for u in users] + [
+                {"user_id": t["id"], "section_id": SECTION, "type": "TeacherEnrollment"} for t in teachers]
             course["assignment_groups"] = [
                 {
                     "id": 500,
@@ -87,7 +91,7 @@ def hook_scenario() -> dict[str, Any]:
     return {
         "format": "canvas-aspen-sandbox/1",
         "name": "hook tests",
-        "canvas": {"account_id": 1, "token": CANVAS_TOKEN, "users": users, "courses": courses},
+        "canvas": {"account_id": 1, "token": CANVAS_TOKEN, "users": users + teachers, "courses": courses},
         "aspen": {
             "client_id": ASPEN_ID,
             "client_secret": ASPEN_SECRET,
@@ -195,6 +199,15 @@ def test_canvas_submission_filters(hooks):
     assert {s["assignment_id"] for s in subs} == {9000, 9001}
     assert len(subs) == 2 * N_STUDENTS
     assert canvas.list_submissions(COURSE, graded_since="2100-01-01T00:00:00Z") == []
+
+
+def test_canvas_teachers_of_a_course_across_pages_with_only_id_name_email(hooks, sb):
+    canvas, _ = hooks()
+    teachers = canvas.list_teachers(COURSE)
+    assert teachers == [{"id": 900 + i, "name": f"Teacher {i}", "email": f"t{i}@school.example.org"}
+                        for i in range(N_TEACHERS)]  # no students, no sis ids or login ids
+    assert count(sb.stats("canvas"), "GET /api/v1/courses/{course_id}/users") == 2  # 13 teachers, pages of 10
+    assert canvas.list_teachers(COURSE + 1) == []
 
 
 def test_aspen_paging_until_a_short_page(hooks, sb):

@@ -134,6 +134,21 @@ def test_enrollments_filter_by_type_and_state(demo):
     assert [e["user_id"] for e in inactive] == [5105]
 
 
+def test_course_teachers_with_emails_once_each(demo):
+    """GET /courses/{id}/users?enrollment_type[]=teacher&include[]=email: a teacher of two sections
+    is one user; no students; the email only when asked for."""
+    with canvas_client(demo) as c:
+        bio = c.get("/api/v1/courses/102/users", params={"enrollment_type[]": "teacher", "include[]": "email"}).json()
+        eng = c.get("/api/v1/courses/103/users", params={"enrollment_type[]": "teacher", "include[]": "email"}).json()
+        plain = c.get("/api/v1/courses/102/users", params={"enrollment_type[]": "teacher"}).json()
+        students, _ = follow(c, "/api/v1/courses/102/users", params={"enrollment_type[]": "student", "per_page": 100})
+    assert [(u["id"], u["name"], u["email"]) for u in bio] == [
+        (9001, "Dana Whitfield", "dana.whitfield@district.example.org")]
+    assert [(u["id"], u["email"]) for u in eng] == [(9002, "marcus.bell@district.example.org")]
+    assert [u["id"] for u in plain] == [9001] and "email" not in plain[0]
+    assert len(students) == 12 and 9001 not in {u["id"] for u in students}  # active students only
+
+
 def test_assignment_groups_with_assignments_and_overrides(demo):
     with canvas_client(demo) as c:
         bare = c.get("/api/v1/courses/102/assignment_groups").json()

@@ -28,6 +28,7 @@ def test_the_requested_shape():
     data = generate(20, 15, 8, seed=1, sections_per_course="2")
     scenario_mod.check(data)
     courses = data["canvas"]["courses"]
+    users = {u["id"]: u for u in data["canvas"]["users"]}
     assert len(courses) == 20
     for course in courses:
         assert len(course["sections"]) == 2
@@ -36,6 +37,8 @@ def test_the_requested_shape():
         assert len(students) == 30 and len({e["user_id"] for e in students}) == 30
         assignments = [a for g in course["assignment_groups"] for a in g["assignments"]]
         assert sum(sendable(a) for a in assignments) == 8
+        teachers = {e["user_id"] for e in course["enrollments"] if e.get("type") == "TeacherEnrollment"}
+        assert len(teachers) == 1 and all(users[t]["email"].endswith("@district.example.org") for t in teachers)
     classes = {c["sourcedId"] for c in data["aspen"]["classes"]}
     sis_sections = {s["sis_section_id"] for c in courses for s in c["sections"] if s["sis_section_id"]}
     assert classes == sis_sections

@@ -56,7 +56,7 @@ def _iso(value: datetime | str) -> str:
 
 
 class CanvasHook(RestApiHook):
-    """Read courses, sections, enrollments, assignment groups and submissions from Canvas.
+    """Read courses, sections, enrollments, teachers, assignment groups and submissions from Canvas.
 
     :param canvas_conn_id: the Airflow Connection id (type ``canvas``).
     """
@@ -185,6 +185,19 @@ class CanvasHook(RestApiHook):
             [("type[]", "StudentEnrollment"), ("state[]", "active")],
             endpoint="list_student_enrollments",
         )
+
+    TEACHER_FIELDS = ("id", "name", "email")
+
+    def list_teachers(self, course_id: str | int) -> list[dict]:
+        """The course's teachers (active or invited), each as ``id``, ``name`` and ``email`` only
+        (``email`` is None when Canvas has none, or the token may not read it). Not student data,
+        but kept out of logs all the same."""
+        users = self.paginate(
+            f"/api/v1/courses/{quote_id(course_id)}/users",
+            [("enrollment_type[]", "teacher"), ("include[]", "email")],
+            endpoint="list_teachers",
+        )
+        return [{k: u.get(k) for k in self.TEACHER_FIELDS} for u in users]
 
     def list_assignment_groups(self, course_id: str | int) -> list[dict]:
         """Assignment groups with their assignments and the assignments' overrides."""
