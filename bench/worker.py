@@ -60,7 +60,7 @@ class _Stages:
         import pyarrow.parquet  # noqa: F401  (pandas' parquet engine, imported on first use)
         from airflow.sdk import ObjectStoragePath
 
-        from canvas_aspen import stages
+        from canvas_aspen import ids, stages
         from canvas_aspen.airflow_glue import mappings
         from canvas_aspen.ledger import Ledger
 
@@ -68,7 +68,8 @@ class _Stages:
         self.run_id = spec["run_id"]
         self.params = {**PARAM_DEFAULTS, **spec.get("params", {})}
         self.reports_dir = Path(spec["reports_dir"])
-        self.run_dir = ObjectStoragePath(spec["stage_root"]) / stages._safe(self.run_id)
+        folder = getattr(ids, "run_folder_name", None) or stages._safe  # older checkouts (--code)
+        self.run_dir = ObjectStoragePath(spec["stage_root"]) / folder(self.run_id)
         self.lease = timedelta(minutes=240)  # CANVAS_ASPEN_LEASE_MINUTES' default
         self.mappings = mappings(self.params)
         self.ledger = Ledger(spec["ledger_url"])

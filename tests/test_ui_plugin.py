@@ -452,16 +452,15 @@ def test_no_report_content_is_logged(api, reports, viewer, caplog):
 # agreement with the code that writes the reports
 
 
-def test_folder_name_is_the_report_stages_folder(repo_root):
-    """The run folder the report stage writes (``stages._safe``, read from its source so this
-    test does not depend on the stages' imports) is the one the page looks up."""
-    source = (repo_root / "plugins" / "canvas_aspen" / "stages.py").read_text()
-    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "_safe")
-    namespace: dict = {}
-    exec(compile(ast.Module(body=[fn], type_ignores=[]), "stages.py", "exec"), namespace)
+def test_folder_name_is_the_report_stages_folder(tmp_path):
+    """The page looks a run up in the folder the report stage writes: both name it with
+    ``ids.run_folder_name``, which keeps a folder name safe whatever the run id."""
+    from canvas_aspen import ids, stages
+
     for run_id in ["scheduled__2026-03-02T03:00:00+00:00", "manual__2026-11-01T06:30:00.123456+00:00",
-                   "backfill with spaces/and slashes", "ünïcode…", "..", "a" * 300]:
-        assert ui_plugin.safe_folder_name(run_id) == namespace["_safe"](run_id)
+                   "backfill with spaces/and slashes", "..", "a" * 300]:
+        folder = stages.report_folder(tmp_path, run_id)
+        assert folder.parent == tmp_path and folder.name == ids.run_folder_name(run_id)
 
 
 def test_failed_reasons_are_the_reports_own():

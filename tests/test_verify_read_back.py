@@ -10,27 +10,38 @@ import pandas as pd
 import pytest
 
 from canvas_aspen import stages, storage
+from canvas_aspen.errors import AspenApiError
 
 STARTED = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 
 
-class Refused(Exception):
+class Refused(AspenApiError):
+    """What the hook raises when Aspen answers the filtered listing with an error status."""
+
     def __init__(self, status: int):
-        super().__init__(f"HTTP {status}")
+        super().__init__("rejected", method="GET", path="/ims/oneroster/v1p1/classes/x/results", status=status)
+
+
+class NotAnApiError(Exception):
+    """A failure that is not Aspen's answer (a bug), even if it carries a ``status``."""
+
+    def __init__(self, status: int):
+        super().__init__(f"status {status}")
         self.status = status
 
 
 class FakeAspen:
     """Results per class; a filtered listing answers those modified after ``since``."""
 
-    def __init__(self, results: dict[str, list[dict]], refuse_filter: int | None = None):
-        self.results, self.refuse_filter, self.calls = results, refuse_filter, []
+    def __init__(self, results: dict[str, list[dict]], refuse_filter: int | None = None,
+                 error: type[Exception] = Refused):
+        self.results, self.refuse_filter, self.calls, self.error = results, refuse_filter, [], error
         self.stats = {"requests": 0}
 
     def list_results(self, class_id, modified_since=None):
         self.calls.append((class_id, modified_since))
         if modified_since is not None and self.refuse_filter:
-            raise Refused(self.refuse_filter)
+            raise self.error(self.refuse_filter)
         rows = self.results.get(class_id, [])
         if modified_since is None:
             return list(rows)
@@ -110,6 +121,15 @@ def test_other_errors_are_not_retried_in_full_but_reported(tmp_path):
     aspen = FakeAspen(ASPEN, refuse_filter=503)
     out = stages.verify(aspen, _run(tmp_path, POSTED), 0, dry_run=False)
     assert out["mismatched"] == 2  # one "could not read back class" per class
+    assert all(since == SINCE for _, since in aspen.calls)
+
+
+def test_only_aspens_own_refusal_reads_a_class_in_full(tmp_path):
+    """A 400 is known only from Aspen's answer (an ApiError): any other exception is a
+    failure to read the class, reported as such, never taken for a refused filter."""
+    aspen = FakeAspen(ASPEN, refuse_filter=400, error=NotAnApiError)
+    out = stages.verify(aspen, _run(tmp_path, POSTED), 0, dry_run=False)
+    assert out["mismatched"] == 2
     assert all(since == SINCE for _, since in aspen.calls)
 
 

@@ -65,7 +65,7 @@ def ledger(s: Settings):
 
 
 def lease(s: Settings):
-    """How long a run may hold its courses against a concurrent run (issue 8)."""
+    """How long a run may hold its courses against a concurrent run (course leases)."""
     from datetime import timedelta
 
     return timedelta(minutes=s.lease_minutes)
@@ -74,9 +74,9 @@ def lease(s: Settings):
 def run_dir(s: Settings, run_id: str):
     from airflow.sdk import ObjectStoragePath
 
-    from canvas_aspen.stages import _safe
+    from canvas_aspen.ids import run_folder_name
 
-    return ObjectStoragePath(s.stage_root) / _safe(run_id)
+    return ObjectStoragePath(s.stage_root) / run_folder_name(run_id)
 
 
 def mappings(params: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -12,6 +12,12 @@ PREFIX = "canvas-"
 _LINE_ITEM = re.compile(r"^canvas-a(?P<assignment>\d+)-s(?P<section>\d+)$")
 
 
+def run_folder_name(run_id: str) -> str:
+    """The folder of one run (stage files, reports): letters, digits and ``-_.+`` of the run id,
+    anything else ``_``. The report stage writes there and the UI plugin looks there."""
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
+
+
 def line_item_id(assignment_id: int, section_id: int) -> str:
     """One line item per Canvas assignment per Aspen class (= Canvas section)."""
     return f"{PREFIX}a{int(assignment_id)}-s{int(section_id)}"

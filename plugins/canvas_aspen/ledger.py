@@ -3,13 +3,13 @@
 R8 compares Canvas with the value this project *last posted*, R9 tells an Aspen-side edit
 from a Canvas change by the same value, R7 reports a cleared grade that we posted, and
 the run report (R17) keeps its findings here. A value is recorded only after Aspen
-accepted it (issue 5), so the ledger never claims more than Aspen holds.
+accepted it, so the ledger never claims more than Aspen holds.
 
 Any SQLAlchemy URL of a supported dialect works: a SQLite file under the Airflow home by
-default, PostgreSQL in production (issue 9). The schema is Alembic's (``ledger_migrations``
+default, PostgreSQL in production. The schema is Alembic's (``ledger_migrations``
 inside this package; ``Ledger.migrate()`` runs ``upgrade head``, no alembic.ini needed).
 
-Concurrency (issue 8): a nightly run and a manual backfill take *course leases*
+Concurrency: a nightly run and a manual backfill take *course leases*
 (``acquire_courses``) before posting, so no two live runs ever post the same course. The
 upserts also refuse to let an older post overwrite a newer one (``posted_at`` guard), so
 the later value is never lost even if two writers did overlap.
@@ -511,7 +511,7 @@ class Ledger:
             rows = conn.execute(query.order_by(table.c.scope, table.c.seq)).mappings().all()
         return [dict(r) for r in rows]
 
-    # ---- course leases (issue 8)
+    # ---- course leases (a nightly run beside a manual backfill)
 
     def acquire_courses(
         self, course_ids: Iterable[int], run_id: str, ttl: timedelta, *, now: datetime | None = None

@@ -50,7 +50,7 @@ class Category:
 
 def active_categories(answer: list[dict[str, Any]]) -> list[Category]:
     """Aspen's categories of a class (tombstones left out); a category without a sourcedId
-    is a malformed answer: ValueError naming the endpoint (the class fails, issue 8)."""
+    is a malformed answer: ValueError naming the endpoint (the class fails, loudly)."""
     for c in answer:
         if not isinstance(c, dict) or not str(c.get("sourcedId") or "").strip():
             raise ValueError(f"Aspen list_categories: a category without a sourcedId ({str(c)[:60]!r})")

@@ -25,14 +25,15 @@ COLUMNS = [
 ]
 
 
-def _sis(value: Any) -> str | None:
+def sis_id(value: Any) -> str | None:
+    """An SIS id as text (trimmed); None when it is missing or blank."""
     text = None if value is None else str(value).strip()
     return text or None
 
 
 def student_sis_id(enrollment: dict[str, Any]) -> str | None:
     """Canvas gives the SIS id on the enrollment, and also under ``user``."""
-    return _sis(enrollment.get("sis_user_id")) or _sis((enrollment.get("user") or {}).get("sis_user_id"))
+    return sis_id(enrollment.get("sis_user_id")) or sis_id((enrollment.get("user") or {}).get("sis_user_id"))
 
 
 def _number(value: Any) -> float | None:
@@ -113,9 +114,9 @@ def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], 
             k = items[key] = len(table["line_item_id"])
             for column, value in (
                 ("canvas_course_id", course_id),
-                ("sis_course_id", _sis(course.get("sis_course_id"))),
+                ("sis_course_id", sis_id(course.get("sis_course_id"))),
                 ("canvas_section_id", section_id),
-                ("aspen_class_id", _sis((sections.get(section_id) or {}).get("sis_section_id"))),
+                ("aspen_class_id", sis_id((sections.get(section_id) or {}).get("sis_section_id"))),
                 ("assignment_id", int(a["id"])),
                 ("assignment_name", str(a.get("name") or "")),
                 ("group_id", int(g["id"])),
@@ -201,7 +202,7 @@ def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod]
     return df
 
 
-# --- malformed answers (issue 8) -------------------------------------------------------
+# --- malformed answers (a bad value fails its own course, never the run silently) ------
 
 _ENDPOINT = {"course": "get_course", "sections": "list_sections", "enrollments": "list_student_enrollments",
              "assignment_groups": "list_assignment_groups", "submissions": "list_submissions"}

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from canvas_aspen import deltas, ids, match, oneroster, rows, rules, storage
+from canvas_aspen.errors import ApiError
 from canvas_aspen.findings import finding
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _shard_dir(run_dir: Any, shard: int) -> Any:
 
 
 def report_folder(reports_dir: Path, run_id: str) -> Path:
-    return Path(reports_dir) / _safe(run_id)
+    return Path(reports_dir) / ids.run_folder_name(run_id)
 
 
 def data_docs_dir(reports_dir: Path, run_id: str, shard: int, stage: str) -> Path:
@@ -91,7 +92,7 @@ def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
     df.loc[mask, "error"] = message
 
 
-# ---------------------------------------------------------------------------- course leases (issue 8)
+# ---------------------------------------------------------------------------- course leases, failing loudly
 
 def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list[int]) -> dict[str, str]:
     """Take, or extend, this run's leases on courses; {course: why} for those another live run
@@ -109,7 +110,7 @@ def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list
 
 def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: list[str], error: BaseException) -> None:
     """An Aspen class whose answers could not be used: its grades fail, and its courses carry
-    the error (naming the endpoint) into the report, so the run fails loudly (issue 8)."""
+    the error (naming the endpoint) into the report, so the run fails loudly."""
     message = f"Aspen class {class_id}: {_error_text(error)}"
     in_class = df["aspen_class_id"].eq(class_id)
     _fail_rows(df, in_class & df["bucket"].isin(buckets), message)
@@ -204,7 +205,7 @@ def _sendable_ids(groups: Any) -> list[int] | None:
 
 def _no_sis_section(sections: Any) -> bool:
     try:
-        return not any(rows._sis(s.get("sis_section_id")) for s in sections)
+        return not any(rows.sis_id(s.get("sis_section_id")) for s in sections)
     except (AttributeError, TypeError):
         return False  # read the rest; extract decides on the whole answer
 
@@ -268,7 +269,7 @@ def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None
         if isinstance(answer, BaseException):
             failures[str(course_id)] = _error_text(answer)
             log.warning("extract: course %s failed: %s", course_id, failures[str(course_id)])
-        elif not any(rows._sis(s.get("sis_section_id")) for s in answer["sections"]):
+        elif not any(rows.sis_id(s.get("sis_section_id")) for s in answer["sections"]):
             log.info("extract: course %s has no SIS section; skipped", course_id)
         else:
             bundles.append(answer)
@@ -390,7 +391,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
     df = storage.read_frame(sd / "rows.parquet")
     bundles = storage.read_json(sd / "courses.json")
     busy = storage.read_json(sd / "busy-courses.json", default={})
-    for course, why in busy.items():  # leased by another live run: nothing of it goes (issue 8)
+    for course, why in busy.items():  # leased by another live run: nothing of it goes
         _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
     bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
@@ -454,13 +455,13 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
 def _section_classes(bundles: list[dict[str, Any]]) -> dict[int, tuple[str | None, int]]:
     """Canvas section -> (its SIS id = its Aspen class, its Canvas course), as extract read
     them from Canvas in this run: the only classes this run may write to."""
-    return {int(s["id"]): (rows._sis(s.get("sis_section_id")), int(b["course"]["id"]))
+    return {int(s["id"]): (rows.sis_id(s.get("sis_section_id")), int(b["course"]["id"]))
             for b in bundles for s in b.get("sections") or []}
 
 
 def _unresolved_writes(li_post: pd.DataFrame, to_post: pd.DataFrame, orphan_ids: list[str],
                        sections: dict[int, tuple[str | None, int]]) -> str | None:
-    """Issue 8: why some write would touch an Aspen class this run did not resolve from a
+    """The class guard: why some write would touch an Aspen class this run did not resolve from a
     Canvas section's SIS id (None when every write is fine). A line item's id names its Canvas
     section; that section's SIS id must be the class its body, its row and its results name.
     Aspen does not scope a client to classes: this is what keeps a tampered or buggy stage
@@ -489,7 +490,7 @@ def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
     """PUT the changed line items, then the changed results; record each accepted value in
     the ledger as soon as its chunk is done (a crash loses no record of what Aspen took).
 
-    Before any write (issue 8): the shard's courses are leased again (``lease``; a course
+    Before any write: the shard's courses are leased again (``lease``; a course
     another live run took meanwhile is not written and its grades fail), and every write
     must go to a class resolved from a Canvas section in this run, else nothing of the shard
     is written. The leases are given back at the end."""
@@ -626,9 +627,8 @@ def _read_back(aspen, classes: list[str], posted: pd.DataFrame, since: str | Non
     def recent(class_id: str):
         try:
             return aspen.list_results(class_id, modified_since=since)
-        except Exception as exc:  # an ApiError (not imported here: no Airflow in this module)
-            status = getattr(exc, "status", None)
-            if status in (400, 422):
+        except ApiError as exc:
+            if exc.status in (400, 422):
                 return None  # the filter is refused here: read the class in full
             raise
 
@@ -753,7 +753,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     html = report_html.write(folder, doc, setup_sheet.setup_sheet(rows_all))
     report_mod.restrict(folder)  # report files (and the Data Docs GX wrote) owner-only
     reasons = report_mod.run_failed(doc)
-    ledger.release_courses(run_id)  # whatever a failed shard still held (issue 8)
+    ledger.release_courses(run_id)  # whatever a failed shard still held (course leases)
     ledger.record_findings(run_id, doc["findings"], scope="report")
     ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed" if reasons else "success",
                       totals=doc["totals"])
@@ -761,7 +761,3 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     log.info("report: totals %s", doc["totals"])
     log.info("report: findings by kind %s", dict(Counter(f["kind"] for f in doc["findings"])))
     return {"report": str(path), "html": str(html), "totals": doc["totals"], "failed_reasons": reasons}
-
-
-def _safe(run_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)

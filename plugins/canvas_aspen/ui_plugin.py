@@ -41,6 +41,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from canvas_aspen.ids import run_folder_name
 from canvas_aspen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ RUN_FILES = {
     "report.json": "application/json",
     "findings.csv": "text/csv; charset=utf-8",
 }
-# A run folder is canvas_aspen.stages._safe(run_id): this alphabet only, and never "." or "..".
+# A run folder is canvas_aspen.ids.run_folder_name(run_id): this alphabet only, never "." or "..".
 _FOLDER_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,250}$")
 # One segment of a path under datadocs/: no separators, NUL or control characters.
 _SEGMENT_RE = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,255}$")
@@ -68,12 +69,6 @@ _PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data
 # they cannot read or call the Airflow UI/API with the viewer's session.
 _FILE_CSP = ("sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads; "
              "frame-ancestors 'self'")
-
-
-def safe_folder_name(run_id: str) -> str:
-    """The report folder of a run: the same mapping as ``canvas_aspen.stages._safe`` (a test
-    pins the two together; this module does not import the stages and their pandas)."""
-    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in run_id)
 
 
 def _api_root_path() -> str:
@@ -458,7 +453,7 @@ def _build_app() -> FastAPI:
         if dag_id is not None and dag_id != DAG_ID:
             return _page("message.html", title="Grade passback report",
                          message=f"This tab shows the reports of {DAG_ID} runs only.", link=None)
-        name = safe_folder_name(run_id)
+        name = run_folder_name(run_id)
         try:
             folder = run_folder(name)
         except HTTPException:

@@ -1,6 +1,7 @@
 """Shared HTTP machinery of the Canvas and Aspen hooks, written once.
 
-* :class:`ApiError` – the one error type (subclassed per system) every hook call raises.
+* :class:`ApiError` – the one error type (subclassed per system) every hook call raises; it
+  lives in :mod:`canvas_aspen.errors` (no Airflow there) and is re-exported here.
 * :func:`parse_retry_after`, :func:`parse_link_header`, :func:`validate_base_url`,
   :func:`parse_verify` – small pure helpers, unit-tested without a server.
 * :class:`RestApiHook` – the base hook: the Connection read lazily, typed extras, one
@@ -35,108 +36,12 @@ from airflow.sdk import BaseHook, Connection
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
+from canvas_aspen.errors import ApiError, ConnectionConfigError
+
+__all__ = ["ApiError", "ConnectionConfigError", "RestApiHook"]
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-BODY_LIMIT = 2000
-"""Characters of a response body kept on an :class:`ApiError`."""
-
-_MESSAGE_BODY_LIMIT = 300
-"""Characters of the body shown in ``str(error)``."""
-
-
-# --------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------
-
-
-class ConnectionConfigError(ValueError):
-    """The Airflow Connection is missing something or holds an invalid value."""
-
-
-class ApiError(Exception):
-    """A failed call to one of the two systems.
-
-    :ivar system: ``"Canvas"`` or ``"Aspen"``.
-    :ivar method: HTTP method of the failed request.
-    :ivar path: URL path of the failed request (no scheme/host, no query string).
-    :ivar endpoint: a short name of the operation (e.g. ``"list_sections"``).
-    :ivar status: HTTP status, or ``None`` when no answer came (connection error, timeout).
-    :ivar body: the response body text, truncated to :data:`BODY_LIMIT` characters.
-    :ivar detail: one line saying what went wrong.
-    :ivar retryable: whether retrying could help (used by the retry policy).
-    :ivar retry_after: seconds the server asked us to wait, if it said.
-    :ivar attempts: how many attempts were made before this error was raised.
-    """
-
-    system = "API"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        endpoint: str | None = None,
-        status: int | None = None,
-        body: str | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        self.detail = detail
-        self.method = method
-        self.path = path
-        self.endpoint = endpoint
-        self.status = status
-        self.body = (body or "")[:BODY_LIMIT]
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.attempts = 1
-        super().__init__(detail)
-
-    @property
-    def message(self) -> str:
-        """The most useful short text: the server's own message when there is one."""
-        return self.server_message() or self.detail
-
-    def server_message(self) -> str:
-        """What the server said (the body text, shortened); empty when it said nothing."""
-        text = self.body.strip()
-        if len(text) > _MESSAGE_BODY_LIMIT:
-            return text[:_MESSAGE_BODY_LIMIT] + "…"
-        return text
-
-    def __str__(self) -> str:
-        where = " ".join(p for p in (self.method, self.path) if p) or "(no request)"
-        head = f"{self.system} {where}"
-        if self.endpoint and self.endpoint != self.path:
-            head += f" [{self.endpoint}]"
-        status = f"HTTP {self.status}" if self.status is not None else "no HTTP answer"
-        parts = [self.detail]
-        said = self.server_message()
-        if said:
-            parts.append(f"server said: {said}")
-        if self.attempts > 1:
-            parts.append(f"after {self.attempts} attempts")
-        return f"{head}: {status} - " + "; ".join(parts)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(status={self.status!r}, method={self.method!r}, "
-            f"path={self.path!r}, detail={self.detail!r})"
-        )
-
-    def __reduce__(self):  # picklable across processes / XCom-free error reporting
-        state = dict(self.__dict__)
-        return (_rebuild_error, (type(self), state))
-
-
-def _rebuild_error(cls: type[ApiError], state: dict[str, Any]) -> ApiError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, state.get("detail", ""))
-    err.__dict__.update(state)
-    return err
-
 
 # --------------------------------------------------------------------------------------
 # Pure helpers

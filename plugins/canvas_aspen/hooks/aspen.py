@@ -17,7 +17,6 @@ the caller, so they are idempotent and retried like reads.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -28,9 +27,8 @@ from typing import Any
 import requests
 from airflow.sdk import Connection
 
+from canvas_aspen.errors import ApiError, AspenApiError, ConnectionConfigError, parse_imsx_status
 from canvas_aspen.hooks._http import (
-    ApiError,
-    ConnectionConfigError,
     HttpSettings,
     RestApiHook,
     _BearerAuth,
@@ -42,114 +40,6 @@ from canvas_aspen.hooks._http import (
 from canvas_aspen.hooks._ui import ASPEN_UI_FIELD_BEHAVIOUR
 
 __all__ = ["ApiError", "AspenApiError", "AspenHook", "ConnectionConfigError", "parse_imsx_status"]
-
-_IMSX_KEYS = ("imsx_codemajor", "imsx_severity", "imsx_description")
-
-
-def _find_imsx(node: Any, depth: int = 0) -> dict[str, Any] | None:
-    """The first object holding ``imsx_*`` status fields, searched a few levels deep."""
-    if depth > 4:
-        return None
-    if isinstance(node, dict):
-        lowered = {str(k).lower(): v for k, v in node.items()}
-        if any(k in lowered for k in _IMSX_KEYS):
-            return lowered
-        for value in node.values():
-            found = _find_imsx(value, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for value in node[:10]:
-            found = _find_imsx(value, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def _code_minor(value: Any) -> str | None:
-    """``imsx_CodeMinor`` is a string or ``{imsx_codeMinorField: [{…FieldValue}]}``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        fields = {str(k).lower(): v for k, v in value.items()}.get("imsx_codeminorfield")
-        if isinstance(fields, dict):
-            fields = [fields]
-        if isinstance(fields, list):
-            values = [
-                str(v)
-                for f in fields
-                if isinstance(f, dict)
-                for k, v in f.items()
-                if str(k).lower() == "imsx_codeminorfieldvalue"
-            ]
-            return ", ".join(values) or None
-    return None
-
-
-def parse_imsx_status(body: str | None) -> dict[str, str | None] | None:
-    """OneRoster status fields of an error body, or ``None`` when it is not such JSON.
-
-    Returns ``{"code_major", "severity", "description", "code_minor"}``.
-    """
-    if not body or not body.strip():
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    found = _find_imsx(data)
-    if found is None:
-        return None
-
-    def text(key: str) -> str | None:
-        value = found.get(key)
-        return None if value is None else str(value)
-
-    return {
-        "code_major": text("imsx_codemajor"),
-        "severity": text("imsx_severity"),
-        "description": text("imsx_description"),
-        "code_minor": _code_minor(found.get("imsx_codeminor")),
-    }
-
-
-class AspenApiError(ApiError):
-    """Any failure of an Aspen call.
-
-    Besides the fields of :class:`~canvas_aspen.hooks._http.ApiError`, carries the parsed
-    OneRoster status (``imsx_code_major``, ``imsx_severity``, ``imsx_description``,
-    ``imsx_code_minor``) when the body is such JSON; otherwise :attr:`message` is Aspen's
-    plain text (e.g. ``"Grading Category Not Found"``).
-    """
-
-    system = "Aspen"
-
-    def __init__(self, detail: str, **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)
-        parsed = parse_imsx_status(self.body) or {}
-        self.imsx_code_major: str | None = parsed.get("code_major")
-        self.imsx_severity: str | None = parsed.get("severity")
-        self.imsx_description: str | None = parsed.get("description")
-        self.imsx_code_minor: str | None = parsed.get("code_minor")
-
-    def server_message(self) -> str:
-        if self.imsx_description or self.imsx_code_major:
-            head = "/".join(x for x in (self.imsx_code_major, self.imsx_severity) if x)
-            text = self.imsx_description or ""
-            if self.imsx_code_minor:
-                text = f"{text} ({self.imsx_code_minor})" if text else self.imsx_code_minor
-            return f"{head}: {text}" if head and text else (head or text)
-        return super().server_message()
-
-    @property
-    def message(self) -> str:
-        """Aspen's own words: ``imsx_description``, else the plain-text body, else the detail."""
-        if self.imsx_description:
-            return self.imsx_description
-        return super().server_message() or self.detail
-
 
 def _path_setting(value: Any, default: str, name: str, conn_id: str) -> str:
     if value is None or str(value).strip() == "":

@@ -22,9 +22,8 @@ from typing import Any
 
 from airflow.sdk import Connection
 
+from canvas_aspen.errors import ApiError, CanvasApiError, ConnectionConfigError
 from canvas_aspen.hooks._http import (
-    ApiError,
-    ConnectionConfigError,
     HttpSettings,
     RestApiHook,
     _BearerAuth,
@@ -38,12 +37,6 @@ from canvas_aspen.hooks._ui import CANVAS_UI_FIELD_BEHAVIOUR
 __all__ = ["ApiError", "CanvasApiError", "CanvasHook", "ConnectionConfigError"]
 
 Params = list[tuple[str, Any]]
-
-
-class CanvasApiError(ApiError):
-    """Any failure of a Canvas call (HTTP status, transport, or an unexpected answer)."""
-
-    system = "Canvas"
 
 
 def _iso(value: datetime | str) -> str:
