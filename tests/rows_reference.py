@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from canvas_aspen import ids, rules
-from canvas_aspen.rows import COLUMNS, _course_parts, _number, _sis
+from canvas_aspen.rows import COLUMNS, _course_parts, _number, sis_id
 
 
 def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str) -> list[dict[str, Any]]:
@@ -52,9 +52,9 @@ def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: 
             due, assign_date, period_id, locked = facts(a, section_id)
             out.append({
                 "canvas_course_id": course_id,
-                "sis_course_id": _sis(course.get("sis_course_id")),
+                "sis_course_id": sis_id(course.get("sis_course_id")),
                 "canvas_section_id": section_id,
-                "aspen_class_id": _sis((sections.get(section_id) or {}).get("sis_section_id")),
+                "aspen_class_id": sis_id((sections.get(section_id) or {}).get("sis_section_id")),
                 "canvas_user_id": uid,
                 "student_sis_id": sis_user,
                 "assignment_id": int(a["id"]),
