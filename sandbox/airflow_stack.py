@@ -24,8 +24,10 @@ admin user (``stack.username``/``stack.password``). **No pool is created** unles
 ``worker_concurrency``, ``parallelism`` (LocalExecutor processes), ``shards``
 (``CANVAS_ASPEN_SHARDS``), ``ledger`` ("postgres": a fresh database of its own, connection
 ``canvas_aspen_ledger``; "default": the package's own default, a SQLite file under the home),
-``pools`` ({name: slots}, made with ``airflow pools set``; none by default), ``env`` (extra
-variables for every process, applied last), ``keep`` (keep the home; also ``CANVAS_ASPEN_E2E_KEEP=1``).
+``pools`` ({name: slots}, made with ``airflow pools set``; none by default), ``dags_folder`` (default: the
+repository's ``dags/``; the DAG ``canvas_aspen_grade_passback`` must be in it), ``env`` (extra variables
+for every process, applied last), ``keep`` (keep the home; also ``CANVAS_ASPEN_E2E_KEEP=1``).
+``stack.components`` are the processes (``name``, ``popen``, ``log``), e.g. to measure their memory.
 
 PostgreSQL (``CANVAS_ASPEN_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``,
 trust auth) or, for Celery, Redis (``CANVAS_ASPEN_TEST_REDIS_URL``, default
@@ -57,8 +59,8 @@ from typing import Any
 DAG_ID = "canvas_aspen_grade_passback"
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_URL = os.environ.get("CANVAS_ASPEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("CANVAS_ASPEN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 FINISHED = frozenset({"success", "failed"})
 MIGRATE_TIMEOUT = 400.0
 STARTUP_TIMEOUT = 300.0  # every process up, the workers answering, the DAG parsed
@@ -127,7 +129,7 @@ def _postgres_databases(stack: contextlib.ExitStack, *prefixes: str) -> list[Any
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    admin_url = sa.make_url(PG_URL)
+    admin_url = sa.make_url(os.environ.get("CANVAS_ASPEN_TEST_PG_URL", DEFAULT_PG_URL))
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
                              connect_args={"connect_timeout": 3})
     try:
@@ -159,20 +161,21 @@ def _redis_database(stack: contextlib.ExitStack) -> str:
     """An empty Redis database number of our own (SETNX claim), flushed when ``stack`` closes."""
     import redis
 
+    redis_url = os.environ.get("CANVAS_ASPEN_TEST_REDIS_URL", DEFAULT_REDIS_URL)
     probe = None
     try:
-        probe = redis.Redis.from_url(REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
+        probe = redis.Redis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
         probe.ping()
         count = int(probe.config_get("databases").get("databases", 16))
     except Exception as exc:
-        raise StackUnavailable(f"Redis not reachable at {REDIS_URL}: {_first_line(exc)}") from None
+        raise StackUnavailable(f"Redis not reachable at {redis_url}: {_first_line(exc)}") from None
     finally:
         if probe is not None:
             with contextlib.suppress(Exception):
                 probe.close()
     token = uuid.uuid4().hex
     for number in range(count - 1, 0, -1):  # from the top: db 0 is everybody's default
-        client = redis.Redis.from_url(REDIS_URL, db=number, socket_timeout=5)
+        client = redis.Redis.from_url(redis_url, db=number, socket_timeout=5)
         if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True):
             def release(client=client) -> None:
                 if client.get(CLAIM_KEY) == token.encode():
@@ -180,9 +183,9 @@ def _redis_database(stack: contextlib.ExitStack) -> str:
                 client.close()
 
             stack.callback(release)
-            return f"{REDIS_URL.rstrip('/')}/{number}"
+            return f"{redis_url.rstrip('/')}/{number}"
         client.close()
-    raise StackUnavailable(f"Redis at {REDIS_URL}: no empty database number to use as the broker")
+    raise StackUnavailable(f"Redis at {redis_url}: no empty database number to use as the broker")
 
 
 # --------------------------------------------------------------------------- the stack
@@ -232,7 +235,8 @@ class AirflowStack:
               executor: str = "LocalExecutor", celery_workers: int = 2, worker_concurrency: int = 1,
               parallelism: int = 4, shards: int = 2, ledger: str = "postgres",
               pools: dict[str, int] | None = None, env: dict[str, str] | None = None,
-              hostname_prefix: str = "canvas-aspen-stack", keep: bool | None = None,
+              hostname_prefix: str = "canvas-aspen-stack", dags_folder: str | Path | None = None,
+              keep: bool | None = None,
               startup_timeout: float = STARTUP_TIMEOUT) -> AirflowStack:
         """Start everything and wait until the API answers, the scheduler and dag-processor are
         healthy, every Celery worker answers a ping and the DAG is parsed without import errors.
@@ -269,7 +273,8 @@ class AirflowStack:
             api_port = free_port()
             base = _base_env(home, metadata_url=databases[0], ledger_url=databases[1] if ledger == "postgres" else None,
                              broker_url=broker_url, api_port=api_port, password_file=password_file,
-                             executor=executor, parallelism=parallelism, shards=shards)
+                             executor=executor, parallelism=parallelism, shards=shards,
+                             dags_folder=Path(dags_folder) if dags_folder else REPO / "dags")
             base.update(connections)
             base.update(env or {})
             workers = tuple(f"w{i + 1}" for i in range(celery_workers)) if executor == "CeleryExecutor" else ()
@@ -520,7 +525,7 @@ class AirflowStack:
 
 
 def _base_env(home: Path, *, metadata_url: Any, ledger_url: Any, broker_url: str | None, api_port: int,
-              password_file: Path, executor: str, parallelism: int, shards: int) -> dict[str, str]:
+              password_file: Path, executor: str, parallelism: int, shards: int, dags_folder: Path) -> dict[str, str]:
     """One configuration for every process; nothing from the caller's Airflow settings leaks in."""
     from cryptography.fernet import Fernet
 
@@ -532,7 +537,7 @@ def _base_env(home: Path, *, metadata_url: Any, ledger_url: Any, broker_url: str
         "PYTHONPATH": os.pathsep.join(filter(None, [str(home), str(REPO), os.environ.get("PYTHONPATH")])),
         "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
