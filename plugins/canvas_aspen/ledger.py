@@ -215,6 +215,31 @@ class CourseLease(Base):
     expires_at: Mapped[datetime]
 
 
+class TeacherDigest(Base):
+    """One teacher's digest of one run: to whom, when, what it said (its fingerprint), and
+    whether it was sent, previewed or failed. ``mode`` is ``send`` or ``preview``; ``status``
+    is ``sending`` (claimed, the message on its way), ``sent``, ``failed`` or ``previewed``."""
+
+    __tablename__ = "teacher_digests"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "teacher_id", "mode"),
+        sa.Index(None, "teacher_id", "mode", "status"),
+    )
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(RunId)
+    teacher_id: Mapped[int]
+    email: Mapped[str] = mapped_column(sa.String(320))
+    mode: Mapped[str] = mapped_column(Status)
+    status: Mapped[str] = mapped_column(Status)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    findings: Mapped[int] = mapped_column(sa.Integer())
+    course_ids: Mapped[Any | None] = mapped_column(Json)
+    reason: Mapped[str | None] = mapped_column(Status)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(sa.Text())
+
+
 _RESULT_FIELDS = ("result_id", *(c for c in PostedResult.__table__.columns.keys() if c not in {"result_id", "posted_at", "run_id"}))
 _LINE_ITEM_FIELDS = ("line_item_id", "aspen_class_id", "canvas_course_id", "assignment_id", "payload_hash")
 
@@ -554,6 +579,64 @@ class Ledger:
             stmt = stmt.where(table.c.canvas_course_id.in_(sorted({int(c) for c in course_ids})))
         with self._write() as conn:
             return conn.execute(stmt).rowcount
+
+    # ---- teacher digests
+
+    def last_sent_digests(self, teacher_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Per teacher, the last digest actually sent (any run): its fingerprint, findings
+        count, sent_at and run_id. Teachers never sent one are absent."""
+        table = TeacherDigest.__table__
+        wanted = sorted({int(t) for t in teacher_ids})
+        out: dict[int, dict[str, Any]] = {}
+        cols = [table.c.teacher_id, table.c.fingerprint, table.c.findings, table.c.sent_at, table.c.run_id]
+        with self.engine.connect() as conn:
+            for batch in _batches(wanted, IN_BATCH):
+                query = (sa.select(*cols).where(table.c.teacher_id.in_(batch), table.c.mode == "send",
+                                               table.c.status == "sent").order_by(table.c.sent_at, table.c.id))
+                for row in conn.execute(query).mappings():
+                    out[int(row["teacher_id"])] = dict(row)  # ordered: the last one wins
+        return out
+
+    def claim_digest(self, run_id: str, teacher_id: int, *, mode: str, email: str, fingerprint: str,
+                     findings: int, course_ids: Sequence[int], reason: str | None, now: datetime) -> bool:
+        """Take this run's digest to this teacher: True when the caller is to send (or write)
+        it now; False when this run already sent it, or an earlier attempt may have (status
+        ``sending``: at most once, never twice). A digest that failed in an earlier attempt of
+        this run is claimed again."""
+        table = TeacherDigest.__table__
+        key = (table.c.run_id == run_id) & (table.c.teacher_id == int(teacher_id)) & (table.c.mode == mode)
+        values = {"email": email, "fingerprint": fingerprint, "findings": int(findings),
+                  "course_ids": [int(c) for c in course_ids], "reason": reason, "created_at": _utc(now),
+                  "status": "sending", "sent_at": None, "error": None}
+        with self._write() as conn:
+            status = conn.execute(sa.select(table.c.status).where(key)).scalar()
+            if status is None:
+                conn.execute(sa.insert(table).values(run_id=run_id, teacher_id=int(teacher_id), mode=mode, **values))
+                return True
+            if status in ("sent", "sending", "previewed"):
+                return False
+            conn.execute(sa.update(table).where(key).values(**values))
+            return True
+
+    def finish_digest(self, run_id: str, teacher_id: int, *, mode: str, status: str, at: datetime,
+                      error: str | None = None) -> None:
+        """Record how a claimed digest ended: ``sent``, ``previewed`` or ``failed`` (with why)."""
+        if status not in ("sent", "previewed", "failed"):
+            raise ValueError(f"unknown digest status {status!r}")
+        table = TeacherDigest.__table__
+        stmt = (sa.update(table)
+                .where(table.c.run_id == run_id, table.c.teacher_id == int(teacher_id), table.c.mode == mode)
+                .values(status=status, sent_at=_utc(at) if status != "failed" else None, error=error))
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise LookupError(f"no digest of run {run_id!r} to teacher {teacher_id} was claimed")
+
+    def digests(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's digests, by teacher."""
+        table = TeacherDigest.__table__
+        query = sa.select(table).where(table.c.run_id == run_id).order_by(table.c.teacher_id, table.c.mode)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     # ---- shared bulk paths
 

@@ -14,9 +14,10 @@ from alembic.migration import MigrationContext
 
 from canvas_aspen.ledger import MIGRATIONS_DIR, VERSION_TABLE, Base, Ledger, default_sqlite_url
 
+HEAD = "0002"
 TABLES = {
     "runs", "posted_results", "result_history", "posted_line_items", "line_item_history",
-    "findings", "course_leases",
+    "findings", "course_leases", "teacher_digests",
 }
 
 
@@ -35,14 +36,14 @@ def test_migrate_from_empty_creates_every_table_at_head(ledger_url: str) -> None
         assert _tables(ledger) == set()
         ledger.migrate()
         assert _tables(ledger) == TABLES | {VERSION_TABLE}
-        assert _version(ledger) == "0001"
+        assert _version(ledger) == HEAD
     finally:
         ledger.dispose()
 
 
 def test_migrate_twice_is_a_no_op(ledger: Ledger) -> None:
     ledger.migrate()
-    assert _version(ledger) == "0001"
+    assert _version(ledger) == HEAD
     assert _tables(ledger) == TABLES | {VERSION_TABLE}
 
 
@@ -77,7 +78,7 @@ def test_concurrent_migrations_from_empty_both_succeed(ledger_url: str) -> None:
         t.join(timeout=120)
     try:
         assert errors == []
-        assert _version(ledgers[0]) == "0001"
+        assert _version(ledgers[0]) == HEAD
     finally:
         for lg in ledgers:
             lg.dispose()
@@ -88,7 +89,7 @@ def test_shipped_alembic_ini_upgrades_from_the_command_line(ledger_url: str) -> 
     command.upgrade(config, "head")
     ledger = Ledger(ledger_url)
     try:
-        assert _version(ledger) == "0001"
+        assert _version(ledger) == HEAD
         assert TABLES <= _tables(ledger)
     finally:
         ledger.dispose()
@@ -124,7 +125,7 @@ def test_a_ledger_opened_while_another_writes_a_fresh_sqlite_file_waits_for_it(t
         t0 = time.monotonic()
         ledger.migrate()
         assert time.monotonic() - t0 >= 0.4  # it did wait for the writer
-        assert _version(ledger) == "0001"
+        assert _version(ledger) == HEAD
         with ledger.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
