@@ -130,3 +130,102 @@ class StubServer:
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
+
+
+# ==================== scripted answers shared by the hook tests
+
+
+def scripted(*answers):
+    """A handler answering the given answers in order, then repeating the last one."""
+    queue = list(answers)
+    lock = threading.Lock()
+
+    def handler(req: Req):
+        with lock:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return handler
+
+
+def canvas_pages(total: int, per_page: int, *, path: str):
+    def handler(req: Req):
+        assert req.headers.get("Authorization") == f"Bearer {CANVAS_TOKEN}"
+        page = int(req.q("page") or 1)
+        size = int(req.q("per_page") or per_page)
+        items = [{"id": i} for i in range((page - 1) * size, min(total, page * size))]
+        last = max(1, -(-total // size))
+        base = f"http://{req.headers['Host']}{path}"
+        links = [
+            f'<{base}?page={page}&per_page={size}>; rel="current"',
+            f'<{base}?page=1&per_page={size}>; rel="first"',
+        ]
+        if page < last:
+            links.insert(0, f'<{base}?page={page + 1}&per_page={size}>; rel="next"')
+        return js(200, items, {"Link": ", ".join(links), "X-Rate-Limit-Remaining": "700.0"})
+
+    return handler
+
+
+class AspenStub:
+    """Token endpoint + OneRoster collections with limit/offset, tokens that expire on demand."""
+
+    def __init__(self, *, expires_in: int = 3600, items: int = 0, error_style: str = "json"):
+        self.expires_in = expires_in
+        self.items = [{"sourcedId": f"li-{i}", "title": f"t{i}"} for i in range(items)]
+        self.valid: set[str] = set()
+        self.issued = 0
+        self.error_style = error_style
+        self.put_bodies: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+
+    def revoke_all(self) -> None:
+        with self.lock:
+            self.valid.clear()
+
+    def __call__(self, req: Req):
+        if req.path == "/oauth/rest/v2.0/auth":
+            form = dict(parse_qsl(req.body.decode()))
+            if form != {
+                "grant_type": "client_credentials",
+                "client_id": ASPEN_CLIENT_ID,
+                "client_secret": ASPEN_SECRET,
+            }:
+                return js(401, {"error": "invalid_client"})
+            with self.lock:
+                self.issued += 1
+                token = f"access-token-{self.issued:04d}-zz"
+                self.valid.add(token)
+            return js(200, {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in})
+        token = (req.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.valid:
+            return text(401, "Unauthorized")
+        api = "/ims/oneroster/v1p1"
+        path = req.path.removeprefix(api)
+        limit, offset = int(req.q("limit") or 100), int(req.q("offset") or 0)
+        if req.method == "GET" and path == "/classes/c%201/lineItems":
+            return js(200, {"lineItems": self.items[offset : offset + limit]})
+        if req.method == "GET" and path == "/gradingPeriods":
+            return js(200, {"gradingPeriods": [{"sourcedId": "gp1"}][offset : offset + limit]})
+        if req.method == "GET" and path == "/categories":
+            return js(200, {"categories": [{"sourcedId": "cat1", "filter": req.q("filter")}]})
+        if req.method == "PUT" and path.startswith("/lineItems/"):
+            body = req.json()
+            if body["lineItem"].get("category", {}).get("sourcedId") == "missing":
+                if self.error_style == "json":
+                    return js(
+                        400,
+                        {
+                            "imsx_codeMajor": "failure",
+                            "imsx_severity": "error",
+                            "imsx_description": "Grading Category Not Found",
+                        },
+                    )
+                return text(400, "Grading Category Not Found")
+            self.put_bodies.append((path, body))
+            return js(201, body)
+        if req.method == "PUT" and path.startswith("/results/"):
+            self.put_bodies.append((path, req.json()))
+            return 204, {}, b""
+        if req.method == "DELETE" and path.startswith("/lineItems/"):
+            return (204, {}, b"") if path.endswith("/li-1") else text(404, "Not Found")
+        return text(404, f"no route {req.method} {path}")
