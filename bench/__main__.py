@@ -22,7 +22,9 @@ DEFAULT_SLOTS = 4  # an Airflow worker's task slots; the DAG's pools allow one C
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--size", default="M", choices=sorted(SIZES), help="district size (default M)")
-    p.add_argument("--shards", type=int, default=8, help="shards per stage, as CANVAS_ASPEN_SHARDS (default 8)")
+    p.add_argument("--shards", type=int, default=8, help="the most shards, as CANVAS_ASPEN_SHARDS (default 8)")
+    p.add_argument("--courses-per-shard", type=int, default=10,
+                   help="as CANVAS_ASPEN_COURSES_PER_SHARD (default 10): fewer shards for a small district")
     p.add_argument("--slots", type=int, default=DEFAULT_SLOTS,
                    help=f"task slots of the Airflow worker the runs model (default {DEFAULT_SLOTS}; 1: stage after "
                         "stage, each over every shard, in one process)")
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     def session(scenario: Path, ledger: Path | None) -> runner.Session:
         work = runner.new_workdir(args.workdir)
         return runner.Session(size, work, scenario=scenario, ledger_src=ledger, shards=args.shards,
+                              courses_per_shard=args.courses_per_shard,
                               data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level,
                               code=args.code, slots=args.slots)
 

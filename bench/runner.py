@@ -69,11 +69,12 @@ class Session:
     """One sandbox and one ledger, the runs measured one after the other."""
 
     def __init__(self, size: Size, work: Path, *, scenario: Path, ledger_src: Path | None, shards: int,
-                 cap: int = DEFAULT_CAP, data_docs: bool = True, profile_dir: Path | None = None,
+                 courses_per_shard: int = 1, cap: int = DEFAULT_CAP, data_docs: bool = True, profile_dir: Path | None = None,
                  log_level: str = "WARNING", code: Path | None = None, slots: int = 1) -> None:
         from sandbox.control import Sandbox
 
         self.size, self.work, self.shards, self.cap, self.slots = size, work, shards, cap, slots
+        self.courses_per_shard = courses_per_shard
         self.data_docs, self.profile_dir, self.log_level = data_docs, profile_dir, log_level
         self.code = code  # another checkout's plugins/ and expectations/ (before/after comparisons)
         self.scenario = scenario
@@ -129,6 +130,7 @@ class Session:
         self.sb.reset_stats()
         run_id = f"bench-{self.size.name}-{label}-{int(time.time())}"
         spec = {"env": self.env(cap), "run_id": run_id, "params": params or {}, "shards": self.shards,
+                "courses_per_shard": self.courses_per_shard,
                 "ledger_url": f"sqlite:///{self.ledger}", "stage_root": f"file://{self.work / 'stage'}",
                 "reports_dir": str(self.work / "reports"), "mode": mode,
                 "log_level": self.log_level, "slots": self.slots}

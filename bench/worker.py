@@ -85,7 +85,8 @@ class _Stages:
     def plan(self) -> list[int]:
         self.ledger.migrate()
         self.ledger.start_run(self.run_id, params=self.params, dry_run=self.params["dry_run"], started_at=self.started)
-        shards = self.stages.plan(*self.hooks(), self.run_dir, params=self.params, shard_count=self.spec["shards"])
+        shards = _call(self.stages.plan, *self.hooks(), self.run_dir, params=self.params,
+                       shard_count=self.spec["shards"], courses_per_shard=self.spec.get("courses_per_shard", 1))
         return [s["shard"] for s in shards]
 
     def call(self, stage: str, k: int) -> Any:

@@ -21,6 +21,7 @@ def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shar
     env = dict(os.environ, PYTHONPATH=str(repo_root))
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--size", "XS", "--runs", "no-change", "--shards", str(shards),
+         "--courses-per-shard", "1",
          "--slots", str(slots), "--no-data-docs", "--no-record", "--cache", str(tmp_path / "cache"),
          "--workdir", str(tmp_path)],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)

@@ -18,7 +18,8 @@ def _airflow_home() -> Path:
 @dataclass(frozen=True)
 class Settings:
     airflow_home: Path
-    shard_count: int
+    shard_count: int  # the most shards a run is split into
+    courses_per_shard: int  # fewer courses than this per shard only when shard_count caps it
     stage_root: str  # an ObjectStoragePath URL: file:///… by default, s3://… on a cluster
     reports_dir: Path
     timezone: str
@@ -34,6 +35,7 @@ class Settings:
         return cls(
             airflow_home=home,
             shard_count=max(1, int(env("CANVAS_ASPEN_SHARDS", "8"))),
+            courses_per_shard=max(1, int(env("CANVAS_ASPEN_COURSES_PER_SHARD", "10"))),
             stage_root=env("CANVAS_ASPEN_STAGE_ROOT") or f"file://{home / 'canvas_aspen' / 'stage'}",
             reports_dir=Path(env("CANVAS_ASPEN_REPORTS_DIR") or home / "canvas_aspen" / "reports"),
             timezone=env("CANVAS_ASPEN_TIMEZONE", "America/New_York"),

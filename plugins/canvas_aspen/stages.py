@@ -140,8 +140,20 @@ def _add_course_errors(sd: Any, errors: dict[str, str]) -> None:
 
 # ---------------------------------------------------------------------------- plan
 
-def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: int) -> list[dict[str, Any]]:
-    """Which courses this run covers, split into shards; Aspen's grading periods once."""
+def shards_for(courses: int, *, max_shards: int, courses_per_shard: int) -> int:
+    """How many shards a run of ``courses`` courses gets: one per ``courses_per_shard``
+    courses (rounded up), at most ``max_shards``, one at least when there is a course. Each
+    shard costs a task instance per stage (scheduling, a process, a Great Expectations gate):
+    three courses in eight shards would pay that eight times for a few seconds of work."""
+    if courses <= 0:
+        return 0
+    return max(1, min(max_shards, -(-courses // max(1, courses_per_shard))))
+
+
+def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: int,
+         courses_per_shard: int = 1) -> list[dict[str, Any]]:
+    """Which courses this run covers, split into at most ``shard_count`` shards of about
+    ``courses_per_shard`` courses or more (:func:`shards_for`); Aspen's grading periods once."""
     wanted = [int(c) for c in params.get("course_ids") or []]
     if wanted:
         courses = canvas.map_concurrent(canvas.get_course, wanted, on_error="raise")
@@ -150,7 +162,7 @@ def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: in
     courses = [c for c in courses if c.get("workflow_state") not in ("deleted",)]
     course_ids = sorted({int(c["id"]) for c in courses})
     periods = aspen.list_grading_periods()
-    n = max(1, min(shard_count, len(course_ids))) if course_ids else 0
+    n = shards_for(len(course_ids), max_shards=shard_count, courses_per_shard=courses_per_shard)
     shards = [course_ids[k::n] for k in range(n)]
     storage.private_run_dir(run_dir)  # stage files hold SIS ids and scores: owner-only (local paths)
     storage.write_json(run_dir / "plan.json", {

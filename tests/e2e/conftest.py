@@ -66,6 +66,7 @@ def _runner(dag, base: Path, mp: pytest.MonkeyPatch, *, whole: bool = False):
     mp.setenv("CANVAS_ASPEN_STAGE_ROOT", f"file://{base / 'stage'}")
     mp.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
     mp.setenv("CANVAS_ASPEN_SHARDS", "2")
+    mp.setenv("CANVAS_ASPEN_COURSES_PER_SHARD", "1")  # two shards of the demo's three courses
     mp.setenv("AIRFLOW_CONN_CANVAS_ASPEN_LEDGER", json.dumps(
         {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{base / 'ledger.db'}"}}))
     runner = Runner(dag, reports)

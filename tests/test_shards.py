@@ -1,0 +1,42 @@
+"""A run is split into as many shards as its courses need: a small district is not paid eight
+times over (a task instance per stage per shard), a large one is still split at most
+``CANVAS_ASPEN_SHARDS`` ways."""
+
+import pytest
+
+from canvas_aspen import stages, storage
+from canvas_aspen.settings import Settings
+
+
+class _Hooks:
+    def __init__(self, courses: int):
+        self.courses = [{"id": 100 + k, "workflow_state": "available"} for k in range(courses)]
+
+    def list_courses(self):
+        return self.courses
+
+    def list_grading_periods(self):
+        return []
+
+
+@pytest.mark.parametrize(("courses", "shards"), [(0, 0), (1, 1), (3, 1), (10, 1), (11, 2), (40, 4), (43, 5),
+                                                  (79, 8), (300, 8)])
+def test_shard_count_fits_the_district(courses, shards):
+    assert stages.shards_for(courses, max_shards=8, courses_per_shard=10) == shards
+
+
+def test_plan_splits_a_three_course_district_into_one_shard_and_a_large_one_into_the_maximum(tmp_path):
+    small = stages.plan(_Hooks(3), _Hooks(3), tmp_path / "small", params={}, shard_count=8, courses_per_shard=10)
+    assert small == [{"shard": 0, "courses": 3}]
+    large = stages.plan(_Hooks(300), _Hooks(300), tmp_path / "large", params={}, shard_count=8,
+                        courses_per_shard=10)
+    assert [s["courses"] for s in large] == [38, 38, 38, 38, 37, 37, 37, 37]
+    plan = storage.read_json(tmp_path / "large" / "plan.json")
+    assert sorted(c for shard in plan["shards"] for c in shard) == plan["course_ids"]  # every course once
+
+
+def test_settings_default_to_ten_courses_per_shard_and_read_the_environment(monkeypatch):
+    monkeypatch.delenv("CANVAS_ASPEN_COURSES_PER_SHARD", raising=False)
+    assert Settings.from_env().courses_per_shard == 10
+    monkeypatch.setenv("CANVAS_ASPEN_COURSES_PER_SHARD", "1")
+    assert Settings.from_env().courses_per_shard == 1
