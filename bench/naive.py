@@ -47,6 +47,7 @@ def run(spec: dict[str, Any], clock: HttpClock, sampler: RssSampler) -> dict[str
                 except Exception:  # noqa: BLE001 - the naive client just moves on
                     categories[class_id] = []
             df = match.apply_matches(df, match.match_table(df, categories, {}), {})
+            df["aspen_student_id"] = df["student_sis_id"]  # the naive client: Canvas's SIS id is Aspen's id
         with timer.stage("post"):
             for r in df.drop_duplicates("line_item_id").to_dict("records"):
                 counts["line_items"] += 1

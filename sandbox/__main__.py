@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="N, or a distribution 'count:weight,...' (default 1:0.7,2:0.27,3:0.03)")
     gen.add_argument("--messiness", type=float, default=1.0, help="scale of the messy cases (0: a clean district)")
     gen.add_argument("--lock-periods", default="", help="comma-separated grading periods to lock, e.g. Q1")
+    gen.add_argument("--aspen-student-ids", action="store_true",
+                     help="Aspen users get Aspen-style sourcedIds (std_000123); Canvas sis_user_id = their identifier")
     gen.add_argument("-o", "--output", required=True)
 
     check = sub.add_parser("check", help="load and check a scenario, print its size")
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         data = generate(courses=args.courses, students_per_section=args.students_per_section,
                         assignments=args.assignments, seed=args.seed, sections_per_course=args.sections_per_course,
                         messiness=args.messiness,
-                        lock_periods=[p for p in args.lock_periods.split(",") if p])
+                        lock_periods=[p for p in args.lock_periods.split(",") if p],
+                        aspen_student_ids=args.aspen_student_ids)
         write(data, args.output)
         print(json.dumps(dict(data["stats"], seconds=round(time.perf_counter() - started, 2), output=args.output)))
         return 0

@@ -221,7 +221,8 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
         payload = await _payload(request)
         created, body = state().put_line_item(
             sourced_id, payload, require_due_date=settings.aspen_require_due_date,
-            due_in_period=settings.aspen_check_due_date_in_period, store=not faults.lose_write())
+            due_in_period=settings.aspen_check_due_date_in_period, store=not faults.lose_write(),
+            column_code_length=settings.aspen_column_code_length if settings.aspen_unique_column_codes else None)
         return json_response({"lineItem": body}, 201 if created else 200)
 
     @api.put("/results/{sourced_id}")

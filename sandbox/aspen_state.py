@@ -35,6 +35,12 @@ def not_found(what: str, sourced_id: Any) -> AspenError:
     return AspenError(404, "unknownobject", f"{what} Not Found: {sourced_id}")
 
 
+def column_code(title: str, length: int = 10) -> str:
+    """Aspen's gradebook column code of a line item: the first ``length`` characters of its
+    title, trimmed; unique per class, compared without regard to case."""
+    return title.strip()[:length].strip().casefold()
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -189,7 +195,8 @@ class AspenState:
         return {"sourcedId": sid, "status": "active", "dateLastModified": "2025-08-20T12:00:00.000Z",
                 "username": u.get("username", sid.lower()), "userIds": [], "enabledUser": True,
                 "givenName": u.get("givenName", ""), "familyName": u.get("familyName", ""), "middleName": None,
-                "role": "student", "identifier": sid, "email": u.get("email"), "sms": None, "phone": None,
+                "role": "student", "identifier": u.get("identifier", sid), "email": u.get("email"),
+                "sms": None, "phone": None,
                 "agents": [], "orgs": [], "grades": []}
 
     def line_item_json(self, li: LineItem) -> dict:
@@ -269,7 +276,11 @@ class AspenState:
     # --- the writes Aspen validates ----------------------------------------------------------
 
     def put_line_item(self, sid: str, payload: Any, *, require_due_date: bool = True,
-                      due_in_period: bool = False, store: bool = True) -> tuple[bool, dict]:
+                      due_in_period: bool = False, store: bool = True,
+                      column_code_length: int | None = 10) -> tuple[bool, dict]:
+        """Create or replace a line item. ``column_code_length``: Aspen makes the first that many
+        characters of the title the class's gradebook column code and refuses a second line item
+        with the same code in the class (None: no such check)."""
         body = _unwrap(payload, "lineItem", sid)
         title = body.get("title")
         if not isinstance(title, str) or not title.strip():
@@ -306,11 +317,21 @@ class AspenState:
                 raise invalid(f"dueDate {due} is outside grading period {gp_id}")
         if body.get("status", "active") not in ("active", "tobedeleted"):
             raise invalid(f"status {body.get('status')!r}")
+        if column_code_length is not None and body.get("status", "active") == "active":
+            self._check_column_code(sid, class_id, title, column_code_length)
         li = self._line_item_from(sid, {**body, "resultValueMin": lo}, oneroster_time())
         created = sid not in self.line_items
         if store:
             self._store_line_item(li)
         return created, self.line_item_json(li)
+
+    def _check_column_code(self, sid: str, class_id: str, title: str, length: int) -> None:
+        """Aspen: ``GB column name "…" already exists`` when another live line item of the class
+        has the same column code (the line item itself, replaced under its own sourcedId, is fine)."""
+        code = column_code(title, length)
+        for other in self.class_line_items.get(class_id, {}).values():
+            if other.sourcedId != sid and other.status != "tobedeleted" and column_code(other.title, length) == code:
+                raise AspenError(422, "invaliddata", f'GB column name "{title.strip()[:length].strip()}" already exists')
 
     def put_result(self, sid: str, payload: Any, *, store: bool = True) -> tuple[bool, dict]:
         body = _unwrap(payload, "result", sid)

@@ -121,7 +121,10 @@ class _Gen:
 
 def generate(courses: int, students_per_section: int, assignments: int, seed: int = 0,
              sections_per_course: str = "1:0.7,2:0.27,3:0.03", messiness: float = 1.0,
-             lock_periods: list[str] | None = None) -> dict[str, Any]:
+             lock_periods: list[str] | None = None, aspen_student_ids: bool = False) -> dict[str, Any]:
+    """A generated district. ``aspen_student_ids``: Aspen's users get Aspen-style sourcedIds
+    (``std_000123``) and carry the Canvas ``sis_user_id`` as their ``identifier``
+    (``sandbox.student_ids``)."""
     if courses < 1 or students_per_section < 1 or assignments < 0:
         raise ValueError("courses and students per section must be >= 1, assignments >= 0")
     g = _Gen(seed, messiness)
@@ -231,6 +234,11 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
     }
     scenario["stats"] = {"courses": courses, "sections": sum(n_sections), "aspen_classes": len(aspen_classes),
                          "students": len(users), "submissions": submissions_total}
+    if aspen_student_ids:
+        from sandbox.student_ids import aspen_style_student_ids
+
+        scenario = aspen_style_student_ids(scenario)
+        scenario["generated"]["params"]["aspen_student_ids"] = True
     return scenario
 
 

@@ -37,6 +37,8 @@ class Settings:
     aspen_total_count_header: bool = False  # X-Total-Count (unverified for Aspen)
     aspen_require_due_date: bool = True  # a line item without dueDate is a Validation Exception
     aspen_check_due_date_in_period: bool = False  # dueDate must fall in the gradingPeriod (unverified)
+    aspen_unique_column_codes: bool = True  # the first characters of a title are the class's GB column code
+    aspen_column_code_length: int = 10  # how many (Aspen: 10)
 
     # Settings that only take effect at start (routes are mounted under them).
     START_ONLY: ClassVar[tuple[str, ...]] = ("aspen_token_path", "aspen_api_path")
@@ -63,6 +65,8 @@ class Settings:
                 raise ValueError(f"{key} must start with '/' and not end with '/'")
         if self.aspen_max_limit < 1 or self.canvas_max_per_page < 1:
             raise ValueError("page size limits must be >= 1")
+        if self.aspen_column_code_length < 1:
+            raise ValueError("aspen_column_code_length must be >= 1")
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from canvas_aspen import match
+from canvas_aspen import match, students
 
 CATS = [match.Category("CAT-HW", "Homework", 30.0), match.Category("CAT-QZ", "Quizzes", 40.0),
         match.Category("CAT-PRJ", "Projects", 30.0)]
@@ -49,8 +49,9 @@ def test_R16_roster_membership_is_flagged_per_row():
     rows = pd.DataFrame({"aspen_class_id": ["A", "A", None], "group_id": [1, 1, 1],
                          "group_name": ["Quizzes"] * 3, "student_sis_id": ["S1", "S2", "S1"]})
     table = match.match_table(rows, {"A": CATS})
-    out = match.apply_matches(rows, table, {"A": {"S1"}})
+    out = match.apply_matches(rows, table, {"A": students.roster([{"sourcedId": "S1"}])})
     assert out["in_roster"].tolist() == [True, False, False]
+    assert out["aspen_student_id"].tolist() == ["S1", None, None]
     assert out["category_sourced_id"].tolist()[:2] == ["CAT-QZ", "CAT-QZ"]
 
 

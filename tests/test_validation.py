@@ -52,6 +52,8 @@ def rows_frame(n: int = 6) -> pd.DataFrame:
         "category_suggestion": pd.Series([None] * n, dtype=object),
         "aspen_categories": "Tests, Homework",
         "in_roster": pd.Series([True] * n, dtype=object),
+        "roster_ambiguous": pd.Series([False] * n, dtype=bool),
+        "roster_candidates": pd.Series([None] * n, dtype=object),
     })
 
 
@@ -127,6 +129,7 @@ BLOCKING_CASES = {
     "R2-category-mismatch": ("match", "category_sourced_id", None, "category_mismatch"),
     "R16-not-in-roster": ("match", "in_roster", False, "student_not_in_aspen_class"),
     "R16-roster-unknown": ("match", "in_roster", None, "student_not_in_aspen_class"),
+    "R22-ambiguous-student": ("match", "roster_ambiguous", True, "ambiguous_student"),
 }
 
 
@@ -139,6 +142,17 @@ def test_rules_each_blocking_expectation_holds_back_exactly_the_failing_rows(cas
     assert {f["kind"] for f in gate.findings} == {kind}
     assert gate.statistics[suite]["flagged_rows"] == len(failing)
     assert all(gate.statistics[s]["flagged_rows"] == 0 for s in ROWS_SUITES if s != suite)
+
+
+def test_r22_ambiguous_student_finding_names_the_class_student_and_candidates():
+    frame = with_values(rows_frame(), "roster_ambiguous", {102}, True)
+    frame = with_values(frame, "roster_candidates", {102}, "std_000101, std_000102")
+    gate = run_gate(frame, ["match"], run_name="ambiguous")
+    assert gate.held_back == {102: ["ambiguous_student"]}
+    (found,) = gate.findings
+    assert (found["kind"], found["rule"], found["severity"]) == ("ambiguous_student", "R22", "error")
+    assert (found["aspen_class_id"], found["student_sis_id"]) == ("CLS-A", "S2")
+    assert found["value"] == "std_000101, std_000102"
 
 
 def test_R4_exempt_rows_with_null_score_pass():
@@ -286,6 +300,7 @@ def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
     frame.loc[pick(0.02), "grading_period_locked"] = True
     frame.loc[pick(0.03), "category_sourced_id"] = None
     frame.loc[pick(0.02), "in_roster"] = False
+    frame.loc[pick(0.02), "roster_ambiguous"] = True
 
     score, points = frame["score"], frame["points_possible"]
     finite = np.isfinite(score)
@@ -303,6 +318,8 @@ def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
         "no_points_possible": points.isna() | (points <= 0),
         "category_mismatch": frame["category_sourced_id"].isna() & frame["aspen_class_id"].notna(),
         "student_not_in_aspen_class": frame["in_roster"].ne(True) & frame["aspen_class_id"].notna()
+        & frame["student_sis_id"].notna(),
+        "ambiguous_student": frame["roster_ambiguous"] & frame["aspen_class_id"].notna()
         & frame["student_sis_id"].notna(),
     }
     expected: dict[int, set[str]] = {}

@@ -1,6 +1,6 @@
 """The fixed vocabulary of finding kinds, and the one way to make a finding.
 
-Every finding names its rule (R1-R18 of domain.md) and a severity: ``error`` means the
+Every finding names its rule (R1-R22 of domain.md) and a severity: ``error`` means the
 grade was held back or failed; ``warning`` means it is reported and the grade still goes.
 Findings never carry a student's name: students appear by SIS id only.
 """
@@ -24,6 +24,7 @@ KINDS: dict[str, tuple[str, str, int]] = {
     "student_without_sis_id": ("R16", "error", 10),
     "section_without_sis_id": ("R16", "error", 11),
     "student_not_in_aspen_class": ("R16", "error", 12),
+    "ambiguous_student": ("R22", "error", 12),
     "aspen_edited": ("R9", "warning", 13),
     "cleared_in_canvas": ("R7", "warning", 14),
     "orphaned_line_item": ("R10", "warning", 15),
@@ -31,6 +32,7 @@ KINDS: dict[str, tuple[str, str, int]] = {
     "weight_mismatch": ("R13", "warning", 17),
     "unweighted_group": ("R13", "warning", 18),
     "imported_assignments_group": ("R14", "warning", 19),
+    "column_code_collision": ("R21", "warning", 20),
 }
 
 FIELDS = (

@@ -19,11 +19,14 @@ import csv
 import difflib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from canvas_aspen import students
 
 IMPORTED_GROUP = "imported assignments"
 
@@ -125,19 +128,15 @@ def match_table(
     ])
 
 
-def apply_matches(rows: pd.DataFrame, table: pd.DataFrame, rosters: dict[str, set[str]]) -> pd.DataFrame:
-    """The rows with their category columns and ``in_roster`` (is the student on the
-    Aspen class's roster; R16)."""
+def apply_matches(rows: pd.DataFrame, table: pd.DataFrame, rosters: Mapping[str, students.Roster]) -> pd.DataFrame:
+    """The rows with their category columns and the roster match (``students.apply``:
+    ``in_roster`` for R16, ``aspen_student_id`` and ``roster_ambiguous`` for R22)."""
     drop = [c for c in table.columns if c in rows.columns and c not in ("aspen_class_id", "group_id")]
     # one dtype for the keys on both sides (an empty frame read back from parquet has float64 columns)
     keys = {"aspen_class_id": object, "group_id": rows["group_id"].dtype}
     merged = rows.drop(columns=drop).astype({"aspen_class_id": object}).merge(
         table.astype(keys), on=["aspen_class_id", "group_id"], how="left")
-    merged["in_roster"] = [
-        bool(sis) and sis in rosters.get(cls, ()) if isinstance(cls, str) else False
-        for cls, sis in zip(merged["aspen_class_id"], merged["student_sis_id"], strict=True)
-    ]
-    return merged
+    return students.apply(merged, rosters)
 
 
 def groups_frame(rows: pd.DataFrame) -> pd.DataFrame:

@@ -38,10 +38,17 @@ LINE_ITEM_FIELDS = ("line_item_id", "assignment_id", "assignment_name", "group_n
                     "aspen_class_id", "category_sourced_id", "grading_period_id", "points_possible")
 
 
-def line_item_body(row: dict[str, Any]) -> dict[str, Any]:
+def line_item_title(row: dict[str, Any]) -> str:
+    """The title from the Canvas name (Aspen requires one; at most 255 characters)."""
     title = str(row["assignment_name"] or "")[:255]
-    if not title.strip():  # Aspen requires a title; Canvas sent none
+    if not title.strip():  # Canvas sent none
         title = f"Canvas assignment {row['assignment_id']}"
+    return title
+
+
+def line_item_body(row: dict[str, Any], title: str | None = None) -> dict[str, Any]:
+    """``title``: the title to send when it is not the Canvas name's (R21, ``column_codes``)."""
+    title = title if title is not None else line_item_title(row)
     return {
         "sourcedId": row["line_item_id"],
         "status": "active",
@@ -64,7 +71,7 @@ def result_body(row: dict[str, Any], score_date: datetime) -> dict[str, Any]:
         "sourcedId": row["result_id"],
         "status": "active",
         "lineItem": _ref(row["line_item_id"], "lineItem"),
-        "student": _ref(row["student_sis_id"], "user"),
+        "student": _ref(row["aspen_student_id"], "user"),  # the roster user's sourcedId (R22)
         "scoreStatus": row["score_status"],
         "scoreDate": iso(row.get("graded_at")) or iso(score_date),
     }

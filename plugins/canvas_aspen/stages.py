@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from canvas_aspen import deltas, ids, match, oneroster, rows, rules, storage
+from canvas_aspen import column_codes, deltas, ids, match, oneroster, rows, rules, storage, students
 from canvas_aspen.errors import ApiError
 from canvas_aspen.findings import finding
 
@@ -342,9 +342,11 @@ def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | No
 # ---------------------------------------------------------------------------- match
 
 def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str, str]],
-                docs_dir: Any | None = None) -> dict[str, Any]:
-    """R2: categories of every Aspen class of the shard; rosters (R16); the match and
-    advice suites (R2, R13, R14)."""
+                docs_dir: Any | None = None, student_id_field: str | None = None) -> dict[str, Any]:
+    """R2: categories of every Aspen class of the shard; rosters (R16, R22: keyed by the Aspen
+    connection's ``student_id_field`` unless given); the match and advice suites (R2, R13,
+    R14, R22)."""
+    field = student_id_field or aspen.student_id_field
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
@@ -356,7 +358,7 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
             _fail_class(df, sd, class_id, ["eligible", "held_back", "failed"], answer)
             continue
         categories[class_id] = answer[0]
-        rosters[class_id] = {str(u.get("sourcedId")) for u in answer[1]}
+        rosters[class_id] = students.roster(answer[1], field)
 
     table = match.match_table(df, categories, mappings)
     df = match.apply_matches(df, table, rosters)
@@ -369,16 +371,19 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-match.json", result.findings + advice.findings)
     counts = df["bucket"].value_counts().to_dict()
-    log.info("match shard %d: %d classes, kinds %s, buckets %s", shard, len(classes),
-             dict(Counter(table["match_kind"])), counts)
+    log.info("match shard %d: %d classes, kinds %s, students by %s: %d ambiguous, buckets %s", shard, len(classes),
+             dict(Counter(table["match_kind"])), field, int(df["roster_ambiguous"].sum()), counts)
     return {"shard": shard, "classes": len(classes), "buckets": counts}
 
 
 # ---------------------------------------------------------------------------- deltas
 
-def _line_items_desired(eligible: pd.DataFrame) -> pd.DataFrame:
+def _line_items_desired(eligible: pd.DataFrame, titles: dict[str, str] | None = None) -> pd.DataFrame:
+    """One line item body per line item of the eligible rows; ``titles`` (R21) where given."""
     firsts = eligible.drop_duplicates("line_item_id")
-    bodies = [oneroster.line_item_body(r) for r in firsts[list(oneroster.LINE_ITEM_FIELDS)].to_dict("records")]
+    titles = titles or {}
+    bodies = [oneroster.line_item_body(r, titles.get(r["line_item_id"]))
+              for r in firsts[list(oneroster.LINE_ITEM_FIELDS)].to_dict("records")]
     return pd.DataFrame({
         "line_item_id": firsts["line_item_id"].to_numpy(),
         "aspen_class_id": firsts["aspen_class_id"].to_numpy(),
@@ -396,9 +401,12 @@ def _aspen_results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) -> dict[str, Any]:
+def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool,
+                 column_code_length: int | None = None) -> dict[str, Any]:
     """R8, R9, R7 (cleared), R10: what Aspen holds now and what we posted before, against
-    what Canvas says; only the difference is posted."""
+    what Canvas says; only the difference is posted. R21: line item titles unique in each
+    class's gradebook column codes (the Aspen connection's ``column_code_length`` unless given)."""
+    length = aspen.column_code_length if column_code_length is None else column_code_length
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     bundles = storage.read_json(sd / "courses.json")
@@ -428,13 +436,19 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool) 
         adopt=decided.actions.index.isin(decided.adopt.index))
     findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
 
-    desired = _line_items_desired(eligible)
     items_now = pd.DataFrame({
         "line_item_id": [li.get("sourcedId") for li in aspen_items],
         "aspen_class_id": [li["_class"] for li in aspen_items],
         "title": [li.get("title") for li in aspen_items],
         "status": [li.get("status") for li in aspen_items],
     })
+    taking_part = column_codes.participants(df[df["bucket"].ne("failed")], oneroster.line_item_title)
+    titles = column_codes.unique_titles(taking_part, items_now, length)
+    desired = _line_items_desired(eligible, titles.titles)
+    sent = taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])].merge(
+        desired[["line_item_id", "canvas_course_id"]], on="line_item_id").merge(
+        eligible.drop_duplicates("line_item_id")[["line_item_id", "group_name"]], on="line_item_id")
+    findings += column_codes.collision_findings(sent, titles, length)
     li_actions = deltas.line_item_actions(desired, ledger.posted_line_items(classes), items_now,
                                           full_resync=full_resync)
     assignment_ids = {

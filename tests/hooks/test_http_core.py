@@ -126,7 +126,7 @@ def test_ui_field_behaviour_and_provider_info_agree():
         assert declared["hidden-fields"] == behaviour["hidden_fields"]
         assert declared["placeholders"] == behaviour["placeholders"]
     assert "account_id" in info["canvas"]["conn-fields"]
-    assert {"token_path", "api_path"} <= set(info["aspen"]["conn-fields"])
+    assert {"token_path", "api_path", "column_code_length", "student_id_field"} <= set(info["aspen"]["conn-fields"])
 
 
 def test_providers_manager_reads_the_form_declaratively():

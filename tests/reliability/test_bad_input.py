@@ -60,6 +60,8 @@ class FakeAspen:
     unknown class has none (so its grades are held back, not failed)."""
 
     stats: dict = {}  # what the stages' progress lines read from a hook
+    student_id_field = "sourcedId"  # the Aspen connection's defaults (R22, R21)
+    column_code_length = 10
 
     def __init__(self, roster: set[str], held: dict[str, tuple[list, list]] | None = None):
         self.roster = sorted(roster)

@@ -70,6 +70,7 @@ ASPEN_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "login": "OneRoster client id",
         "password": "OneRoster client secret",
         "extra": '{"token_path": "/oauth/rest/v2.0/auth", "api_path": "/ims/oneroster/v1p1", '
+        '"column_code_length": 10, "student_id_field": "sourcedId", '
         '"max_concurrency": 8, "page_size": 100, "timeout": 30, "verify": true}',
     },
 }
@@ -84,6 +85,18 @@ ASPEN_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "label": "OneRoster API path",
         "description": "Root of the OneRoster 1.1 API (default /ims/oneroster/v1p1).",
         "schema": {"type": ["string", "null"]},
+    },
+    "column_code_length": {
+        "label": "Gradebook column code length",
+        "description": "Aspen makes the first N characters of a line item's title its gradebook column code, "
+        "unique per class; colliding titles are made unique before posting (default 10; 0 = off).",
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 255},
+    },
+    "student_id_field": {
+        "label": "Student id field",
+        "description": "Which Aspen roster field equals the Canvas sis_user_id: sourcedId (default), "
+        "identifier (the student number), username or email. Results always name the roster user's sourcedId.",
+        "schema": {"type": ["string", "null"], "enum": ["sourcedId", "identifier", "username", "email", None]},
     },
     **_COMMON_EXTRA_FIELDS,
 }

@@ -7,7 +7,9 @@ Connection (type ``aspen``, default id ``aspen_default``):
 * extras – ``token_path`` (default ``/oauth/rest/v2.0/auth``), ``api_path`` (default
   ``/ims/oneroster/v1p1``), ``max_concurrency`` (8), ``page_size`` (100), ``timeout`` (30),
   ``verify`` (true), ``allow_insecure_http`` (false), ``max_attempts`` (6),
-  ``token_refresh_margin`` (60 s) and the tuning knobs of docs/connections.md.
+  ``token_refresh_margin`` (60 s) and the tuning knobs of docs/connections.md; what the
+  district's Aspen is like: ``column_code_length`` (10; R21) and ``student_id_field``
+  (``sourcedId``; R22).
 
 The access token is cached until shortly before ``expires_in``; one thread refreshes it
 while the others wait. A 401 gets one fresh token and one more try. Lists page with
@@ -40,6 +42,10 @@ from canvas_aspen.hooks._http import (
 from canvas_aspen.hooks._ui import ASPEN_UI_FIELD_BEHAVIOUR
 
 __all__ = ["ApiError", "AspenApiError", "AspenHook", "ConnectionConfigError", "parse_imsx_status"]
+
+STUDENT_ID_FIELDS = ("sourcedId", "identifier", "username", "email")
+"""The roster user fields a Canvas ``sis_user_id`` may be matched to (R22)."""
+
 
 def _path_setting(value: Any, default: str, name: str, conn_id: str) -> str:
     if value is None or str(value).strip() == "":
@@ -124,6 +130,29 @@ class AspenHook(RestApiHook):
             name="token_refresh_margin",
             conn_id=self.aspen_conn_id,
         )
+
+    @cached_property
+    def column_code_length(self) -> int:
+        """R21: how many leading characters of a line item's title Aspen makes its gradebook
+        column code (unique per class); 0 turns the check off (default 10)."""
+        return parse_number(self._extra("column_code_length"), default=10, name="column_code_length",
+                            conn_id=self.aspen_conn_id, integer=True)
+
+    @cached_property
+    def student_id_field(self) -> str:
+        """R22: the roster user field that holds what Canvas carries as ``sis_user_id``:
+        ``sourcedId`` (default), ``identifier``, ``username`` or ``email``."""
+        value = self._extra("student_id_field")
+        if value is None or str(value).strip() == "":
+            return "sourcedId"
+        by_lower = {f.lower(): f for f in STUDENT_ID_FIELDS}
+        field = by_lower.get(str(value).strip().lower())
+        if field is None:
+            raise ConnectionConfigError(
+                f"Connection {self.aspen_conn_id!r}: extra 'student_id_field' must be one of "
+                f"{', '.join(STUDENT_ID_FIELDS)} (got {str(value)[:40]!r})"
+            )
+        return field
 
     # ---- token --------------------------------------------------------------------------
 
