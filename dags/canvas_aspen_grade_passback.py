@@ -83,7 +83,8 @@ def canvas_aspen_grade_passback():
         glue.ledger(s).start_run(ctx["run_id"], params=params, dry_run=params["dry_run"],
                                  started_at=ctx["dag_run"].start_date)
         return stages.plan(canvas, aspen, glue.run_dir(s, ctx["run_id"]), params=params,
-                           shard_count=s.shard_count, courses_per_shard=s.courses_per_shard)
+                           shard_count=s.shard_count, courses_per_shard=s.courses_per_shard,
+                           today=glue.run_date(ctx, s), term_refs=s.terms, timezone_name=s.timezone)
 
     @task(pool=CANVAS_POOL)
     def extract(shard: dict) -> dict:

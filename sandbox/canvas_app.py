@@ -128,9 +128,10 @@ def authorize(request: Request, ctx: ServerContext) -> None:
         raise CanvasError(401, "Invalid access token.")
 
 
-def paginate(request: Request, ctx: ServerContext, items: list, render_text=None) -> Response:
+def paginate(request: Request, ctx: ServerContext, items: list, render_text=None, wrap: str | None = None) -> Response:
     """One page of ``items`` with Canvas's ``Link`` header (current, next, prev, first, last).
-    ``render_text`` turns an item into its JSON text (else items are JSON-ready values)."""
+    ``render_text`` turns an item into its JSON text (else items are JSON-ready values); with
+    ``wrap`` the page is an object holding the items under that key (the terms listing)."""
     s = ctx.settings
     per_page = _int(request.query_params.get("per_page"), s.canvas_default_per_page)
     per_page = min(max(per_page, 1), s.canvas_max_per_page)
@@ -153,6 +154,8 @@ def paginate(request: Request, ctx: ServerContext, items: list, render_text=None
     if not s.canvas_omit_last_link:
         links.append(link(last, "last"))
     headers = {"Link": ",".join(links)}
+    if wrap is not None:
+        return json_response({wrap: chunk}, headers=headers)
     if render_text is None:
         return json_response(chunk, headers=headers)
     body = ("[" + ",".join(map(render_text, chunk)) + "]").encode()
@@ -209,6 +212,11 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
             raise CanvasError(404, "The specified resource does not exist.")
         return json_response({"id": ctx.state.account_id, "name": ctx.scenario.get("name", "Sandbox District"),
                               "workflow_state": "active", "parent_account_id": None, "root_account_id": None})
+
+    @app.get(f"{API}/accounts/{{account_id}}/terms")
+    async def account_terms(request: Request, account_id: str) -> Response:
+        authorize(request, ctx)
+        return paginate(request, ctx, ctx.state.terms_of_account(account_id), wrap="enrollment_terms")
 
     @app.get(f"{API}/accounts/{{account_id}}/courses")
     async def account_courses(request: Request, account_id: str) -> Response:
@@ -310,6 +318,14 @@ def add_canvas_admin(app: FastAPI, ctx: ServerContext) -> None:
     async def update_assignment(request: Request, course_id: int, assignment_id: int) -> Response:
         fields = await json_body(request)
         return guarded(lambda: ctx.state.set_assignment(course_id, assignment_id, fields))
+
+    @app.post(f"{ADMIN_PREFIX}/courses/{{course_id}}/assignments/{{assignment_id}}/post_grades")
+    async def post_grades(course_id: int, assignment_id: int) -> Response:
+        return guarded(lambda: ctx.state.post_grades(course_id, assignment_id))
+
+    @app.post(f"{ADMIN_PREFIX}/courses/{{course_id}}/assignments/{{assignment_id}}/hide_grades")
+    async def hide_grades(course_id: int, assignment_id: int) -> Response:
+        return guarded(lambda: ctx.state.hide_grades(course_id, assignment_id))
 
     @app.post(f"{ADMIN_PREFIX}/day-of-grading")
     async def day_of_grading(request: Request) -> Response:

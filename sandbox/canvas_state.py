@@ -20,9 +20,12 @@ from sandbox.scenario import canvas_time, now_utc, parse_time, plus_days
 LETTERS = [(94, "A"), (90, "A-"), (87, "B+"), (84, "B"), (80, "B-"), (77, "C+"), (74, "C"), (70, "C-"),
            (67, "D+"), (64, "D"), (61, "D-"), (0, "F")]
 SUBMISSION_FIELDS = {"score", "grade", "excused", "late", "missing", "late_policy_status", "workflow_state",
-                     "graded_at", "submitted_at", "seconds_late"}
+                     "graded_at", "submitted_at", "seconds_late", "posted_at"}
 ASSIGNMENT_FIELDS = {"name", "points_possible", "grading_type", "published", "post_to_sis", "due_at", "unlock_at",
-                     "lock_at", "only_visible_to_overrides", "omit_from_final_grade", "overrides", "position"}
+                     "lock_at", "only_visible_to_overrides", "omit_from_final_grade", "overrides", "position",
+                     "post_manually"}
+DEFAULT_TERM = {"id": 1, "name": "Default Term"}  # every Canvas account has one, without dates
+COURSE_STATES = {"unpublished": {"created", "claimed", "unpublished"}}  # stored state -> state[] values that list it
 
 
 class CanvasError(Exception):
@@ -85,6 +88,7 @@ class Submission:
     graded_ts: float | None = None  # graded_at as epoch seconds, for graded_since
     submitted_at: str | None = None
     seconds_late: int = 0
+    posted_at: str | None = None  # null while a manual posting policy hides the grade from the student
 
 
 _UNSUBMITTED = Submission()
@@ -125,6 +129,7 @@ class Assignment:
     deleted: bool
     overrides: list[dict]
     default_graded_at: str | None
+    post_manually: bool = False  # a manual posting policy: new grades stay hidden until posted
     submissions: dict[int, Submission] = field(default_factory=dict)
 
 
@@ -156,6 +161,7 @@ class CanvasState:
         self.token = canvas["token"]
         self.default_graded_at = canvas.get("default_graded_at")
         self.users: dict[int, dict] = {u["id"]: u for u in canvas.get("users", [])}
+        self.terms: list[dict] = [self._term_json(t) for t in canvas.get("terms") or [DEFAULT_TERM]]
         self.courses: dict[int, Course] = {}
         self._listing_cache: OrderedDict = OrderedDict()
         self._next_enrollment_id = 1
@@ -203,18 +209,24 @@ class CanvasState:
             overrides=[dict(o) for o in a.get("overrides", [])],
             default_graded_at=canvas_time(a.get("graded_at")) or plus_days(a.get("due_at"), 1)
             or canvas_time(self.default_graded_at) or created,
+            post_manually=a.get("post_manually") is True,
         )
         default, default_ts = asg.default_graded_at, _timestamp(asg.default_graded_at)
+        posted = None if asg.post_manually else default
         subs = asg.submissions
         for s in a.get("submissions", ()):
             if len(s) == 2 and s.get("score") is not None:  # {"user_id", "score"}: the common case, kept fast
                 subs[s["user_id"]] = Submission(s["score"], None, False, False, False, False, None, "graded",
-                                                default, default_ts)
+                                                default, default_ts, None, 0, posted)
             else:
                 subs[s["user_id"]] = self._make_submission(asg, s, default)
         return asg
 
-    def _make_submission(self, a: Assignment, s: dict, default_graded_at: str | None) -> Submission:
+    def _make_submission(self, a: Assignment, s: dict, default_graded_at: str | None,
+                         was_posted: bool = False) -> Submission:
+        """One submission; ``posted_at`` as Canvas sets it: the grading time under the automatic
+        posting policy, null under a manual one until the teacher posts (a submission posted
+        before stays posted when it is graded again); given explicitly, as given."""
         excused = bool(s.get("excused", False))
         score = s.get("score")
         graded = excused or score is not None
@@ -222,11 +234,17 @@ class CanvasState:
         graded_at = canvas_time(s.get("graded_at")) if "graded_at" in s else (default_graded_at if graded else None)
         late = bool(s.get("late", s.get("late_policy_status") == "late"))
         missing = bool(s.get("missing", s.get("late_policy_status") == "missing"))
+        if "posted_at" in s:
+            posted_at = canvas_time(s["posted_at"])
+        elif not graded:
+            posted_at = None
+        else:
+            posted_at = graded_at if (not a.post_manually or was_posted) else None
         return Submission(
             score=score, grade=s.get("grade"), grade_given="grade" in s, excused=excused, late=late, missing=missing,
             late_policy_status=s.get("late_policy_status"), workflow_state=state, graded_at=graded_at,
             graded_ts=_timestamp(graded_at), submitted_at=canvas_time(s.get("submitted_at")),
-            seconds_late=int(s.get("seconds_late", 86400 if late else 0)),
+            seconds_late=int(s.get("seconds_late", 86400 if late else 0)), posted_at=posted_at,
         )
 
     # --- derived views -----------------------------------------------------------------------
@@ -238,11 +256,13 @@ class CanvasState:
         return course
 
     def active_students(self, course: Course) -> tuple[list[int], dict[int, set[int]]]:
-        """(sorted user ids with an active StudentEnrollment, section id -> those user ids)."""
+        """(sorted user ids with an active StudentEnrollment, section id -> those user ids); in a
+        concluded course the students' enrollments are ``completed``, and they count instead."""
         def build():
             by_section: dict[int, set[int]] = {}
+            states = {"active", "completed"} if course.raw.get("workflow_state") == "completed" else {"active"}
             for e in course.enrollments:
-                if e["type"] == "StudentEnrollment" and e["state"] == "active":
+                if e["type"] == "StudentEnrollment" and e["state"] in states:
                     by_section.setdefault(e["section_id"], set()).add(e["user_id"])
             everyone = sorted(set().union(*by_section.values())) if by_section else []
             return everyone, by_section
@@ -262,6 +282,29 @@ class CanvasState:
 
     # --- JSON -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _term_json(t: dict) -> dict:
+        return {"id": t["id"], "name": t["name"], "start_at": canvas_time(t.get("start_at")),
+                "end_at": canvas_time(t.get("end_at")), "created_at": canvas_time(t.get("created_at")),
+                "workflow_state": t.get("workflow_state", "active"), "grading_period_group_id": None,
+                "sis_term_id": t.get("sis_term_id"), "sis_import_id": None}
+
+    def terms_of_account(self, account_id: Any) -> list[dict]:
+        """The account's enrollment terms (``GET /accounts/{id}/terms``), deleted ones left out."""
+        if str(account_id) not in (str(self.account_id), "self"):
+            raise CanvasError(404, "The specified resource does not exist.")
+        return [t for t in self.terms if t["workflow_state"] != "deleted"]
+
+    def term_id(self, ref: str) -> int | None:
+        """A course list's ``enrollment_term_id``: a term id, or ``sis_term_id:X`` (404 when no term has it)."""
+        if ref.startswith("sis_term_id:"):
+            sis = ref.split(":", 1)[1]
+            term = next((t for t in self.terms if t.get("sis_term_id") == sis), None)
+            if term is None:
+                raise CanvasError(404, "The specified resource does not exist.")
+            return int(term["id"])
+        return int(ref) if ref.strip().isdigit() else None
+
     def course_json(self, course: Course) -> dict:
         raw = course.raw
         return {
@@ -275,17 +318,20 @@ class CanvasState:
         }
 
     def courses_of_account(self, account_id: Any, term_id: str | None, states: list[str]) -> list[dict]:
+        """``enrollment_term_id`` (an id or ``sis_term_id:X``) and ``state[]`` (``created``/``claimed``
+        list unpublished courses; none: every state but deleted) as Canvas filters them."""
         if str(account_id) not in (str(self.account_id), "self"):
             raise CanvasError(404, "The specified resource does not exist.")
+        term = None if term_id in (None, "") else self.term_id(term_id)
         out = []
         for course in self.courses.values():
             state = course.raw.get("workflow_state", "available")
             if states and "all" not in states:
-                if state not in states:
+                if not COURSE_STATES.get(state, {state}) & set(states):
                     continue
             elif state == "deleted":
                 continue
-            if term_id not in (None, "") and str(course.raw.get("enrollment_term_id", 1)) != str(term_id):
+            if term_id not in (None, "") and course.raw.get("enrollment_term_id", 1) != term:
                 continue
             out.append(self.course_json(course))
         return out
@@ -359,7 +405,7 @@ class CanvasState:
             "only_visible_to_overrides": a.only_visible_to_overrides, "omit_from_final_grade": a.omit_from_final_grade,
             "due_at": a.due_at, "unlock_at": a.unlock_at, "lock_at": a.lock_at, "created_at": a.created_at,
             "updated_at": a.updated_at, "has_overrides": bool(a.overrides), "submission_types": ["online_upload"],
-            "integration_id": None, "sis_assignment_id": None, "muted": False,
+            "integration_id": None, "sis_assignment_id": None, "muted": False, "post_manually": a.post_manually,
             "html_url": f"/courses/{a.course_id}/assignments/{a.id}",
         }
         if with_overrides:
@@ -400,7 +446,7 @@ class CanvasState:
             "score": s.score, "grade": grade, "entered_score": s.score, "entered_grade": grade,
             "excused": s.excused, "late": s.late, "missing": s.missing, "late_policy_status": s.late_policy_status,
             "workflow_state": s.workflow_state, "graded_at": s.graded_at, "submitted_at": s.submitted_at,
-            "posted_at": s.graded_at, "seconds_late": s.seconds_late, "points_deducted": None,
+            "posted_at": s.posted_at, "seconds_late": s.seconds_late, "points_deducted": None,
             "attempt": 1 if s.submitted_at else None, "grade_matches_current_submission": True,
             "submission_type": "online_upload" if s.submitted_at else None,
         }
@@ -412,7 +458,7 @@ class CanvasState:
         head = f'{{"id":{a.id * 10_000_000 + user_id % 10_000_000},"assignment_id":{a.id},"user_id":{user_id},'
         if s is None:
             return head + _UNSUBMITTED_TAIL
-        if (type(s.score) in (int, float) and s.workflow_state == "graded" and not (
+        if (type(s.score) in (int, float) and s.workflow_state == "graded" and s.posted_at == s.graded_at and not (
                 s.excused or s.late or s.missing or s.grade_given or s.submitted_at or s.late_policy_status
                 or s.seconds_late)):
             score, grade = repr(s.score), js(derive_grade(s.score, a.points_possible, a.grading_type, False))
@@ -429,7 +475,7 @@ class CanvasState:
             f'"score":{score},"grade":{grade},"entered_score":{score},"entered_grade":{grade},'
             f'"excused":{js(s.excused)},"late":{js(s.late)},"missing":{js(s.missing)},'
             f'"late_policy_status":{js(s.late_policy_status)},"workflow_state":{js(s.workflow_state)},'
-            f'"graded_at":{graded_at},"submitted_at":{js(submitted)},"posted_at":{graded_at},'
+            f'"graded_at":{graded_at},"submitted_at":{js(submitted)},"posted_at":{js(s.posted_at)},'
             f'"seconds_late":{s.seconds_late},"points_deducted":null,"attempt":{attempt},'
             f'"grade_matches_current_submission":true,"submission_type":{kind}}}'
         )
@@ -501,9 +547,34 @@ class CanvasState:
         stamp = canvas_time(when or now_utc())
         if "graded_at" not in fields:
             merged["graded_at"] = stamp  # clearing a grade counts as grading it (graded_since sees it)
-        a.submissions[user_id] = self._make_submission(a, merged, stamp)
+        was_posted = old is not None and old.posted_at is not None
+        a.submissions[user_id] = self._make_submission(a, merged, stamp, was_posted=was_posted)
         course.touch()
         return self.submission_json(a, user_id)
+
+    def post_grades(self, course_id: int, assignment_id: int, when: datetime | None = None) -> dict:
+        """The teacher's "Post grades" on an assignment: every graded or excused submission not
+        posted yet gets ``posted_at`` = now (its ``graded_at`` stays)."""
+        course, a = self.find_assignment(course_id, assignment_id)
+        stamp = canvas_time(when or now_utc())
+        posted = []
+        for uid, s in sorted(a.submissions.items()):
+            if s.posted_at is None and (s.excused or s.score is not None):
+                s.posted_at = stamp
+                posted.append(uid)
+        course.touch()
+        return {"course_id": course.id, "assignment_id": a.id, "posted": posted}
+
+    def hide_grades(self, course_id: int, assignment_id: int) -> dict:
+        """The teacher's "Hide grades": every submission's ``posted_at`` becomes null."""
+        course, a = self.find_assignment(course_id, assignment_id)
+        hidden = []
+        for uid, s in sorted(a.submissions.items()):
+            if s.posted_at is not None:
+                s.posted_at = None
+                hidden.append(uid)
+        course.touch()
+        return {"course_id": course.id, "assignment_id": a.id, "hidden": hidden}
 
     def delete_assignment(self, course_id: int, assignment_id: int) -> dict:
         course, a = self.find_assignment(course_id, assignment_id)
@@ -567,4 +638,7 @@ class CanvasState:
             "deleted_assignments": sum(1 for a in assignments if a.deleted),
             "graded_submissions": sum(1 for a in assignments for s in a.submissions.values()
                                       if s.score is not None or s.excused),
+            "hidden_submissions": sum(1 for a in assignments for s in a.submissions.values()
+                                      if (s.score is not None or s.excused) and s.posted_at is None),
+            "terms": len(self.terms),
         }

@@ -216,6 +216,14 @@ class Sandbox:
         path = f"/courses/{course_id}/assignments/{assignment_id}/submissions/{user_id}"
         return self._admin("canvas", "PUT", path, fields)
 
+    def canvas_post_grades(self, course_id: int, assignment_id: int) -> dict:
+        """The teacher posts an assignment's hidden grades (manual posting policy): ``posted_at`` = now."""
+        return self._admin("canvas", "POST", f"/courses/{course_id}/assignments/{assignment_id}/post_grades")
+
+    def canvas_hide_grades(self, course_id: int, assignment_id: int) -> dict:
+        """The teacher hides an assignment's grades from its students again (``posted_at`` null)."""
+        return self._admin("canvas", "POST", f"/courses/{course_id}/assignments/{assignment_id}/hide_grades")
+
     def canvas_delete_assignment(self, course_id: int, assignment_id: int) -> dict:
         return self._admin("canvas", "DELETE", f"/courses/{course_id}/assignments/{assignment_id}")
 

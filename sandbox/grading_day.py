@@ -57,6 +57,10 @@ def apply_canvas_event(state: CanvasState, event: dict) -> dict:
         state.set_submission(event["course_id"], event["assignment_id"], event["user_id"], _fields(event))
     elif action == "delete_assignment":
         state.delete_assignment(event["course_id"], event["assignment_id"])
+    elif action == "post_grades":
+        state.post_grades(event["course_id"], event["assignment_id"])
+    elif action == "hide_grades":
+        state.hide_grades(event["course_id"], event["assignment_id"])
     elif action == "update_assignment":
         state.set_assignment(event["course_id"], event["assignment_id"], _fields(event))
     elif action == "add_assignment":

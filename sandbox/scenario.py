@@ -23,6 +23,7 @@ GRADING_TYPES = {"points", "percent", "letter_grade", "gpa_scale", "pass_fail", 
 ENROLLMENT_TYPES = {"StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "ObserverEnrollment", "DesignerEnrollment"}
 ENROLLMENT_STATES = {"active", "invited", "inactive", "completed", "deleted", "creation_pending", "rejected"}
 LATE_POLICY_STATUSES = {"late", "missing", "extended", "none", None}
+COURSE_STATES = {"available", "unpublished", "completed", "deleted"}
 SCORE_STATUSES = {"exempt", "fully graded", "not submitted", "partially graded", "submitted"}
 CATEGORY_CODE = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 
@@ -159,6 +160,16 @@ def _check_canvas(canvas: dict) -> None:
     sis_ids = [u["sis_user_id"] for u in users if u.get("sis_user_id")]
     if len(sis_ids) != len(set(sis_ids)):
         raise ScenarioError("canvas.users: duplicate sis_user_id")
+    terms = canvas.get("terms") or [{"id": 1, "name": "Default Term"}]
+    term_ids = _unique(terms, "id", "canvas.terms")
+    term_sis = [t["sis_term_id"] for t in terms if t.get("sis_term_id")]
+    if len(term_sis) != len(set(term_sis)):
+        raise ScenarioError("canvas.terms: duplicate sis_term_id")
+    for term in terms:
+        if "name" not in term:
+            raise ScenarioError(f"canvas term {term['id']}: name is required")
+        for key in ("start_at", "end_at"):
+            _time_ok(term.get(key), f"canvas term {term['id']} {key}")
     _unique(canvas["courses"], "id", "canvas.courses")
     section_ids: set = set()
     group_ids: set = set()
@@ -168,6 +179,10 @@ def _check_canvas(canvas: dict) -> None:
         for key in ("name",):
             if key not in course:
                 raise ScenarioError(f"{where}: {key} is required")
+        if course.get("enrollment_term_id", 1) not in term_ids:
+            raise ScenarioError(f"{where}: enrollment_term_id {course.get('enrollment_term_id')!r} is not a canvas term")
+        if course.get("workflow_state", "available") not in COURSE_STATES:
+            raise ScenarioError(f"{where}: workflow_state {course.get('workflow_state')!r}")
         sections = course.get("sections", [])
         _unique(sections, "id", f"{where} sections", section_ids)
         own_sections = {s["id"] for s in sections}
@@ -202,6 +217,8 @@ def _check_assignment(a: dict, where: str, sections: set, enrolled: dict) -> Non
         _time_ok(a.get(key), f"{where} {key}")
     if a.get("workflow_state", "published") not in ("published", "unpublished", "deleted"):
         raise ScenarioError(f"{where}: workflow_state {a.get('workflow_state')!r}")
+    if not isinstance(a.get("post_manually", False), bool):
+        raise ScenarioError(f"{where}: post_manually must be true or false")
     overrides = a.get("overrides", [])
     _unique(overrides, "id", f"{where} overrides")
     for ov in overrides:
@@ -223,7 +240,7 @@ def _check_assignment(a: dict, where: str, sections: set, enrolled: dict) -> Non
         seen.add(uid)
         if sub.get("late_policy_status") not in LATE_POLICY_STATUSES:
             raise ScenarioError(f"{where}: late_policy_status {sub.get('late_policy_status')!r}")
-        for key in ("graded_at", "submitted_at"):
+        for key in ("graded_at", "submitted_at", "posted_at"):
             _time_ok(sub.get(key), f"{where} submission {uid} {key}")
 
 

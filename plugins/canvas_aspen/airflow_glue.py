@@ -71,6 +71,17 @@ def lease(s: Settings):
     return timedelta(minutes=s.lease_minutes)
 
 
+def run_date(ctx: Any, s: Settings):
+    """The run's date in the district's calendar (R19's "today"): when the run was due
+    (``run_after``: 22:00 New York for the nightly run, the trigger time for a manual one)."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    dag_run = ctx.get("dag_run")
+    when = getattr(dag_run, "run_after", None) or ctx.get("logical_date") or datetime.now(timezone.utc)
+    return when.astimezone(ZoneInfo(s.timezone)).date()
+
+
 def run_dir(s: Settings, run_id: str):
     from airflow.sdk import ObjectStoragePath
 

@@ -27,6 +27,7 @@ class Settings:
     aspen_conn_id: str
     ledger_conn_id: str
     lease_minutes: int
+    terms: str = ""  # R19: Canvas term ids or sis_term_id:X, comma-separated; empty = the current terms
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,4 +44,5 @@ class Settings:
             aspen_conn_id=env("CANVAS_ASPEN_ASPEN_CONN_ID", "aspen_default"),
             ledger_conn_id=env("CANVAS_ASPEN_LEDGER_CONN_ID", "canvas_aspen_ledger"),
             lease_minutes=int(env("CANVAS_ASPEN_LEASE_MINUTES", "240")),
+            terms=env("CANVAS_ASPEN_TERMS", "").strip(),
         )

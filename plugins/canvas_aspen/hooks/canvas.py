@@ -97,8 +97,11 @@ class CanvasHook(RestApiHook):
 
     # ---- paging -------------------------------------------------------------------------
 
-    def paginate(self, path: str, params: Params | None = None, *, endpoint: str | None = None) -> list[dict]:
-        """GET *path* and every ``rel="next"`` page after it; the items of all pages, in order."""
+    def paginate(self, path: str, params: Params | None = None, *, endpoint: str | None = None,
+                 items_key: str | None = None) -> list[dict]:
+        """GET *path* and every ``rel="next"`` page after it; the items of all pages, in order.
+        With ``items_key`` each page is an object holding its items under that key (the terms
+        listing answers ``{"enrollment_terms": [...]}``)."""
         endpoint = endpoint or path
         page_params: Params | None = [*(params or []), ("per_page", self.settings.page_size)]
         url: str | None = path
@@ -114,9 +117,17 @@ class CanvasHook(RestApiHook):
             pages += 1
             self._count("pages")
             body = self._decode_json(resp, "GET", endpoint)
+            if items_key is not None:
+                if not isinstance(body, dict):
+                    raise self._shape_error(
+                        f"expected a JSON object with {items_key!r}", "GET", resp.url, endpoint, resp.status_code
+                    )
+                body = body.get(items_key)
             if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
                 raise self._shape_error(
-                    "expected a JSON list of objects", "GET", resp.url, endpoint, resp.status_code
+                    "expected a JSON list of objects"
+                    + ("" if items_key is None else f" under {items_key!r}"),
+                    "GET", resp.url, endpoint, resp.status_code,
                 )
             items.extend(body)
             next_link = parse_link_header(resp.headers.get("Link")).get("next")
@@ -148,14 +159,27 @@ class CanvasHook(RestApiHook):
 
     # ---- the endpoints of domain.md §1 ------------------------------------------------
 
+    def list_terms(self, account_id: str | int | None = None) -> list[dict]:
+        """The account's enrollment terms (``id``, ``name``, ``sis_term_id``, ``start_at``, ``end_at``,
+        ``workflow_state``); Canvas pages them like any list, inside ``{"enrollment_terms": [...]}``."""
+        account = self.account_id if account_id is None else account_id
+        return self.paginate(f"/api/v1/accounts/{quote_id(account)}/terms", endpoint="list_terms",
+                             items_key="enrollment_terms")
+
     def list_courses(
-        self, account_id: str | int | None = None, enrollment_term_id: str | int | None = None
+        self,
+        account_id: str | int | None = None,
+        enrollment_term_id: str | int | None = None,
+        state: Iterable[str] | None = None,
     ) -> list[dict]:
-        """Courses of the account (default: the Connection's ``account_id``), optionally one term."""
+        """Courses of the account (default: the Connection's ``account_id``), optionally of one
+        term (a term id or ``sis_term_id:X``) and in some states (``state[]``, e.g. ``["available"]``)."""
         account = self.account_id if account_id is None else account_id
         params: Params = []
         if enrollment_term_id is not None:
             params.append(("enrollment_term_id", enrollment_term_id))
+        for value in state or ():
+            params.append(("state[]", value))
         return self.paginate(f"/api/v1/accounts/{quote_id(account)}/courses", params, endpoint="list_courses")
 
     def get_course(self, course_id: str | int) -> dict:
