@@ -76,7 +76,7 @@ def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: 
                 "graded_at": rules.parse_instant(sub.get("graded_at")),
                 "line_item_id": ids.line_item_id(a["id"], section_id),
                 "result_id": ids.result_id(a["id"], section_id, uid),
-                "bucket": "empty" if grade.canvas_status == "empty" else "eligible",
+                "bucket": rules.initial_bucket(grade, sub),
             })
     return out
 

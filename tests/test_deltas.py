@@ -14,6 +14,7 @@ from canvas_aspen import ids
 from canvas_aspen.deltas import (
     aspen_holds,
     cleared_findings,
+    hidden_after_posting_findings,
     line_item_actions,
     orphans,
     payload_hash,
@@ -231,6 +232,19 @@ def test_R7_cleared_grade_is_reported_not_posted() -> None:
         ("R7", "cleared_in_canvas", "warning", "S0001", "8.5 (fully graded)"),
     ]
     assert found[0]["assignment_name"] == "Quiz 1"
+
+
+def test_r20_a_grade_we_posted_that_is_now_hidden_stays_in_aspen_with_a_warning() -> None:
+    hidden = _rows((GRADED, 9.0), (GRADED, 7.0)).assign(bucket="hidden")
+    found = hidden_after_posting_findings(hidden, _held((GRADED, 8.5), None))
+    assert [(f["rule"], f["kind"], f["severity"], f["student_sis_id"], f["value"]) for f in found] == [
+        ("R20", "hidden_in_canvas", "warning", "S0001", "8.5 (fully graded)"),
+    ]
+    assert "Aspen keeps the value posted before" in found[0]["message"]
+
+
+def test_r20_a_hidden_grade_never_posted_is_not_warned_about() -> None:
+    assert hidden_after_posting_findings(_rows((GRADED, 9.0)).assign(bucket="hidden"), _held()) == []
 
 
 def test_an_empty_grade_we_never_posted_is_not_reported() -> None:

@@ -19,12 +19,24 @@ def test_R17_buckets_add_up_per_course_and_in_total():
     rows = pd.concat([_rows(["posted", "unchanged", "empty", "held_back"], 1), _rows(["failed", "posted"], 2)])
     doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
                        failed_courses={"3": "boom"}, findings=[], verify={"checked": 2, "mismatched": 0})
-    assert doc["totals"] == {"considered": 6, "posted": 2, "unchanged": 1, "empty": 1, "held_back": 1, "failed": 1}
+    assert doc["totals"] == {"considered": 6, "posted": 2, "unchanged": 1, "empty": 1, "hidden": 0, "held_back": 1,
+                             "failed": 1}
     by_course = {c["canvas_course_id"]: c for c in doc["courses"]}
     for c in by_course.values():
         assert c["considered"] == sum(c[b] for b in report.BUCKETS)
     assert by_course[3]["error"] == "boom" and by_course[3]["considered"] == 0
     assert report.run_failed(doc) == ["1 course(s) failed", "1 grade(s) not accepted by Aspen"]
+
+
+def test_r20_hidden_is_the_sixth_bucket_and_the_six_add_up():
+    assert report.BUCKETS == ("posted", "unchanged", "empty", "hidden", "held_back", "failed")
+    rows = pd.concat([_rows(["posted", "hidden", "hidden", "empty"], 1), _rows(["hidden", "held_back"], 2)])
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
+                       failed_courses={}, findings=[], verify={"checked": 1, "mismatched": 0})
+    assert doc["totals"]["hidden"] == 3
+    assert doc["totals"]["considered"] == sum(doc["totals"][b] for b in report.BUCKETS) == 6
+    assert {c["canvas_course_id"]: c["hidden"] for c in doc["courses"]} == {1: 2, 2: 1}
+    assert report.run_failed(doc) == []  # hidden grades are no failure
 
 
 def test_R17_a_row_outside_the_buckets_is_an_error_not_a_silent_loss():

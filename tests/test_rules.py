@@ -100,6 +100,31 @@ def test_R7_empty_grade_is_counted_as_empty_not_a_finding():
     assert frame["bucket"].tolist() == ["empty"]
 
 
+def test_r20_hidden_grade_is_not_sent_it_is_counted_hidden():
+    hidden = _sub(10, 7, score=8.0, posted_at=None)
+    assert rules.is_hidden(hidden) and rules.is_hidden(_sub(10, 7, excused=True, score=None, posted_at=None))
+    assert not rules.is_hidden(_sub(10, 7, score=8.0, posted_at="2026-11-20T12:00:00Z"))
+    assert not rules.is_hidden(_sub(10, 7, score=8.0))  # a Canvas answer without the field: taken as posted
+    # nothing graded: empty (R7), not hidden, even with posted_at null
+    assert not rules.is_hidden(_sub(10, 7, score=None, grade=None, posted_at=None))
+    frame = rows.build_rows([_bundle([_assignment()], [
+        hidden, _sub(10, 8, score=6.0, posted_at="2026-11-20T12:00:00Z"), _sub(10, 9, score=None, grade=None,
+                                                                           posted_at=None)])], PERIODS, TZ)
+    assert frame.set_index("canvas_user_id")["bucket"].to_dict() == {7: "hidden", 8: "eligible", 9: "empty"}
+
+
+def test_r20_hidden_grades_are_counted_per_assignment_not_per_grade():
+    subs = [_sub(10, 7, score=8.0, posted_at=None), _sub(10, 8, score=5.0, posted_at=None),
+            _sub(10, 9, excused=True, score=None, posted_at=None), _sub(11, 7, score=9.0, posted_at=None),
+            _sub(12, 7, score=9.0, posted_at="2026-11-20T12:00:00Z")]
+    frame = rows.build_rows([_bundle([_assignment(10), _assignment(11), _assignment(12)], subs)], PERIODS, TZ)
+    found = rules.hidden_findings(frame)
+    assert [(f["rule"], f["kind"], f["severity"], f["assignment_id"], f["value"]) for f in found] == [
+        ("R20", "hidden_grades", "info", 10, 3), ("R20", "hidden_grades", "info", 11, 1)]
+    assert found[0]["aspen_class_id"] == "CLS-100, CLS-200" and found[0]["student_sis_id"] is None
+    assert "first run after the teacher posts them" in found[0]["message"]
+
+
 def test_R15_grading_period_is_read_from_the_local_due_date():
     # 2026-11-01 03:59Z is still October 31st, 23:59 in New York: Q1, not Q2
     assert rules.grading_period_for("2026-11-01T03:59:59Z", PERIODS, TZ).sourced_id == "GP-Q1"

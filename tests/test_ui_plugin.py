@@ -35,15 +35,18 @@ USERS = {"viewer": "viewer", "nobody": ""}  # username -> SimpleAuthManager role
 # fixtures
 
 
-def _report(run_id: str, started_at: str, *, dry_run=False, failed=0, mismatched=0, failed_courses=0):
+def _report(run_id: str, started_at: str, *, dry_run=False, failed=0, mismatched=0, failed_courses=0, hidden=None):
+    """A report.json; without ``hidden`` as reports were before R20's sixth bucket."""
+    totals = {"considered": 10, "posted": 5 - failed, "unchanged": 2, "empty": 1, "held_back": 2, "failed": failed}
+    if hidden is not None:
+        totals = {**totals, "considered": 10 + hidden, "hidden": hidden}
     return {
         "run_id": run_id,
         "dry_run": dry_run,
         "params": {},
         "started_at": started_at,
         "finished_at": started_at.replace("T22:00", "T22:07"),
-        "totals": {"considered": 10, "posted": 5 - failed, "unchanged": 2, "empty": 1, "held_back": 2,
-                   "failed": failed},
+        "totals": totals,
         "courses": [{"canvas_course_id": "101"}, {"canvas_course_id": "102"}],
         "findings": [
             {"kind": "over_max", "severity": "error", "student_sis_id": STUDENT, "value": 12, "limit": 10},
@@ -71,7 +74,7 @@ def reports(tmp_path, monkeypatch) -> Path:
 
     old = root / "scheduled__2026-03-02T03_00_00+00_00"
     doc = _report("scheduled__2026-03-02T03:00:00+00:00", "2026-03-02T22:00:01+00:00", failed=1,
-                  mismatched=2, failed_courses=1)
+                  mismatched=2, failed_courses=1, hidden=3)
     _write(old / "report.json", json.dumps(doc))
     _write(old / "report.html", f"<!doctype html><p>report {STUDENT}</p>")
     _write(old / "findings.csv", f"rule,kind,student_sis_id\nR5,over_max,{STUDENT}\n")
@@ -307,11 +310,14 @@ def test_viewer_lists_runs_newest_first_with_totals(api, reports, viewer):
 
     assert dry["status"] == "succeeded" and dry["dry_run"] is True
     assert dry["run_id"] == "manual__2026-03-03T15:30:00+00:00"
-    assert dry["totals"] == {"considered": 10, "posted": 5, "unchanged": 2, "empty": 1, "held_back": 2, "failed": 0}
+    # a report.json written before the sixth bucket (no "hidden") still shows, hidden as 0
+    assert dry["totals"] == {"considered": 10, "posted": 5, "unchanged": 2, "empty": 1, "hidden": 0, "held_back": 2,
+                             "failed": 0}
     assert dry["links"]["datadocs"] is None
 
     assert failed["status"] == "failed" and failed["dry_run"] is False
     assert failed["totals"]["failed"] == 1 and failed["verify"] == {"checked": 5, "mismatched": 2}
+    assert failed["totals"]["hidden"] == 3 and failed["totals"]["considered"] == 13  # R20's sixth bucket
     assert failed["findings"] == 2 and failed["findings_errors"] == 1 and failed["courses"] == 2
     assert len(failed["failed_reasons"]) == 3
     base = f"{PREFIX}/runs/scheduled__2026-03-02T03_00_00%2B00_00"
@@ -331,6 +337,7 @@ def test_viewer_lists_runs_newest_first_with_totals(api, reports, viewer):
         "manual__2026-03-04T09_00_00+00_00", "manual__2026-03-03T15:30:00+00:00",
         "scheduled__2026-03-02T03:00:00+00:00")]
     assert positions == sorted(positions)
+    assert "<th>hidden</th>" in html
     assert "dry run" in html and ">failed<" in html and ">succeeded<" in html and "no report" in html
     assert f'href="{base}/report.html"' in html and f'href="{base}/findings.csv"' in html
     assert f'href="{base}/datadocs/index.html"' in html

@@ -8,6 +8,7 @@ with a float tolerance; the score is ignored when the status is ``exempt``.
 - R9: an Aspen-side edit to a value Canvas did not change (D == L != A) is kept and
   reported, never overwritten, not even by a full resync.
 - R7: a grade cleared in Canvas is never posted; when we had posted it, it is reported.
+- R20: a grade hidden from the student is never posted; when we had posted it, it is reported.
 - R10: our line items whose Canvas assignment is gone are reported as orphans.
 
 Findings name students by SIS id only; nothing here logs.
@@ -215,6 +216,27 @@ def cleared_findings(empty_rows: pd.DataFrame, ledger: pd.DataFrame) -> list[dic
             "The grade was cleared in Canvas; an empty grade is never sent, so Aspen keeps the value posted before",
             value=_display(status, score),
             suggestion="Enter the grade again in Canvas, or clear it in Aspen by hand",
+            **fields,
+        )
+        for fields, status, score in zip(
+            _report_fields(hit), posted.status[posted.present], posted.score[posted.present], strict=True
+        )
+    ]
+
+
+def hidden_after_posting_findings(hidden_rows: pd.DataFrame, ledger: pd.DataFrame) -> list[dict[str, Any]]:
+    """R20: rows now hidden from the student (manual posting policy) that the ledger says we
+    posted before. A hidden grade is never sent, so Aspen keeps the value posted before: one
+    ``hidden_in_canvas`` warning each (the Aspen value stays, as for R7's cleared grades)."""
+    [posted] = _lookup(hidden_rows["result_id"], ledger)
+    hit = hidden_rows[posted.present]
+    return [
+        finding(
+            "hidden_in_canvas",
+            "The teacher hid this grade from the student in Canvas after it was posted; a hidden grade is never "
+            "sent, so Aspen keeps the value posted before (parents may still see it there)",
+            value=_display(status, score),
+            suggestion="Post the grade again in Canvas when it is final, or remove it in Aspen by hand",
             **fields,
         )
         for fields, status, score in zip(

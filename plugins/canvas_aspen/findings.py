@@ -1,7 +1,8 @@
 """The fixed vocabulary of finding kinds, and the one way to make a finding.
 
 Every finding names its rule (R1-R22 of domain.md) and a severity: ``error`` means the
-grade was held back or failed; ``warning`` means it is reported and the grade still goes.
+grade was held back or failed; ``warning`` means it is reported and the grade still goes;
+``info`` means it is reported and nothing is wrong (R20's hidden grades: they go once posted).
 Findings never carry a student's name: students appear by SIS id only.
 """
 
@@ -33,6 +34,8 @@ KINDS: dict[str, tuple[str, str, int]] = {
     "unweighted_group": ("R13", "warning", 18),
     "imported_assignments_group": ("R14", "warning", 19),
     "column_code_collision": ("R21", "warning", 20),
+    "hidden_in_canvas": ("R20", "warning", 21),
+    "hidden_grades": ("R20", "info", 22),
 }
 
 FIELDS = (

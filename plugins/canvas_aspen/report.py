@@ -17,7 +17,9 @@ from canvas_aspen import storage
 from canvas_aspen.findings import urgency
 from canvas_aspen.storage import private_dir
 
-BUCKETS = ("posted", "unchanged", "empty", "held_back", "failed")
+BUCKETS = ("posted", "unchanged", "empty", "hidden", "held_back", "failed")
+"""R17's six buckets; ``hidden`` (R20): graded in Canvas but hidden from the student by a manual
+posting policy, so not sent."""
 
 
 def _only_known_buckets(seen: Any) -> None:

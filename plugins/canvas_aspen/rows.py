@@ -1,7 +1,8 @@
 """Canvas answers of one course -> the rows frame of docs/design.md (one row per grade).
 
-Applies R1 and R3 (which submissions count at all), R6/R7 (what each grade is) and R15
-(the grading period of each line item) through ``canvas_aspen.rules``. Nothing is held
+Applies R1 and R3 (which submissions count at all), R6/R7 (what each grade is), R20 (a grade
+hidden from the student is ``hidden``) and R15 (the grading period of each line item) through
+``canvas_aspen.rules``. Nothing is held
 back here: holding back is the Great Expectations gate's job.
 """
 
@@ -94,6 +95,7 @@ class _Columns:
         self.sis: list[str | None] = []
         self.grade: list[rules.Grade] = []
         self.graded_at: list[Any] = []
+        self.bucket: list[str] = []
 
 
 def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns) -> None:
@@ -141,6 +143,7 @@ def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], 
         a, g = found
         uid = int(sub["user_id"])
         grade = rules.grade_of(sub)
+        bucket = rules.initial_bucket(grade, sub)
         for section_id, sis_user in seats.get(uid, []):
             if not rules.is_assigned(a, section_id, uid):
                 continue
@@ -149,6 +152,7 @@ def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], 
             out.sis.append(sis_user)
             out.grade.append(grade)
             out.graded_at.append(sub.get("graded_at"))
+            out.bucket.append(bucket)
 
 
 def _instants(values: list[Any]) -> list[Any]:
@@ -188,7 +192,7 @@ def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod]
         "canvas_status": [g.canvas_status for g in cols.grade],
         "graded_at": _instants(cols.graded_at),
         "result_id": [f"{li}-u{uid}" for li, uid in zip(line_items, cols.user, strict=True)],  # ids.result_id
-        "bucket": ["empty" if g.canvas_status == "empty" else "eligible" for g in cols.grade],
+        "bucket": cols.bucket,
     })
     if cols.item:
         df = pd.DataFrame({c: data[c] for c in COLUMNS[1:]}, columns=COLUMNS[1:])

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from canvas_aspen.findings import finding
+
 EXEMPT = "exempt"
 FULLY_GRADED = "fully graded"
 NOT_SUBMITTED = "not submitted"
@@ -111,6 +113,49 @@ def grade_of(sub: dict[str, Any]) -> Grade:
     status = "late" if (sub.get("late") is True or lps == "late") else "graded"
     value = _as_number(score) if score is not None else math.nan
     return Grade(status, FULLY_GRADED, value, _raw(score if score is not None else grade))
+
+
+# --- R20: grades hidden by the posting policy ------------------------------------------
+
+def is_hidden(sub: dict[str, Any]) -> bool:
+    """R20: Canvas hides this grade from the student: under a manual posting policy a graded
+    or excused submission has ``posted_at`` null until the teacher posts it. Only an explicit
+    null hides (a Canvas answer without the field is taken as posted); a submission with
+    nothing graded is not hidden, it is empty or missing as before."""
+    if "posted_at" not in sub or sub.get("posted_at") is not None:
+        return False
+    grade = sub.get("grade")
+    return (sub.get("excused") is True or sub.get("score") is not None
+            or (grade is not None and str(grade).strip() != ""))
+
+
+def initial_bucket(grade: Grade, sub: dict[str, Any]) -> str:
+    """Where a row starts (R17): ``empty`` (R7), ``hidden`` (R20: never sent, not gated), or
+    ``eligible`` (the gate and the deltas decide the rest)."""
+    if grade.canvas_status == "empty":
+        return "empty"
+    return "hidden" if is_hidden(sub) else "eligible"
+
+
+def hidden_findings(df: Any) -> list[dict[str, Any]]:
+    """R20: one ``hidden_grades`` finding per assignment of a course (not one per grade) whose
+    rows are ``hidden``, with how many grades (``value``) and in which Aspen classes."""
+    hidden = df[df["bucket"].eq("hidden")]
+    out = []
+    for (course_id, assignment_id), rows_ in hidden.groupby(["canvas_course_id", "assignment_id"], sort=True):
+        first = rows_.iloc[0]
+        classes = sorted(rows_["aspen_class_id"].dropna().unique().tolist())
+        n = len(rows_)
+        out.append(finding(
+            "hidden_grades",
+            f"{n} grade(s) hidden from students by the assignment's manual posting policy: not sent to Aspen "
+            "(parents would see them before the student); they go with the first run after the teacher posts them",
+            canvas_course_id=int(course_id), assignment_id=int(assignment_id),
+            assignment_name=first["assignment_name"], group_name=first["group_name"],
+            aspen_class_id=", ".join(classes) or None, value=n,
+            suggestion="Post the grades in Canvas (Gradebook: the assignment's menu, Post grades) once they are final",
+        ))
+    return out
 
 
 # --- R15: due date -> Aspen grading period ----------------------------------------------

@@ -119,6 +119,21 @@ def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: list[str], er
     _add_course_errors(sd, {str(c): message for c in df.loc[in_class, "canvas_course_id"].unique()})
 
 
+def _fail_missing_class(df: pd.DataFrame, sd: Any, class_id: str, error: BaseException) -> None:
+    """An Aspen class that does not exist (Aspen answered 404): the section's SIS id names no
+    class, as with a concluded course named in ``course_ids`` (R19) whose class is gone. Its
+    whole course fails, naming the class, and nothing of that course is written."""
+    courses = sorted(int(c) for c in df.loc[df["aspen_class_id"].eq(class_id), "canvas_course_id"].unique())
+    message = (f"Aspen has no class {class_id} (the SIS id of a section of this course): nothing of this course "
+               f"was written. A concluded course's Aspen class is usually gone; fix the section's SIS id or leave "
+               f"the course out. ({_error_text(error)})")
+    _fail_rows(df, df["canvas_course_id"].isin(courses) & df["bucket"].isin(["eligible", "held_back"]), message)
+    log.warning("Aspen class %s does not exist: course(s) %s fail, nothing of them is written", class_id, courses)
+    _add_course_errors(sd, {str(c): message for c in courses})
+    missing = storage.read_json(sd / "missing-classes.json", default=[])
+    storage.write_json(sd / "missing-classes.json", sorted({*missing, class_id}))
+
+
 def _checked(answer: Any) -> Any:
     """A course's Canvas answers, or the error that makes them unusable (malformed ids)."""
     if isinstance(answer, BaseException):
@@ -225,8 +240,8 @@ def _enrollment_ids(e: dict[str, Any]) -> dict[str, Any]:
 
 
 SUBMISSION_FIELDS = ("assignment_id", "user_id", "score", "grade", "excused", "missing", "late",
-                     "late_policy_status", "graded_at")
-"""What the rows (R4, R6, R7) read of a submission. Canvas sends some twenty fields more, among
+                     "late_policy_status", "graded_at", "posted_at")
+"""What the rows (R4, R6, R7, R20) read of a submission. Canvas sends some twenty fields more, among
 them the student's own work (``body``, ``url``, ``attachments``); stage files keep none of it,
 and half the size of ``canvas.json`` goes with them."""
 
@@ -272,6 +287,15 @@ def _teachers(canvas, course_id: int) -> list[dict[str, Any]] | None:
         return None
 
 
+def _student_enrollments(canvas, course_id: int, course: Any) -> list[dict[str, Any]]:
+    """The students whose grades count: active enrollments; in a concluded course (named in
+    ``course_ids``, R19) every student's enrollment is ``completed``, and those count."""
+    concluded = isinstance(course, dict) and course.get("workflow_state") == "completed"
+    if concluded:
+        return canvas.list_student_enrollments(course_id, states=("active", "completed"))
+    return canvas.list_student_enrollments(course_id)
+
+
 def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Canvas answers of one course, in as few requests as they allow: the course comes
     from the plan (the course list has the same fields), a course without any SIS section
@@ -283,7 +307,7 @@ def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None)
     if _no_sis_section(sections):
         return bundle  # extract skips it
     bundle["teachers"] = _teachers(canvas, course_id)
-    bundle["enrollments"] = [_enrollment_ids(e) for e in canvas.list_student_enrollments(course_id)]
+    bundle["enrollments"] = [_enrollment_ids(e) for e in _student_enrollments(canvas, course_id, bundle["course"])]
     bundle["assignment_groups"] = groups = canvas.list_assignment_groups(course_id)
     sendable = _sendable_ids(groups)
     if sendable != []:
@@ -359,17 +383,18 @@ def _hold(df: pd.DataFrame, held: dict[int, list[str]]) -> None:
 
 
 def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | None = None) -> dict[str, Any]:
-    """Build the rows frame and run the grades and assignments suites (R4, R5, R15, R16)."""
+    """Build the rows frame and run the grades and assignments suites (R4, R5, R15, R16) on the
+    grades that may go (not the empty ones, R7, nor those hidden from students, R20)."""
     sd = _shard_dir(run_dir, shard)
     periods = [rules.GradingPeriod.from_oneroster(p) for p in _plan(run_dir)["grading_periods"]]
     df = rows.build_rows(storage.read_json(sd / "canvas.json"), periods, timezone_name)
     df["error"] = None
     df["held_kinds"] = None
-    graded = df[df["bucket"] != "empty"]
+    graded = df[df["bucket"].eq("eligible")]
     result = _gate(graded, ["grades", "assignments"], f"{run_dir.name}-shard{shard}-validate", docs_dir)
     _hold(df, result.held_back)
     storage.write_frame(sd / "rows.parquet", df)
-    storage.write_json(sd / "findings-validate.json", result.findings)
+    storage.write_json(sd / "findings-validate.json", result.findings + rules.hidden_findings(df))
     counts = df["bucket"].value_counts().to_dict()
     log.info("validate shard %d: %d grades, buckets %s, findings %s", shard, len(df), counts,
              dict(Counter(f["kind"] for f in result.findings)))
@@ -391,11 +416,13 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
                     classes, f"match shard {shard}: Aspen classes")
     categories, rosters = {}, {}
     for class_id, answer in zip(classes, answers, strict=True):
-        if isinstance(answer, BaseException):
+        if isinstance(answer, BaseException) and getattr(answer, "status", None) == 404:
+            _fail_missing_class(df, sd, class_id, answer)
+        elif isinstance(answer, BaseException):
             _fail_class(df, sd, class_id, ["eligible", "held_back", "failed"], answer)
-            continue
-        categories[class_id] = answer[0]
-        rosters[class_id] = students.roster(answer[1], field)
+        else:
+            categories[class_id] = answer[0]
+            rosters[class_id] = students.roster(answer[1], field)
 
     table = match.match_table(df, categories, mappings)
     df = match.apply_matches(df, table, rosters)
@@ -452,7 +479,8 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool,
         _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
     bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    live = sorted(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna().unique().tolist())
+    missing = set(storage.read_json(sd / "missing-classes.json", default=[]))  # Aspen has no such class: not read again
+    live = sorted(set(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna()) - missing)
     with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
         posted_later = reader.submit(ledger.posted_results, classes)
         answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
@@ -472,6 +500,7 @@ def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool,
     actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
         adopt=decided.actions.index.isin(decided.adopt.index))
     findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
+    findings += deltas.hidden_after_posting_findings(df[df["bucket"].eq("hidden")], posted)
 
     items_now = pd.DataFrame({
         "line_item_id": [li.get("sourcedId") for li in aspen_items],

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 DAG_ID = "canvas_aspen_grade_passback"
 URL_PREFIX = "/canvas-aspen"
 PLUGIN_NAME = "canvas_aspen_reports"
-TOTAL_KEYS = ("considered", "posted", "unchanged", "empty", "held_back", "failed")
+TOTAL_KEYS = ("considered", "posted", "unchanged", "empty", "hidden", "held_back", "failed")
 # The files of a run folder that may be served besides anything under datadocs/.
 RUN_FILES = {
     "report.html": "text/html; charset=utf-8",

@@ -7,6 +7,8 @@ against the sandbox stand-ins are in ``test_hooks_sandbox.py``.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hook_stub_server import CANVAS_TOKEN, Req, StubServer, canvas_pages, js, scripted, text
 
@@ -53,6 +55,37 @@ def test_canvas_follows_next_links_across_many_pages(canvas_hook):
     first = srv.requests[0]
     assert first.path == "/api/v1/courses/5/sections" and first.q("per_page") == "10"
     assert hook.stats["pages"] == 10
+
+
+def test_r19_canvas_list_terms_pages_the_enrollment_terms_object(canvas_hook):
+    path = "/api/v1/accounts/1/terms"
+    inner = canvas_pages(25, 10, path=path)
+
+    def handler(req: Req):
+        status, headers, body = inner(req)
+        return status, headers, json.dumps({"enrollment_terms": json.loads(body)}).encode()
+
+    with StubServer(handler) as srv:
+        hook = canvas_hook(srv.url, page_size=10)
+        listed = hook.list_terms()
+    assert [t["id"] for t in listed] == list(range(25))
+    assert len(srv.requests) == 3 and srv.requests[0].path == path
+
+
+def test_r19_canvas_list_terms_refuses_an_answer_without_the_terms(canvas_hook):
+    with StubServer(scripted(js(200, [{"id": 1}]), js(200, {"enrollment_terms": "x"}))) as srv:
+        hook = canvas_hook(srv.url)
+        with pytest.raises(CanvasApiError, match="expected a JSON object with 'enrollment_terms'"):
+            hook.list_terms()
+        with pytest.raises(CanvasApiError, match="under 'enrollment_terms'"):
+            hook.list_terms()
+
+
+def test_r19_canvas_course_list_by_term_and_state(canvas_hook):
+    with StubServer(scripted(js(200, []))) as srv:
+        canvas_hook(srv.url).list_courses(enrollment_term_id="sis_term_id:2627", state=["available"])
+    assert sorted(srv.requests[0].query) == sorted(
+        [("enrollment_term_id", "sis_term_id:2627"), ("state[]", "available"), ("per_page", "100")])
 
 
 def test_canvas_query_parameters(canvas_hook):

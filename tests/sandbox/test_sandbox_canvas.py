@@ -54,7 +54,7 @@ def test_link_header_has_current_next_first_last_and_next_is_absent_on_the_last_
         assert "next" not in last.links and "prev" in last.links
         courses, pages = follow(c, "/api/v1/accounts/1/courses", params={"per_page": 2})
     assert pages == 3
-    assert [x["id"] for x in courses] == [101, 102, 103, 104, 105]
+    assert [x["id"] for x in courses] == [101, 102, 103, 104, 105, 106]
     assert len(r.json()) == 2
 
 
@@ -97,7 +97,7 @@ def test_courses_of_the_account_and_by_term(demo):
         missing = c.get("/api/v1/accounts/99/courses")
     fields = {"id", "name", "sis_course_id", "workflow_state", "apply_assignment_group_weights"}
     assert all(fields <= set(x) for x in everything)
-    assert [x["id"] for x in last_year] == [105]
+    assert [x["id"] for x in last_year] == [105, 106]
     assert missing.status_code == 404
 
 
@@ -299,3 +299,107 @@ def test_quota_drops_with_cost_and_refills_over_time(demo):
 def test_connection_test_endpoints(demo, path):
     with canvas_client(demo) as c:
         assert c.get(path).status_code == 200
+
+
+# --- terms and course scope (R19) -------------------------------------------------------------
+
+
+def test_r19_terms_of_the_account_paged_inside_enrollment_terms(demo):
+    with canvas_client(demo) as c:
+        first = c.get("/api/v1/accounts/1/terms", params={"per_page": 2})
+        second = c.get(first.links["next"]["url"])
+        missing = c.get("/api/v1/accounts/99/terms")
+    listed = first.json()["enrollment_terms"] + second.json()["enrollment_terms"]
+    assert "next" not in second.links and missing.status_code == 404
+    by_id = {t["id"]: t for t in listed}
+    assert set(by_id) == {1, 2, 3}
+    assert {"id", "name", "sis_term_id", "start_at", "end_at", "workflow_state"} <= set(by_id[1])
+    assert (by_id[1]["sis_term_id"], by_id[1]["start_at"]) == ("2627", "2026-08-01T04:00:00Z")
+    assert (by_id[3]["name"], by_id[3]["start_at"], by_id[3]["end_at"]) == ("Default Term", None, None)
+
+
+def test_r19_course_list_by_term_id_sis_term_id_and_state(demo):
+    def ids(**params):
+        with canvas_client(demo) as c:
+            r = c.get("/api/v1/accounts/1/courses", params={"per_page": 100, **params})
+        return r.status_code, sorted(x["id"] for x in r.json()) if r.status_code == 200 else r.json()
+
+    assert ids(enrollment_term_id=1) == (200, [101, 102, 103, 104])
+    assert ids(enrollment_term_id="sis_term_id:2627", **{"state[]": "available"}) == (200, [101, 102, 103])
+    assert ids(enrollment_term_id="sis_term_id:2526") == (200, [105, 106])
+    assert ids(**{"state[]": ["completed"]}) == (200, [105, 106])
+    assert ids(**{"state[]": ["created", "claimed"]}) == (200, [104])  # unpublished
+    assert ids(enrollment_term_id=3) == (200, [])  # the Default Term holds nothing here
+    assert ids(enrollment_term_id="sis_term_id:1999")[0] == 404
+
+
+def test_r19_a_concluded_courses_students_are_completed_and_their_grades_listed(demo):
+    with canvas_client(demo) as c:
+        course = c.get("/api/v1/courses/105").json()
+        active = c.get("/api/v1/courses/105/enrollments", params={"type[]": "StudentEnrollment",
+                                                                  "state[]": "active"}).json()
+        done = c.get("/api/v1/courses/105/enrollments", params={"type[]": "StudentEnrollment",
+                                                                "state[]": ["active", "completed"]}).json()
+        subs = c.get("/api/v1/courses/105/students/submissions", params={"student_ids[]": "all"}).json()
+    assert course["workflow_state"] == "completed" and course["enrollment_term_id"] == 2
+    assert active == [] and sorted(e["user_id"] for e in done) == [5001, 5002, 5003]
+    assert sorted((s["user_id"], s["score"]) for s in subs) == [(5001, 9), (5002, 7), (5003, 8)]
+
+
+# --- posting policies (R20) -------------------------------------------------------------------
+
+
+def _subs(c, course, assignment):
+    return {s["user_id"]: s for s in c.get(f"/api/v1/courses/{course}/students/submissions",
+                                            params={"student_ids[]": "all", "assignment_ids[]": assignment,
+                                                    "per_page": 100}).json()}
+
+
+def test_r20_a_manual_posting_policy_hides_graded_submissions_until_posted(demo):
+    with canvas_client(demo) as c:
+        groups = c.get("/api/v1/courses/103/assignment_groups", params={"include[]": "assignments"}).json()
+        manual = {a["id"]: a["post_manually"] for g in groups for a in g["assignments"]}
+        hidden = _subs(c, 103, 3204)
+        automatic = _subs(c, 103, 3201)
+    assert manual[3204] is True and manual[3201] is False
+    assert {u: (s["score"], s["excused"], s["posted_at"]) for u, s in hidden.items() if s["workflow_state"] == "graded"
+            } == {5301: (92, False, None), 5302: (84, False, None), 5303: (None, True, None), 5305: (88, False, None)}
+    assert hidden[5301]["graded_at"] is not None
+    assert all(s["posted_at"] == s["graded_at"] for s in automatic.values() if s["score"] is not None)
+
+    posted = demo.canvas_post_grades(103, 3204)
+    assert posted["posted"] == [5301, 5302, 5303, 5305]
+    with canvas_client(demo) as c:
+        after = _subs(c, 103, 3204)
+    assert all(after[u]["posted_at"] for u in posted["posted"]) and after[5304]["posted_at"] is None
+    assert after[5301]["graded_at"] == hidden[5301]["graded_at"]  # posting is not grading
+
+
+def test_r20_grading_under_a_manual_policy_keeps_new_grades_hidden_and_posted_ones_posted(demo):
+    demo.canvas_set_submission(103, 3204, 5304, score=70)  # newly graded: hidden
+    demo.canvas_post_grades(103, 3204)
+    demo.canvas_set_submission(103, 3204, 5301, score=95)  # regraded after posting: stays posted
+    demo.canvas_set_submission(103, 3201, 5301, score=89)  # automatic policy: posted when graded
+    with canvas_client(demo) as c:
+        manual, automatic = _subs(c, 103, 3204), _subs(c, 103, 3201)
+    assert manual[5304]["posted_at"] is not None and manual[5301]["posted_at"] is not None
+    assert automatic[5301]["posted_at"] == automatic[5301]["graded_at"]
+    demo.canvas_set_submission(103, 3204, 5306, score=60)  # graded after the post: hidden again
+    with canvas_client(demo) as c:
+        assert _subs(c, 103, 3204)[5306]["posted_at"] is None
+
+
+def test_r20_hide_grades_unposts_and_day_of_grading_scripts_both(demo):
+    hidden = demo.canvas_hide_grades(103, 3201)
+    assert 5301 in hidden["hidden"]
+    with canvas_client(demo) as c:
+        assert all(s["posted_at"] is None for s in _subs(c, 103, 3201).values())
+    from sandbox import scenario as scenario_mod
+    from sandbox.canvas_state import CanvasState
+    from sandbox.grading_day import apply_canvas_event
+
+    state = CanvasState(scenario_mod.load("demo"))
+    apply_canvas_event(state, {"action": "post_grades", "course_id": 103, "assignment_id": 3204})
+    assert state.courses[103].assignments[3204].submissions[5301].posted_at is not None
+    apply_canvas_event(state, {"action": "hide_grades", "course_id": 103, "assignment_id": 3204})
+    assert state.courses[103].assignments[3204].submissions[5301].posted_at is None

@@ -36,11 +36,11 @@ def test_every_data_rule_occurs_in_the_demo(demo_data):
     text = _notes(demo_data)
     mentioned = {int(n) for n in re.findall(r"\bR(\d{1,2})\b", text)}
     # R11/R12 are the schedule and the trigger form, R17/R18 hold for every grade: not data
-    assert set(range(1, 19)) - {11, 12, 17, 18} <= mentioned
+    assert set(range(1, 21)) - {11, 12, 17, 18} <= mentioned
 
 
 def test_the_demo_is_small_and_readable(demo_data):
-    courses = [c for c in demo_data["canvas"]["courses"] if c["sections"]]
+    courses = [c for c in demo_data["canvas"]["courses"] if c["sections"] and c["workflow_state"] == "available"]
     assert 3 <= len(courses) <= 4
     assert any(len(c["sections"]) == 2 for c in courses)  # a cross-listed course
     for course in courses:
@@ -52,10 +52,13 @@ def test_the_demo_is_small_and_readable(demo_data):
 
 def test_canvas_serves_exactly_the_graded_work_the_expectations_account_for(demo_sandbox, expected):
     """Every graded submission the API lists for an assignment that R1 lets through is either
-    expected in Aspen or expected to be held back; nothing else, nothing missing."""
+    expected in Aspen, expected to be held back, or hidden from students (R20: posted_at null);
+    nothing else, nothing missing."""
     accounted = {(int(rid.split("-a")[1].split("-")[0]), int(rid.rsplit("-u", 1)[1])) for rid in expected["results"]}
     accounted |= {(h["assignment_id"], h["user_id"]) for h in expected["held_back"]}
-    listed = set()
+    hidden = {(h["assignment_id"], h["user_id"]) for h in expected["hidden"]["submissions"]}
+    assert not hidden & accounted
+    listed, unposted = set(), set()
     with canvas_client(demo_sandbox) as c:
         for cid in (101, 102, 103):
             groups = c.get(f"/api/v1/courses/{cid}/assignment_groups", params={"include[]": "assignments"}).json()
@@ -63,9 +66,33 @@ def test_canvas_serves_exactly_the_graded_work_the_expectations_account_for(demo
                         if a["published"] and a["post_to_sis"] and a["grading_type"] != "not_graded"}
             subs, _ = follow(c, f"/api/v1/courses/{cid}/students/submissions",
                              params={"student_ids[]": "all", "per_page": 100})
-            listed |= {(s["assignment_id"], s["user_id"]) for s in subs
-                       if s["assignment_id"] in eligible and (s["score"] is not None or s["excused"])}
-    assert listed == accounted
+            graded = [s for s in subs if s["assignment_id"] in eligible and (s["score"] is not None or s["excused"])]
+            listed |= {(s["assignment_id"], s["user_id"]) for s in graded}
+            unposted |= {(s["assignment_id"], s["user_id"]) for s in graded if s["posted_at"] is None}
+    assert listed == accounted | hidden
+    assert unposted == hidden
+
+
+def test_r19_last_years_concluded_courses_have_no_aspen_class(demo_sandbox, demo_data):
+    """A night never reads them; named in course_ids they must fail: their classes are gone."""
+    concluded = [c for c in demo_data["canvas"]["courses"] if c.get("workflow_state") == "completed"]
+    assert {c["enrollment_term_id"] for c in concluded} == {2} and len(concluded) == 2
+    aspen_classes = {cls["sourcedId"] for cls in demo_data["aspen"]["classes"]}
+    assert all(s["sis_section_id"] and s["sis_section_id"] not in aspen_classes
+               for c in concluded for s in c["sections"])
+    with aspen_client(demo_sandbox) as api:
+        assert api.get("/classes/GEOM-2526-P4/students").status_code == 404
+
+
+def test_r20_aspen_accepts_the_hidden_grades_once_posted(demo, expected):
+    after = expected["hidden"]["after_posting"]
+    assert {(int(r.split("-a")[1].split("-")[0]), int(r.rsplit("-u", 1)[1])) for r in after["results"]} == {
+        (h["assignment_id"], h["user_id"]) for h in expected["hidden"]["submissions"]}
+    with aspen_client(demo) as api:
+        for sid, li in after["lineItems"].items():
+            assert api.put(f"/lineItems/{sid}", json=_line_item_body(li, li["title"])).status_code == 201, sid
+        for sid, r in after["results"].items():
+            assert api.put(f"/results/{sid}", json=_result_body(r)).status_code == 201, sid
 
 
 def _line_item_body(li: dict, title: str) -> dict:

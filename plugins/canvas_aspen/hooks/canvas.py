@@ -195,11 +195,12 @@ class CanvasHook(RestApiHook):
         """Sections of a course (each one Aspen class via its ``sis_section_id``)."""
         return self.paginate(f"/api/v1/courses/{quote_id(course_id)}/sections", endpoint="list_sections")
 
-    def list_student_enrollments(self, course_id: str | int) -> list[dict]:
-        """Active student enrollments of a course."""
+    def list_student_enrollments(self, course_id: str | int, states: Iterable[str] = ("active",)) -> list[dict]:
+        """Student enrollments of a course in these states (default: active; a concluded
+        course's students are ``completed``)."""
         return self.paginate(
             f"/api/v1/courses/{quote_id(course_id)}/enrollments",
-            [("type[]", "StudentEnrollment"), ("state[]", "active")],
+            [("type[]", "StudentEnrollment"), *(("state[]", s) for s in states)],
             endpoint="list_student_enrollments",
         )
 
