@@ -101,7 +101,9 @@ def canvas_day_of_grading(ctx, fraction: float = 0.02, add_assignments: int = 0,
             summary["scripted"].append(apply_canvas_event(state, event))
         ctx.scripted_applied = True
 
-    courses = [state.courses[cid] for cid in sorted(state.courses)]
+    # teachers grade in their live courses: last year's concluded ones (and unpublished ones) stay as they are
+    courses = [state.courses[cid] for cid in sorted(state.courses)
+               if state.courses[cid].raw.get("workflow_state", "available") == "available"]
     slots = [(c, a, uid) for c in courses for g in c.groups for a in (c.assignments[i] for i in g["assignment_ids"])
              if sendable(a) for uid in state.assigned_students(c, a)]
     summary["slots"] = len(slots)
