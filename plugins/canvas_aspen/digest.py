@@ -50,6 +50,7 @@ AUDIENCE: dict[str, str] = {
     "imported_assignments_group": TEACHER,
     "aspen_edited": TEACHER,
     "cleared_in_canvas": TEACHER,
+    "hidden_in_canvas": TEACHER,
     "column_code_collision": TEACHER,
     # the teacher should know; nothing to fix
     "hidden_grades": INFO,
@@ -63,7 +64,7 @@ AUDIENCE: dict[str, str] = {
     "orphaned_line_item": DATA_TEAM,
 }
 
-PER_GRADE = {"over_max", "negative_score", "non_numeric_score", "aspen_edited", "cleared_in_canvas"}
+PER_GRADE = {"over_max", "negative_score", "non_numeric_score", "aspen_edited", "cleared_in_canvas", "hidden_in_canvas"}
 """Kinds with one finding per grade: counted per assignment."""
 WITH_STUDENTS = {"over_max", "negative_score", "non_numeric_score"}
 """Per-grade kinds whose students the teacher needs to find the grade: SIS ids (never names)."""
@@ -171,6 +172,11 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
                 "Aspen still shows the earlier value.",
                 "If the grade should not count, remove it in Aspen's gradebook by hand; otherwise enter it in "
                 "Canvas again.")
+    if k == "hidden_in_canvas":
+        return (f"{_plural(n, 'grade')} on {a} {'was' if n == 1 else 'were'} hidden from students in Canvas after "
+                "being sent; Aspen still shows the earlier value (parents may see it there).",
+                "Post the grades again in Canvas when they are final (they go the night after), or remove them in "
+                "Aspen's gradebook by hand.")
     if k == "column_code_collision":
         return (f"{a} starts with the same 10 characters as another assignment, so it was sent to Aspen as "
                 f"{_q(item['value'])}{_classes(item)} (Aspen names its gradebook columns by the first 10). Its "

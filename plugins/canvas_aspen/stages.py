@@ -416,7 +416,7 @@ def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str
                     classes, f"match shard {shard}: Aspen classes")
     categories, rosters = {}, {}
     for class_id, answer in zip(classes, answers, strict=True):
-        if isinstance(answer, BaseException) and getattr(answer, "status", None) == 404:
+        if isinstance(answer, ApiError) and answer.status == 404:
             _fail_missing_class(df, sd, class_id, answer)
         elif isinstance(answer, BaseException):
             _fail_class(df, sd, class_id, ["eligible", "held_back", "failed"], answer)
