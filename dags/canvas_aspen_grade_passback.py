@@ -15,7 +15,9 @@ DOC = """
 ### Canvas -> Aspen grade passback
 
 Every night at **22:00 America/New_York** (R11) this posts the Canvas grades that changed
-to Aspen through OneRoster 1.1, for every course of the account with SIS sections.
+to Aspen through OneRoster 1.1, for the available courses with SIS sections of the current
+Canvas terms (R19; `CANVAS_ASPEN_TERMS` names terms instead). Grades hidden from students by a
+manual posting policy are not sent (R20: the `hidden` bucket).
 Stages: plan -> extract -> validate (Great Expectations gate) -> match (groups <->
 categories) -> deltas -> post -> verify (read back) -> report. Each shard of courses goes
 through its stages on its own (a mapped task group): shard 2 is validated while shard 3 is
@@ -56,7 +58,8 @@ def _stage():
     default_args={"retries": 2},
     params={
         "course_ids": Param([], type="array", items={"type": "integer"}, title="Canvas course ids",
-                            description="Backfill only these courses. Empty: every course of the account."),
+                            description="Backfill only these courses, whatever their term or state. "
+                                        "Empty: the available courses of the current Canvas terms."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Compute and report everything; post nothing to Aspen."),
         "full_resync": Param(False, type="boolean", title="Full resync",
