@@ -45,7 +45,7 @@ def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shar
 
     totals = rec["totals"]
     assert totals["considered"] > 0
-    assert totals["considered"] == sum(totals[b] for b in ("posted", "unchanged", "empty", "held_back", "failed"))
+    assert totals["considered"] == sum(totals[b] for b in ("posted", "unchanged", "empty", "hidden", "held_back", "failed"))
     assert totals["posted"] == 0 and totals["failed"] == 0 and totals["unchanged"] > 0
 
     sent, need = rec["requests"], rec["min_requests"]

@@ -26,7 +26,7 @@ DEMO = json.loads((REPO / "sandbox/scenarios/demo.json").read_text())
 EXPECTED = json.loads((REPO / "sandbox/scenarios/demo.expected.json").read_text())
 PARAMS = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
           "category_mappings": {}, "mapping_file": ""}
-BUCKETS = ("posted", "unchanged", "empty", "held_back", "failed")
+BUCKETS = ("posted", "unchanged", "empty", "hidden", "held_back", "failed")  # R17 (hidden: R20)
 STAGES = ("extract", "validate", "match", "deltas", "post", "verify")
 
 
