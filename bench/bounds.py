@@ -27,25 +27,26 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from canvas_aspen.hooks._http import parse_link_header
-
 PAGE = 100
+
+
+def _link(resp: requests.Response, rel: str) -> str | None:
+    return resp.links.get(rel, {}).get("url")
 
 
 def canvas_pages(session: requests.Session, url: str, params: list[tuple[str, Any]]) -> tuple[int, Any]:
     """Pages of one Canvas listing at per_page=100 (from rel="last"), and the first page."""
     resp = session.get(url, params=[*params, ("per_page", PAGE)], timeout=60)
     resp.raise_for_status()
-    links = parse_link_header(resp.headers.get("Link"))
-    last = links.get("last")
+    last = _link(resp, "last")
     pages = int(parse_qs(urlsplit(last).query)["page"][0]) if last else None
     if pages is None:  # no rel="last": count by following rel="next"
-        pages, nxt = 1, links.get("next")
+        pages, nxt = 1, _link(resp, "next")
         while nxt:
             r = session.get(nxt, timeout=60)
             r.raise_for_status()
             pages += 1
-            nxt = parse_link_header(r.headers.get("Link")).get("next")
+            nxt = _link(r, "next")
     return pages, resp.json()
 
 
@@ -68,7 +69,7 @@ def canvas_minimum(sb) -> dict[str, int]:
         r = s.get(url, timeout=60)
         r.raise_for_status()
         courses += r.json()
-        url = parse_link_header(r.headers.get("Link")).get("next")
+        url = _link(r, "next")
     for c in courses:
         if c.get("workflow_state") == "deleted":
             continue

@@ -3,86 +3,86 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+import time
+from email.utils import formatdate
 
 import pytest
+import requests
+import tenacity
 
-from canvas_aspen.hooks._http import (
+from canvas_aspen.errors import (
     ApiError,
+    AspenApiError,
+    CanvasApiError,
     ConnectionConfigError,
-    backoff_delay,
+    parse_imsx_status,
+)
+from canvas_aspen.hooks._http import (
     canonical_url,
     is_loopback_host,
     is_retryable_status,
-    parse_bool,
-    parse_link_header,
-    parse_number,
-    parse_retry_after,
-    parse_timeout,
-    parse_verify,
     quote_id,
+    retry_after_seconds,
     scrub,
     url_path,
     validate_base_url,
+    wait_retry_after_or_jitter,
 )
-from canvas_aspen.hooks.aspen import AspenApiError, parse_imsx_status
-from canvas_aspen.hooks.canvas import CanvasApiError
+from canvas_aspen.hooks._settings import AspenSettings, CanvasSettings, HttpSettings
 
-# ---------------------------------------------------------------- Retry-After
+# ---------------------------------------------------------------- Retry-After (read by urllib3)
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("5", 5.0),
-        (" 2.5 ", 2.5),
+        (" 7 ", 7.0),
         ("0", 0.0),
-        ("-3", 0.0),
         ("", None),
         (None, None),
         ("soon", None),
         ("nan", None),
         ("inf", None),
+        ("2.5", None),  # RFC 9110 delay-seconds are whole: the jittered backoff applies instead
+        ("-3", None),
     ],
 )
 def test_retry_after_seconds(value, expected):
-    assert parse_retry_after(value) == expected
+    assert retry_after_seconds(value) == expected
 
 
 def test_retry_after_http_date():
-    now = datetime(2026, 3, 8, 12, 0, 0, tzinfo=timezone.utc)
-    later = format_datetime(now + timedelta(seconds=42), usegmt=True)
-    assert parse_retry_after(later, now=now) == pytest.approx(42.0)
-    earlier = format_datetime(now - timedelta(seconds=42), usegmt=True)
-    assert parse_retry_after(earlier, now=now) == 0.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == 0.0
+    assert retry_after_seconds(formatdate(time.time() + 42, usegmt=True)) == pytest.approx(42.0, abs=2)
+    assert retry_after_seconds(formatdate(time.time() - 42, usegmt=True)) == 0.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
-# ---------------------------------------------------------------- Link
+# ---------------------------------------------------------------- Link (read by requests)
+
+
+def _links(value: str | None) -> dict[str, str]:
+    resp = requests.Response()
+    if value is not None:
+        resp.headers["Link"] = value
+    return {rel: link["url"] for rel, link in resp.links.items()}
 
 
 def test_link_header_canvas_style():
+    """What Canvas sends, as ``Response.links`` (which CanvasHook follows) reads it."""
     value = (
         '<https://c.example/api/v1/courses?page=2&per_page=100>; rel="next",'
         '<https://c.example/api/v1/courses?page=1&per_page=100>; rel="current",'
         '<https://c.example/api/v1/courses?page=1&per_page=100>; rel="first",'
         '<https://c.example/api/v1/courses?page=9&per_page=100>; rel="last"'
     )
-    links = parse_link_header(value)
+    links = _links(value)
     assert links["next"] == "https://c.example/api/v1/courses?page=2&per_page=100"
     assert links["last"].endswith("page=9&per_page=100")
     assert set(links) == {"next", "current", "first", "last"}
-
-
-def test_link_header_odd_but_valid_forms():
-    # unquoted rel, several rels, other params, commas and semicolons inside the URL, no last
-    value = '<https://x/a?ids=1,2;3>; title="t, u"; rel=next,  <https://x/b>; rel="first prev"'
-    links = parse_link_header(value)
-    assert links["next"] == "https://x/a?ids=1,2;3"
-    assert links["first"] == links["prev"] == "https://x/b"
-    assert parse_link_header(None) == {} == parse_link_header("")
-    assert "next" not in parse_link_header('<https://x/c>; rel="current"')
+    assert _links('<https://x/a?ids=1,2>; title="t, u"; rel=next') == {"next": "https://x/a?ids=1,2"}
+    assert _links(None) == {} == _links("")
+    assert "next" not in _links('<https://x/c>; rel="current"')
 
 
 def test_canonical_url_treats_encoded_brackets_alike():
@@ -146,33 +146,60 @@ def test_bad_base_url_message_never_echoes_credentials():
     assert "hunter2secret" not in str(info.value)
 
 
-# ---------------------------------------------------------------- typed extras
+# ---------------------------------------------------------------- typed extras (pydantic models)
+
+
+def _settings(model=HttpSettings, **extras):
+    return model.from_extras(extras, conn_type="canvas", conn_id="canvas_test")
 
 
 def test_typed_extras():
-    assert parse_bool(None, default=True, name="x") is True
-    assert parse_bool("false", default=True, name="x") is False
-    assert parse_bool("Yes", default=False, name="x") is True
-    assert parse_bool(0, default=True, name="x") is False
-    with pytest.raises(ConnectionConfigError):
-        parse_bool("maybe", default=True, name="x")
-    assert parse_verify(None) is True
-    assert parse_verify(False) is False
-    assert parse_verify("false") is False
-    assert parse_verify("/etc/ssl/district-ca.pem") == "/etc/ssl/district-ca.pem"
-    assert parse_number("8", default=1, name="n", integer=True, minimum=1) == 8
-    assert parse_number(None, default=100, name="n", integer=True) == 100
-    with pytest.raises(ConnectionConfigError, match="integer"):
-        parse_number("2.5", default=1, name="n", integer=True)
-    with pytest.raises(ConnectionConfigError, match="≥ 1"):
-        parse_number(0, default=1, name="n", integer=True, minimum=1)
-    with pytest.raises(ConnectionConfigError):
-        parse_number(True, default=1, name="n")
-    assert parse_timeout(None, default=30) == (30, 30)
-    assert parse_timeout(12.5, default=30) == (12.5, 12.5)
-    assert parse_timeout([3, 60], default=30) == (3, 60)
-    with pytest.raises(ConnectionConfigError):
-        parse_timeout([1, 2, 3], default=30)
+    assert _settings().allow_insecure_http is False
+    assert _settings(allow_insecure_http="Yes").allow_insecure_http is True
+    assert _settings(allow_insecure_http=1).allow_insecure_http is True
+    with pytest.raises(ConnectionConfigError, match="'allow_insecure_http' must be true or false"):
+        _settings(allow_insecure_http="maybe")
+    assert _settings().verify is True
+    assert _settings(verify=False).verify is False
+    assert _settings(verify="false").verify is False
+    assert _settings(verify="/etc/ssl/district-ca.pem").verify == "/etc/ssl/district-ca.pem"
+    assert _settings(max_concurrency="8").max_concurrency == 8
+    assert _settings(page_size=None).page_size == 100
+    assert _settings(page_size=" ").page_size == 100
+    with pytest.raises(ConnectionConfigError, match="'max_concurrency' must be an integer"):
+        _settings(max_concurrency="2.5")
+    with pytest.raises(ConnectionConfigError, match="'max_concurrency' must be ≥ 1"):
+        _settings(max_concurrency=0)
+    with pytest.raises(ConnectionConfigError, match="'backoff_base'"):
+        _settings(backoff_base=True)
+    with pytest.raises(ConnectionConfigError, match="'backoff_max' must be a finite number"):
+        _settings(backoff_max="nan")
+    assert _settings().timeout == (30, 30)
+    assert _settings(timeout=12.5).timeout == (12.5, 12.5)
+    assert _settings(timeout=[3, 60]).timeout == (3, 60)
+    with pytest.raises(ConnectionConfigError, match="'timeout' must be a number or \\[connect, read\\]"):
+        _settings(timeout=[1, 2, 3])
+
+
+def test_every_bad_extra_is_named_and_no_value_is_echoed():
+    with pytest.raises(ConnectionConfigError) as info:
+        _settings(page_size="hunter2-secretish", max_pages=-1, verify=[1])
+    text = str(info.value)
+    assert text.startswith("Connection 'canvas_test': extra ")
+    assert "'page_size' must be an integer" in text
+    assert "'max_pages' must be ≥ 1" in text and "'verify'" in text
+    assert "hunter2" not in text
+
+
+def test_each_hook_reads_its_own_extras():
+    assert _settings(CanvasSettings, account_id=7).account_id == "7"
+    assert _settings(CanvasSettings, account_id=" ").account_id == "1"
+    aspen = AspenSettings.from_extras({"token_path": "token/", "api_path": "/"}, conn_type="aspen", conn_id="a")
+    assert (aspen.token_path, aspen.api_path, aspen.token_refresh_margin) == ("/token", "", 60.0)
+    legacy = AspenSettings.from_extras({"extra__aspen__api_path": "/or"}, conn_type="aspen", conn_id="a")
+    assert legacy.api_path == "/or"
+    with pytest.raises(ConnectionConfigError, match="'token_path' must be a path such as /oauth/rest/v2.0/auth"):
+        AspenSettings.from_extras({"token_path": "https://x/token"}, conn_type="aspen", conn_id="a")
 
 
 # ---------------------------------------------------------------- retry policy pieces
@@ -197,14 +224,31 @@ def test_retryable_statuses(status, body, retryable):
     assert is_retryable_status(status, body) is retryable
 
 
-def test_backoff_is_full_jitter_and_capped():
-    top = lambda lo, hi: hi  # noqa: E731 - the largest value the jitter may pick
-    assert backoff_delay(1, base=0.5, cap=30, rng=top) == 0.5
-    assert backoff_delay(3, base=0.5, cap=30, rng=top) == 2.0
-    assert backoff_delay(20, base=0.5, cap=30, rng=top) == 30
-    assert backoff_delay(3, base=0.5, cap=30, rng=lambda lo, hi: lo) == 0.0
+def _after(attempt: int, error: BaseException) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(error), error, None))
+    return state
+
+
+def test_backoff_is_full_jitter_and_capped(monkeypatch):
+    wait = wait_retry_after_or_jitter(base=0.5, cap=30)
+    failed = CanvasApiError("server error", status=503, retryable=True)
+    monkeypatch.setattr("random.uniform", lambda lo, hi: hi)  # the largest value the jitter may pick
+    assert wait(_after(1, failed)) == 0.5
+    assert wait(_after(3, failed)) == 2.0
+    assert wait(_after(20, failed)) == 30
+    monkeypatch.setattr("random.uniform", lambda lo, hi: lo)
+    assert wait(_after(3, failed)) == 0.0
+    monkeypatch.undo()
     for attempt in range(1, 10):
-        assert 0.0 <= backoff_delay(attempt, base=0.5, cap=4) <= 4
+        assert 0.0 <= wait_retry_after_or_jitter(base=0.5, cap=4)(_after(attempt, failed)) <= 4
+
+
+def test_retry_after_wins_over_the_backoff_and_is_capped():
+    wait = wait_retry_after_or_jitter(base=0.5, cap=30)
+    assert wait(_after(1, CanvasApiError("rate limited", status=429, retry_after=7.0))) == 7.0
+    assert wait(_after(1, CanvasApiError("rate limited", status=429, retry_after=3600.0))) == 30
 
 
 # ---------------------------------------------------------------- ids, paths, scrubbing

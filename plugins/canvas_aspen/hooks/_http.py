@@ -1,33 +1,33 @@
 """Shared HTTP machinery of the Canvas and Aspen hooks, written once.
 
-* :class:`ApiError` – the one error type (subclassed per system) every hook call raises; it
-  lives in :mod:`canvas_aspen.errors` (no Airflow there) and is re-exported here.
-* :func:`parse_retry_after`, :func:`parse_link_header`, :func:`validate_base_url`,
-  :func:`parse_verify` – small pure helpers, unit-tested without a server.
-* :class:`RestApiHook` – the base hook: the Connection read lazily, typed extras, one
-  pooled :class:`requests.Session`, the retry policy (tenacity, full jitter, ``Retry-After``,
-  bounded attempts and sleep), proactive slow-down on ``X-Rate-Limit-Remaining``, a
-  per-hook cap on requests in flight, and :meth:`RestApiHook.map_concurrent`.
+The generic parts are the libraries': the retry loop and full-jitter backoff are tenacity's,
+``Retry-After`` is read by urllib3, ``Link`` headers by requests (``Response.links``), and
+requests in flight are bounded by the connection pool (``pool_block``). What is ours:
 
-Nothing here logs or raises a secret: errors carry the method, the URL *path* (never the
-query string, never a header), the status and the (truncated, scrubbed) response body.
+* :func:`validate_base_url`, :func:`canonical_url`, :func:`scrub`, … – small pure helpers;
+* :class:`wait_retry_after_or_jitter` – the server's ``Retry-After``, else full jitter;
+* :class:`RestApiHook` – the base hook: the Connection read lazily, typed settings
+  (:mod:`canvas_aspen.hooks._settings`), one pooled :class:`requests.Session`, the retry
+  policy (bounded attempts and sleep), the shared slow-down on ``X-Rate-Limit-Remaining`` and
+  after a throttle's ``Retry-After``, one paging loop (:meth:`RestApiHook.paginate_pages`)
+  and :meth:`RestApiHook.map_concurrent`.
+
+Errors are :class:`~canvas_aspen.errors.ApiError` (no Airflow in that module; re-exported
+here). Nothing here logs or raises a secret: errors carry the method, the URL *path* (never
+the query string, never a header), the status and the (truncated, scrubbed) response body.
 """
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
-import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote, unquote, unquote_plus, urlsplit, urlunsplit
 
 import requests
@@ -35,85 +35,36 @@ import tenacity
 from airflow.sdk import BaseHook, Connection
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.exceptions import InvalidHeader
+from urllib3.util import Retry
 
 from canvas_aspen.errors import ApiError, ConnectionConfigError
+from canvas_aspen.hooks._settings import HttpSettings
 
-__all__ = ["ApiError", "ConnectionConfigError", "RestApiHook"]
+__all__ = ["ApiError", "ConnectionConfigError", "HttpSettings", "RestApiHook"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+Params = Sequence[tuple[str, Any]]
+PageRequest = tuple[str, Params | None]
+"""What the paging loop GETs next: a path or URL on the hook's host and its query (or None)."""
+
+_RETRY_AFTER = Retry(total=0)  # only its Retry-After parser is used; retries are tenacity's
 
 # --------------------------------------------------------------------------------------
 # Pure helpers
 # --------------------------------------------------------------------------------------
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
-
-    Returns ``None`` for a missing or unparseable value; never a negative number.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date, read by
+    urllib3); ``None`` for a missing or invalid value, never a negative number."""
+    if value is None or not value.strip():
         return None
     try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
-            return None
-        return max(0.0, seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return float(_RETRY_AFTER.parse_retry_after(value))
+    except InvalidHeader:
         return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
-_LINK_PARAM_RE = re.compile(
-    r'\s*;\s*([A-Za-z0-9_*!#$%&\'+.^`|~-]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;,"]*)))?'
-)
-
-
-def parse_link_header(value: str | None) -> dict[str, str]:
-    """``Link`` header → ``{rel: url}`` (RFC 8288; several rels per link allowed).
-
-    Parameters may be quoted strings holding commas or semicolons. The first link wins
-    for a repeated rel. URLs are returned as given (opaque).
-    """
-    links: dict[str, str] = {}
-    if not value:
-        return links
-    i, n = 0, len(value)
-    while i < n:
-        start = value.find("<", i)
-        if start < 0:
-            break
-        end = value.find(">", start + 1)
-        if end < 0:
-            break
-        url = value[start + 1 : end].strip()
-        i = end + 1
-        while (match := _LINK_PARAM_RE.match(value, i)) is not None and match.end() > i:
-            i = match.end()
-            if match.group(1).lower() != "rel":
-                continue
-            rels = match.group(2) if match.group(2) is not None else (match.group(3) or "")
-            for rel in rels.split():
-                links.setdefault(rel.lower(), url)
-        comma = value.find(",", i)
-        if comma < 0:
-            break
-        i = comma + 1
-    return links
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -175,72 +126,6 @@ def validate_base_url(
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f"}
-
-
-def parse_bool(value: Any, *, default: bool, name: str, conn_id: str = "?") -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be true or false")
-
-
-def parse_verify(value: Any, *, conn_id: str = "?") -> bool | str:
-    """``verify`` extra: a boolean (or its string form) or a path to a CA bundle."""
-    if value is None or value == "":
-        return True
-    if isinstance(value, str) and value.strip().lower() not in _TRUE | _FALSE:
-        return value.strip()
-    return parse_bool(value, default=True, name="verify", conn_id=conn_id)
-
-
-def parse_number(
-    value: Any,
-    *,
-    default: float,
-    name: str,
-    conn_id: str = "?",
-    minimum: float = 0.0,
-    integer: bool = False,
-) -> Any:
-    if value is None or value == "":
-        return default
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value)
-        if integer:
-            if number != int(number):
-                raise ValueError
-            number = int(number)
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
-        raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be {kind}") from None
-    if number < minimum:
-        raise ConnectionConfigError(f"Connection {conn_id!r}: extra {name!r} must be ≥ {minimum:g}")
-    return number
-
-
-def parse_timeout(value: Any, *, default: float, conn_id: str = "?") -> tuple[float, float]:
-    """``timeout`` extra: seconds, or ``[connect, read]``."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ConnectionConfigError(
-                f"Connection {conn_id!r}: extra 'timeout' must be a number or [connect, read]"
-            )
-        connect = parse_number(value[0], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
-        read = parse_number(value[1], default=default, name="timeout", conn_id=conn_id, minimum=0.001)
-        return (connect, read)
-    seconds = parse_number(value, default=default, name="timeout", conn_id=conn_id, minimum=0.001)
-    return (seconds, seconds)
-
-
 def quote_id(value: Any) -> str:
     """A path segment from an id: everything but unreserved characters percent-encoded."""
     text = str(value)
@@ -282,34 +167,19 @@ def is_retryable_status(status: int, body: str = "") -> bool:
     return status >= 500 or status == 429 or is_rate_limited_403(status, body)
 
 
-def backoff_delay(
-    attempt: int, *, base: float, cap: float, rng: Callable[[float, float], float] = random.uniform
-) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base·2^(attempt-1)))."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return rng(0.0, ceiling) if ceiling > 0 else 0.0
+class wait_retry_after_or_jitter(tenacity.wait.wait_base):  # noqa: N801 - tenacity's naming
+    """Tenacity's wait: the ``Retry-After`` of the error when the server said one (capped at
+    *cap*), else exponential backoff with full jitter (``tenacity.wait_full_jitter``)."""
 
+    def __init__(self, *, base: float, cap: float) -> None:
+        self.cap = cap
+        self.jitter = tenacity.wait_full_jitter(multiplier=base, max=cap)
 
-# --------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """Typed settings of one hook, read from the Connection (no secrets in here)."""
-
-    base_url: str
-    timeout: tuple[float, float] = (30.0, 30.0)
-    verify: bool | str = True
-    max_concurrency: int = 8
-    page_size: int = 100
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    rate_limit_threshold: float = 100.0
-    rate_limit_max_sleep: float = 2.0
-    max_pages: int = 10_000
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        return self.jitter(retry_state)
 
 
 class _BearerAuth(AuthBase):
@@ -362,14 +232,15 @@ def _register_secret(secret: str | None) -> None:
 class RestApiHook(BaseHook):
     """Base of :class:`~canvas_aspen.hooks.canvas.CanvasHook` and :class:`~canvas_aspen.hooks.aspen.AspenHook`.
 
-    Subclasses set ``error_class``, ``system``, implement :meth:`_check_connection` (fail
-    fast on missing credentials) and :meth:`_auth` (the auth of one request).
+    Subclasses set ``error_class``, ``system``, ``settings_class`` (the extras they read),
+    implement :meth:`_check_connection` (fail fast on missing credentials) and :meth:`_auth`
+    (the auth of one request).
     """
 
     error_class: type[ApiError] = ApiError
     system: str = "API"
-    #: extras understood by every hook, with their defaults (documented in docs/connections.md)
-    _default_settings = HttpSettings(base_url="")
+    #: the typed extras of this hook's Connection (documented in docs/connections.md)
+    settings_class: ClassVar[type[HttpSettings]] = HttpSettings
 
     def __init__(self, conn_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -411,73 +282,40 @@ class RestApiHook(BaseHook):
         raise NotImplementedError
 
     @cached_property
-    def _extras(self) -> dict[str, Any]:
-        """``extra_dejson`` parsed once (Airflow re-parses and re-masks it on every access)."""
-        extras = self.connection.extra_dejson
-        return extras if isinstance(extras, dict) else {}
-
-    def _extra(self, name: str) -> Any:
-        """An extra by plain name, or by the legacy ``extra__<type>__<name>`` form."""
-        extras = self._extras
-        if name in extras:
-            return extras[name]
-        return extras.get(f"extra__{self.conn_type}__{name}")
-
-    def _build_settings(self, **overrides: Any) -> HttpSettings:
-        conn = self.connection
-        cid = self._conn_id
-        d = self._default_settings
-        allow_http = parse_bool(
-            self._extra("allow_insecure_http"), default=False, name="allow_insecure_http", conn_id=cid
+    def settings(self) -> HttpSettings:
+        """The typed extras (a ``settings_class``) and the base URL; a bad value raises
+        :class:`ConnectionConfigError` naming the field."""
+        conn, cid = self.connection, self._conn_id
+        extras = conn.extra_dejson  # parsed once here (Airflow re-parses and re-masks on each access)
+        parsed = self.settings_class.from_extras(
+            extras if isinstance(extras, dict) else {}, conn_type=self.conn_type, conn_id=cid
         )
-        base_url = validate_base_url(conn.host, port=conn.port, allow_insecure_http=allow_http, conn_id=cid)
-        verify = parse_verify(self._extra("verify"), conn_id=cid)
-        if verify is False:
+        base_url = validate_base_url(
+            conn.host, port=conn.port, allow_insecure_http=parsed.allow_insecure_http, conn_id=cid
+        )
+        if parsed.verify is False:
             self.log.warning(
                 "TLS certificate verification is OFF for connection %s (extra verify=false)", cid
             )
-        if allow_http and base_url.startswith("http://"):
+        if parsed.allow_insecure_http and base_url.startswith("http://"):
             self.log.warning("Connection %s uses plain http:// (extra allow_insecure_http=true)", cid)
-
-        def num(name: str, default: Any, *, minimum: float = 0.0, integer: bool = False) -> Any:
-            return parse_number(
-                self._extra(name), default=default, name=name, conn_id=cid, minimum=minimum, integer=integer
-            )
-
-        values: dict[str, Any] = dict(
-            base_url=base_url,
-            timeout=parse_timeout(self._extra("timeout"), default=d.timeout[1], conn_id=cid),
-            verify=verify,
-            max_concurrency=num("max_concurrency", d.max_concurrency, minimum=1, integer=True),
-            page_size=num("page_size", d.page_size, minimum=1, integer=True),
-            max_attempts=num("max_attempts", d.max_attempts, minimum=1, integer=True),
-            backoff_base=num("backoff_base", d.backoff_base),
-            backoff_max=num("backoff_max", d.backoff_max),
-            rate_limit_threshold=num("rate_limit_threshold", d.rate_limit_threshold),
-            rate_limit_max_sleep=num("rate_limit_max_sleep", d.rate_limit_max_sleep),
-            max_pages=num("max_pages", d.max_pages, minimum=1, integer=True),
-        )
-        values.update(overrides)
-        return HttpSettings(**values)
-
-    @cached_property
-    def settings(self) -> HttpSettings:
-        return self._build_settings()
-
-    @cached_property
-    def _in_flight(self) -> threading.BoundedSemaphore:
-        """Caps requests in flight from this hook at ``max_concurrency``, however it is called."""
-        return threading.BoundedSemaphore(self.settings.max_concurrency)
+        return parsed.model_copy(update={"base_url": base_url})
 
     @cached_property
     def session(self) -> requests.Session:
-        """One pooled session, safe to share between the threads of :meth:`map_concurrent`."""
+        """One pooled session, safe to share between the threads of :meth:`map_concurrent`;
+        at most ``max_concurrency`` requests of this hook are in flight at once."""
         from canvas_aspen import __version__
 
         s = self.settings
         session = requests.Session()
-        # Retries are ours (tenacity); the adapter must not retry on its own.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(s.max_concurrency, 1), max_retries=0)
+        # Retries are ours (tenacity); the adapter must not retry on its own. Its pool holds
+        # max_concurrency connections and a request waits for a free one (pool_block): that
+        # caps requests in flight from this hook, whatever threads call it (a connection goes
+        # back to the pool once its answer is read; requests reads every answer in full).
+        adapter = HTTPAdapter(
+            pool_connections=4, pool_maxsize=s.max_concurrency, pool_block=True, max_retries=0
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.verify = s.verify
@@ -592,7 +430,7 @@ class RestApiHook(BaseHook):
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
             stop=tenacity.stop_after_attempt(max_attempts or s.max_attempts),
-            wait=self._retry_wait,
+            wait=wait_retry_after_or_jitter(base=s.backoff_base, cap=s.backoff_max),
             before_sleep=self._before_retry_sleep,
             sleep=lambda seconds: self._sleep(seconds),
             reraise=True,
@@ -604,14 +442,6 @@ class RestApiHook(BaseHook):
             if err.endpoint is None:
                 err.endpoint = endpoint
             raise
-
-    def _retry_wait(self, retry_state: tenacity.RetryCallState) -> float:
-        s = self.settings
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), s.backoff_max)
-        return backoff_delay(retry_state.attempt_number, base=s.backoff_base, cap=s.backoff_max)
 
     def _before_retry_sleep(self, retry_state: tenacity.RetryCallState) -> None:
         self._count("retries")
@@ -653,41 +483,40 @@ class RestApiHook(BaseHook):
         json_body: Any = None,
         data: Any = None,
     ) -> requests.Response:
-        """Send one request inside the in-flight cap; transport errors become ``error_class``."""
+        """Send one request (it waits for a free pooled connection); transport errors become ``error_class``."""
         s = self.settings
         self._wait_for_throttle()
         path = url_path(url)
-        with self._in_flight:
-            self._count("requests")
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    data=data,
-                    auth=auth,
-                    timeout=s.timeout,
-                    verify=self.session.verify,
-                )
-            except requests.exceptions.SSLError as exc:
-                raise self.error_class(
-                    f"TLS error ({type(exc).__name__}); check the certificate or the 'verify' extra",
-                    method=method,
-                    path=path,
-                ) from exc
-            except requests.exceptions.Timeout as exc:
-                raise self.error_class(
-                    f"timed out ({_transport_reason(exc)})", method=method, path=path, retryable=True
-                ) from exc
-            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                raise self.error_class(
-                    f"connection failed ({_transport_reason(exc)})", method=method, path=path, retryable=True
-                ) from exc
-            except requests.exceptions.RequestException as exc:
-                raise self.error_class(
-                    f"request failed ({type(exc).__name__})", method=method, path=path
-                ) from exc
+        self._count("requests")
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=data,
+                auth=auth,
+                timeout=s.timeout,
+                verify=self.session.verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise self.error_class(
+                f"TLS error ({type(exc).__name__}); check the certificate or the 'verify' extra",
+                method=method,
+                path=path,
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            raise self.error_class(
+                f"timed out ({_transport_reason(exc)})", method=method, path=path, retryable=True
+            ) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise self.error_class(
+                f"connection failed ({_transport_reason(exc)})", method=method, path=path, retryable=True
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise self.error_class(
+                f"request failed ({type(exc).__name__})", method=method, path=path
+            ) from exc
         self._observe_rate_limit(resp)
         return resp
 
@@ -739,7 +568,7 @@ class RestApiHook(BaseHook):
         status = resp.status_code
         body = scrub(resp.text or "", self._secret_values())
         retryable = is_retryable_status(status, body)
-        retry_after = parse_retry_after(resp.headers.get("Retry-After")) if retryable else None
+        retry_after = retry_after_seconds(resp.headers.get("Retry-After")) if retryable else None
         if retry_after is not None and (status == 429 or is_rate_limited_403(status, body)):
             self._delay_all(min(retry_after, self.settings.backoff_max))
         if status == 429 or is_rate_limited_403(status, body):
@@ -796,6 +625,50 @@ class RestApiHook(BaseHook):
         resp = self.request("GET", path, params=params, endpoint=endpoint)
         return self._decode_json(resp, "GET", endpoint or url_path(path))
 
+    # ---- paging -------------------------------------------------------------------------
+
+    def paginate_pages(
+        self,
+        endpoint: str,
+        first: PageRequest,
+        *,
+        items_of: Callable[[Any], Any],
+        shape: str | Callable[[Any], str],
+        next_page: Callable[[requests.Response, list[dict]], PageRequest | None],
+    ) -> list[dict]:
+        """The one paging loop of both hooks: GET *first*, then whatever ``next_page`` says,
+        until it says ``None``; the items of all pages, in order.
+
+        ``items_of(body)`` picks a page's items from its JSON (must be a list of objects, else
+        an error saying *shape*, or ``shape(body)``); ``next_page(response, items)`` is the system's own rule (a
+        Canvas ``Link``, a OneRoster offset) and raises on a loop. More than ``max_pages``
+        pages is an error, never an endless listing.
+        """
+        items: list[dict] = []
+        pages = 0
+        request: PageRequest | None = first
+        while request is not None:
+            url, params = request
+            resp = self.request("GET", url, params=params, endpoint=endpoint)
+            pages += 1
+            self._count("pages")
+            body = self._decode_json(resp, "GET", endpoint)
+            page = items_of(body)
+            if not isinstance(page, list) or not all(isinstance(x, dict) for x in page):
+                what = shape(body) if callable(shape) else shape
+                raise self._shape_error(what, "GET", resp.url, endpoint, resp.status_code)
+            items.extend(page)
+            request = next_page(resp, page)
+            if request is not None and pages >= self.settings.max_pages:
+                raise self._make_error(
+                    f"more than max_pages={self.settings.max_pages} pages; stopping",
+                    method="GET",
+                    path=url_path(request[0]),
+                    endpoint=endpoint,
+                )
+        self.log.info("%s %s: %d item(s) in %d page(s)", self.system, endpoint, len(items), pages)
+        return items
+
     # ---- bounded concurrency ------------------------------------------------------------
 
     def map_concurrent(
@@ -808,11 +681,11 @@ class RestApiHook(BaseHook):
     ) -> list[R | BaseException]:
         """Run ``fn(item)`` for every item on at most ``max_concurrency`` threads.
 
-        Results come back in input order. With ``on_error="raise"`` the first failure (in
-        input order among those that failed) is raised once the running calls finish, and
-        calls not yet started are cancelled. With ``on_error="collect"`` every call runs and
-        a failed call's exception stands in its result's place, so one failure never loses
-        the others. Requests in flight stay capped by the hook whatever *fn* does.
+        Results come back in input order. With ``on_error="raise"`` the first failure in input
+        order is raised once the running calls finish, and calls not yet started are
+        cancelled. With ``on_error="collect"`` every call runs and a failed call's exception
+        stands in its result's place, so one failure never loses the others. Requests in
+        flight stay capped by the hook's connection pool whatever *fn* does.
         """
         if on_error not in ("raise", "collect"):
             raise ValueError("on_error must be 'raise' or 'collect'")
@@ -821,36 +694,22 @@ class RestApiHook(BaseHook):
             return []
         limit = self.settings.max_concurrency
         workers = max(1, min(limit, max_workers or limit, len(work)))
-        # Build the lazy, shared state here, not in racing worker threads.
-        _ = self.session, self._in_flight
+        _ = self.session  # built here, not in racing worker threads
 
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.system.lower()}-hook")
-        try:
-            futures: list[Future[R]] = [pool.submit(fn, item) for item in work]
-            if on_error == "raise":
-                wait(futures, return_when=FIRST_EXCEPTION)
-                failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-                if failed:
-                    for f in futures:
-                        f.cancel()
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    exc = failed[0].exception()
-                    assert exc is not None
-                    raise exc
-                return [f.result() for f in futures]
-            results: list[R | BaseException] = []
-            failures = 0
-            for f in futures:
-                try:
-                    results.append(f.result())
-                except Exception as exc:  # collected, by contract
-                    failures += 1
-                    results.append(exc)
-            if failures:
-                self.log.warning("%s: %d of %d concurrent calls failed", self.system, failures, len(work))
-            return results
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        def collected(item: T) -> R | BaseException:
+            try:
+                return fn(item)
+            except Exception as exc:  # collected, by contract
+                return exc
+
+        call = fn if on_error == "raise" else collected
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.system.lower()}-hook") as pool:
+            # Executor.map yields in input order and, when a call raised, cancels the rest
+            results: list[R | BaseException] = list(pool.map(call, work))
+        failures = sum(isinstance(r, Exception) for r in results) if on_error == "collect" else 0
+        if failures:
+            self.log.warning("%s: %d of %d concurrent calls failed", self.system, failures, len(work))
+        return results
 
     # ---- test_connection helper ---------------------------------------------------------
 
@@ -858,8 +717,8 @@ class RestApiHook(BaseHook):
         """Run *probe* with at most 2 attempts and 2 s backoff (the UI's Test button waits)."""
         try:
             full = self.settings
-            self.__dict__["settings"] = replace(
-                full, max_attempts=min(full.max_attempts, 2), backoff_max=min(full.backoff_max, 2.0)
+            self.__dict__["settings"] = full.model_copy(
+                update={"max_attempts": min(full.max_attempts, 2), "backoff_max": min(full.backoff_max, 2.0)}
             )
             try:
                 return True, probe()

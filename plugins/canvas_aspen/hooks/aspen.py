@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
-from functools import cached_property
 from typing import Any
 
 import requests
@@ -31,32 +30,29 @@ from airflow.sdk import Connection
 
 from canvas_aspen.errors import ApiError, AspenApiError, ConnectionConfigError, parse_imsx_status
 from canvas_aspen.hooks._http import (
-    HttpSettings,
+    PageRequest,
     RestApiHook,
     _BearerAuth,
     _register_secret,
-    parse_number,
     quote_id,
     url_path,
 )
+from canvas_aspen.hooks._settings import (
+    ASPEN_TOKEN_PATH,
+    ONEROSTER_API_PATH,
+    STUDENT_ID_FIELDS,
+    AspenSettings,
+)
 from canvas_aspen.hooks._ui import ASPEN_UI_FIELD_BEHAVIOUR
 
-__all__ = ["ApiError", "AspenApiError", "AspenHook", "ConnectionConfigError", "parse_imsx_status"]
-
-STUDENT_ID_FIELDS = ("sourcedId", "identifier", "username", "email")
-"""The roster user fields a Canvas ``sis_user_id`` may be matched to (R22)."""
-
-
-def _path_setting(value: Any, default: str, name: str, conn_id: str) -> str:
-    if value is None or str(value).strip() == "":
-        return default
-    text = str(value).strip()
-    if "://" in text or "?" in text or "#" in text:
-        raise ConnectionConfigError(
-            f"Connection {conn_id!r}: extra {name!r} must be a path such as {default}"
-        )
-    return "/" + text.strip("/")
-
+__all__ = [
+    "STUDENT_ID_FIELDS",
+    "ApiError",
+    "AspenApiError",
+    "AspenHook",
+    "ConnectionConfigError",
+    "parse_imsx_status",
+]
 
 class AspenHook(RestApiHook):
     """Read classes' categories, line items, results and rosters, and PUT/DELETE gradebook items.
@@ -71,10 +67,11 @@ class AspenHook(RestApiHook):
 
     error_class = AspenApiError
     system = "Aspen"
-    _default_settings = HttpSettings(base_url="", page_size=100)
+    settings_class = AspenSettings
+    settings: AspenSettings
 
-    DEFAULT_TOKEN_PATH = "/oauth/rest/v2.0/auth"
-    DEFAULT_API_PATH = "/ims/oneroster/v1p1"
+    DEFAULT_TOKEN_PATH = ASPEN_TOKEN_PATH
+    DEFAULT_API_PATH = ONEROSTER_API_PATH
     DEFAULT_EXPIRES_IN = 3600.0
 
     def __init__(self, aspen_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -110,49 +107,32 @@ class AspenHook(RestApiHook):
     def _secret_values(self) -> list[str]:
         return [*super()._secret_values(), *list(self._issued_tokens)]
 
-    @cached_property
+    @property
     def token_path(self) -> str:
-        return _path_setting(
-            self._extra("token_path"), self.DEFAULT_TOKEN_PATH, "token_path", self.aspen_conn_id
-        )
+        """Where the client credentials get a token (extra ``token_path``)."""
+        return self.settings.token_path
 
-    @cached_property
+    @property
     def api_path(self) -> str:
-        path = _path_setting(self._extra("api_path"), self.DEFAULT_API_PATH, "api_path", self.aspen_conn_id)
-        return "" if path == "/" else path
+        """The root of the OneRoster API on the host (extra ``api_path``; ``""`` for ``/``)."""
+        return self.settings.api_path
 
-    @cached_property
+    @property
     def token_refresh_margin(self) -> float:
         """Seconds before ``expires_in`` at which a cached token is replaced (default 60)."""
-        return parse_number(
-            self._extra("token_refresh_margin"),
-            default=60.0,
-            name="token_refresh_margin",
-            conn_id=self.aspen_conn_id,
-        )
+        return self.settings.token_refresh_margin
 
-    @cached_property
+    @property
     def column_code_length(self) -> int:
         """R21: how many leading characters of a line item's title Aspen makes its gradebook
-        column code (unique per class); 0 turns the check off (default 10)."""
-        return parse_number(self._extra("column_code_length"), default=10, name="column_code_length",
-                            conn_id=self.aspen_conn_id, integer=True)
+        column code (unique per class); 0 turns the check off (extra ``column_code_length``, 10)."""
+        return self.settings.column_code_length
 
-    @cached_property
+    @property
     def student_id_field(self) -> str:
         """R22: the roster user field that holds what Canvas carries as ``sis_user_id``:
-        ``sourcedId`` (default), ``identifier``, ``username`` or ``email``."""
-        value = self._extra("student_id_field")
-        if value is None or str(value).strip() == "":
-            return "sourcedId"
-        by_lower = {f.lower(): f for f in STUDENT_ID_FIELDS}
-        field = by_lower.get(str(value).strip().lower())
-        if field is None:
-            raise ConnectionConfigError(
-                f"Connection {self.aspen_conn_id!r}: extra 'student_id_field' must be one of "
-                f"{', '.join(STUDENT_ID_FIELDS)} (got {str(value)[:40]!r})"
-            )
-        return field
+        ``sourcedId`` (default), ``identifier``, ``username`` or ``email`` (extra ``student_id_field``)."""
+        return self.settings.student_id_field
 
     # ---- token --------------------------------------------------------------------------
 
@@ -245,25 +225,12 @@ class AspenHook(RestApiHook):
         endpoint = endpoint or path
         limit = self.settings.page_size
         offset = 0
-        items: list[dict] = []
-        pages = 0
         previous_ids: list[Any] | None = None
-        while True:
-            page_params = [*(params or []), ("limit", limit), ("offset", offset)]
-            resp = self.request("GET", self.api_path + path, params=page_params, endpoint=endpoint)
-            pages += 1
-            self._count("pages")
-            body = self._decode_json(resp, "GET", endpoint)
-            page = body.get(key) if isinstance(body, dict) else None
-            if not isinstance(page, list) or not all(isinstance(x, dict) for x in page):
-                raise self._shape_error(
-                    f"expected {{{key!r}: [objects]}}", "GET", resp.url, endpoint, resp.status_code
-                )
-            items.extend(page)
-            if not page:
-                break
-            if len(page) < limit and not self._more_than(resp, offset + len(page)):
-                break
+
+        def next_page(resp: requests.Response, page: list[dict]) -> PageRequest | None:
+            nonlocal offset, previous_ids
+            if not page or (len(page) < limit and not self._more_than(resp, offset + len(page))):
+                return None
             ids = [x.get("sourcedId") for x in page]
             if ids == previous_ids:
                 raise self._make_error(
@@ -272,17 +239,17 @@ class AspenHook(RestApiHook):
                     path=url_path(resp.url),
                     endpoint=endpoint,
                 )
-            if pages >= self.settings.max_pages:
-                raise self._make_error(
-                    f"more than max_pages={self.settings.max_pages} pages; stopping",
-                    method="GET",
-                    path=url_path(resp.url),
-                    endpoint=endpoint,
-                )
             previous_ids = ids
             offset += len(page)
-        self.log.info("Aspen %s: %d item(s) in %d page(s)", endpoint, len(items), pages)
-        return items
+            return self.api_path + path, [*(params or []), ("limit", limit), ("offset", offset)]
+
+        return self.paginate_pages(
+            endpoint,
+            (self.api_path + path, [*(params or []), ("limit", limit), ("offset", 0)]),
+            items_of=lambda body: body.get(key) if isinstance(body, dict) else None,
+            shape=f"expected {{{key!r}: [objects]}}",
+            next_page=next_page,
+        )
 
     @staticmethod
     def _more_than(resp: requests.Response, seen: int) -> bool:

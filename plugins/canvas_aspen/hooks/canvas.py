@@ -20,18 +20,12 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
+import requests
 from airflow.sdk import Connection
 
 from canvas_aspen.errors import ApiError, CanvasApiError, ConnectionConfigError
-from canvas_aspen.hooks._http import (
-    HttpSettings,
-    RestApiHook,
-    _BearerAuth,
-    canonical_url,
-    parse_link_header,
-    quote_id,
-    url_path,
-)
+from canvas_aspen.hooks._http import PageRequest, RestApiHook, _BearerAuth, canonical_url, quote_id, url_path
+from canvas_aspen.hooks._settings import CanvasSettings
 from canvas_aspen.hooks._ui import CANVAS_UI_FIELD_BEHAVIOUR
 
 __all__ = ["ApiError", "CanvasApiError", "CanvasHook", "ConnectionConfigError"]
@@ -61,7 +55,8 @@ class CanvasHook(RestApiHook):
 
     error_class = CanvasApiError
     system = "Canvas"
-    _default_settings = HttpSettings(base_url="", page_size=100)
+    settings_class = CanvasSettings
+    settings: CanvasSettings
 
     def __init__(self, canvas_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=canvas_conn_id, **kwargs)
@@ -82,11 +77,10 @@ class CanvasHook(RestApiHook):
                 f"Connection {self.canvas_conn_id!r} has no API token: put the Canvas token in the password field"
             )
 
-    @cached_property
+    @property
     def account_id(self) -> str:
         """The default account (extra ``account_id``, default ``"1"``)."""
-        value = self._extra("account_id")
-        return "1" if value is None or str(value).strip() == "" else str(value).strip()
+        return self.settings.account_id
 
     @cached_property
     def _bearer(self) -> _BearerAuth:
@@ -101,51 +95,46 @@ class CanvasHook(RestApiHook):
                  items_key: str | None = None) -> list[dict]:
         """GET *path* and every ``rel="next"`` page after it; the items of all pages, in order.
         With ``items_key`` each page is an object holding its items under that key (the terms
-        listing answers ``{"enrollment_terms": [...]}``)."""
+        listing answers ``{"enrollment_terms": [...]}``).
+
+        The next link is opaque (it carries its own query), must stay on the Connection's host,
+        and must not lead back to a page already read (a loop raises, naming the endpoint).
+        """
         endpoint = endpoint or path
-        page_params: Params | None = [*(params or []), ("per_page", self.settings.page_size)]
-        url: str | None = path
         seen: set[str] = set()
-        items: list[dict] = []
-        pages = 0
-        while url is not None:
-            resp = self.request("GET", url, params=page_params, endpoint=endpoint)
+
+        def next_page(resp: requests.Response, _items: list[dict]) -> PageRequest | None:
             fetched = canonical_url(resp.url)
             if fetched in seen:
                 raise self._loop_error(endpoint, resp.url)
             seen.add(fetched)
-            pages += 1
-            self._count("pages")
-            body = self._decode_json(resp, "GET", endpoint)
-            if items_key is not None:
-                if not isinstance(body, dict):
-                    raise self._shape_error(
-                        f"expected a JSON object with {items_key!r}", "GET", resp.url, endpoint, resp.status_code
-                    )
-                body = body.get(items_key)
-            if not isinstance(body, list) or not all(isinstance(x, dict) for x in body):
-                raise self._shape_error(
-                    "expected a JSON list of objects"
-                    + ("" if items_key is None else f" under {items_key!r}"),
-                    "GET", resp.url, endpoint, resp.status_code,
-                )
-            items.extend(body)
-            next_link = parse_link_header(resp.headers.get("Link")).get("next")
+            next_link = resp.links.get("next", {}).get("url")
             if next_link is None:
-                break
+                return None
             next_url = self._url(next_link, endpoint=endpoint)
             if canonical_url(next_url) in seen:
                 raise self._loop_error(endpoint, next_url)
-            if pages >= self.settings.max_pages:
-                raise self._make_error(
-                    f"more than max_pages={self.settings.max_pages} pages; stopping",
-                    method="GET",
-                    path=url_path(next_url),
-                    endpoint=endpoint,
-                )
-            url, page_params = next_url, None  # the next link is opaque: it carries its own query
-        self.log.info("Canvas %s: %d item(s) in %d page(s)", endpoint, len(items), pages)
-        return items
+            return next_url, None
+
+        def items_of(body: Any) -> Any:
+            if items_key is None:
+                return body
+            return body.get(items_key) if isinstance(body, dict) else None
+
+        def shape(body: Any) -> str:
+            if items_key is None:
+                return "expected a JSON list of objects"
+            if not isinstance(body, dict):
+                return f"expected a JSON object with {items_key!r}"
+            return f"expected a JSON list of objects under {items_key!r}"
+
+        return self.paginate_pages(
+            endpoint,
+            (path, [*(params or []), ("per_page", self.settings.page_size)]),
+            items_of=items_of,
+            shape=shape,
+            next_page=next_page,
+        )
 
     def _loop_error(self, endpoint: str, url: str) -> CanvasApiError:
         err = self._make_error(
