@@ -182,7 +182,12 @@ class wait_retry_after_or_jitter(tenacity.wait.wait_base):  # noqa: N801 - tenac
         return self.jitter(retry_state)
 
 
-class _BearerAuth(AuthBase):
+def _objects(value: Any) -> bool:
+    """A JSON list of objects (a page of any listing)."""
+    return isinstance(value, list) and all(isinstance(x, dict) for x in value)
+
+
+class BearerAuth(AuthBase):
     """``Authorization: Bearer …`` from a callable; the token never shows in a repr."""
 
     def __init__(self, token: str) -> None:
@@ -193,7 +198,7 @@ class _BearerAuth(AuthBase):
         return request
 
     def __repr__(self) -> str:
-        return "_BearerAuth(***)"
+        return "BearerAuth(***)"
 
 
 _OBJECT_REPR = re.compile(r"<[^>]*>:\s*")
@@ -215,7 +220,7 @@ def _transport_reason(exc: BaseException) -> str:
     return f"{name}: {text[:160]}" if text else name
 
 
-def _register_secret(secret: str | None) -> None:
+def register_secret(secret: str | None) -> None:
     """Register a secret with Airflow's secrets masker (task process and supervisor)."""
     if not secret:
         return
@@ -230,7 +235,8 @@ def _register_secret(secret: str | None) -> None:
 
 
 class RestApiHook(BaseHook):
-    """Base of :class:`~canvas_aspen.hooks.canvas.CanvasHook` and :class:`~canvas_aspen.hooks.aspen.AspenHook`.
+    """Base of :class:`~canvas_aspen.hooks.canvas.CanvasHook` and
+    :class:`~canvas_aspen.hooks.aspen.AspenHook`.
 
     Subclasses set ``error_class``, ``system``, ``settings_class`` (the extras they read),
     implement :meth:`_check_connection` (fail fast on missing credentials) and :meth:`_auth`
@@ -241,6 +247,8 @@ class RestApiHook(BaseHook):
     system: str = "API"
     #: the typed extras of this hook's Connection (documented in docs/connections.md)
     settings_class: ClassVar[type[HttpSettings]] = HttpSettings
+    #: the Connection form of this hook's type (hooks/_ui.py)
+    ui_field_behaviour: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, conn_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -259,6 +267,11 @@ class RestApiHook(BaseHook):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self._conn_id!r})"
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The Connection form (Airflow's hook convention): a copy of ``ui_field_behaviour``."""
+        return {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in cls.ui_field_behaviour.items()}
+
     # ---- connection and settings (lazy) -----------------------------------------------
 
     @cached_property
@@ -266,7 +279,7 @@ class RestApiHook(BaseHook):
         """The Airflow Connection, read on first use; fails fast on missing host/credentials."""
         conn = self.get_connection(self._conn_id)
         for secret in self._secrets_of(conn):
-            _register_secret(secret)
+            register_secret(secret)
         if not conn.host:
             raise ConnectionConfigError(
                 f"Connection {self._conn_id!r} has no host: set it to the {self.system} base URL, "
@@ -483,7 +496,8 @@ class RestApiHook(BaseHook):
         json_body: Any = None,
         data: Any = None,
     ) -> requests.Response:
-        """Send one request (it waits for a free pooled connection); transport errors become ``error_class``."""
+        """Send one request (it waits for a free pooled connection); a transport error becomes
+        ``error_class``."""
         s = self.settings
         self._wait_for_throttle()
         path = url_path(url)
@@ -620,10 +634,29 @@ class RestApiHook(BaseHook):
         *,
         params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
         endpoint: str | None = None,
+        valid: Callable[[Any], bool] | None = None,
+        shape: str | Callable[[Any], str] = "",
     ) -> Any:
-        """GET with retries and decode the JSON answer."""
+        """GET with retries and decode the JSON answer; an answer *valid* refuses raises an
+        error saying *shape* (or ``shape(body)``)."""
+        endpoint = endpoint or url_path(path)
+        return self._get_json(path, params=params, endpoint=endpoint, valid=valid, shape=shape)[1]
+
+    def _get_json(
+        self,
+        path: str,
+        *,
+        params: Any,
+        endpoint: str,
+        valid: Callable[[Any], bool] | None,
+        shape: str | Callable[[Any], str],
+    ) -> tuple[requests.Response, Any]:
         resp = self.request("GET", path, params=params, endpoint=endpoint)
-        return self._decode_json(resp, "GET", endpoint or url_path(path))
+        body = self._decode_json(resp, "GET", endpoint)
+        if valid is not None and not valid(body):
+            what = shape(body) if callable(shape) else shape
+            raise self._shape_error(what, "GET", resp.url, endpoint, resp.status_code)
+        return resp, body
 
     # ---- paging -------------------------------------------------------------------------
 
@@ -640,23 +673,21 @@ class RestApiHook(BaseHook):
         until it says ``None``; the items of all pages, in order.
 
         ``items_of(body)`` picks a page's items from its JSON (must be a list of objects, else
-        an error saying *shape*, or ``shape(body)``); ``next_page(response, items)`` is the system's own rule (a
-        Canvas ``Link``, a OneRoster offset) and raises on a loop. More than ``max_pages``
-        pages is an error, never an endless listing.
+        an error saying *shape*, or ``shape(body)``); ``next_page(response, items)`` is the
+        system's own rule (a Canvas ``Link``, a OneRoster offset) and raises on a loop. More
+        than ``max_pages`` pages is an error, never an endless listing.
         """
         items: list[dict] = []
         pages = 0
         request: PageRequest | None = first
         while request is not None:
             url, params = request
-            resp = self.request("GET", url, params=params, endpoint=endpoint)
-            pages += 1
+            resp, body = self._get_json(
+                url, params=params, endpoint=endpoint, valid=lambda b: _objects(items_of(b)), shape=shape
+            )
             self._count("pages")
-            body = self._decode_json(resp, "GET", endpoint)
+            pages += 1
             page = items_of(body)
-            if not isinstance(page, list) or not all(isinstance(x, dict) for x in page):
-                what = shape(body) if callable(shape) else shape
-                raise self._shape_error(what, "GET", resp.url, endpoint, resp.status_code)
             items.extend(page)
             request = next_page(resp, page)
             if request is not None and pages >= self.settings.max_pages:
@@ -703,7 +734,8 @@ class RestApiHook(BaseHook):
                 return exc
 
         call = fn if on_error == "raise" else collected
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.system.lower()}-hook") as pool:
+        prefix = f"{self.system.lower()}-hook"
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix) as pool:
             # Executor.map yields in input order and, when a call raised, cancels the rest
             results: list[R | BaseException] = list(pool.map(call, work))
         failures = sum(isinstance(r, Exception) for r in results) if on_error == "collect" else 0

@@ -122,7 +122,8 @@ class HttpSettings(BaseModel):
         given: dict[str, Any] = {}
         for name in cls.model_fields:
             value = extras.get(name, extras.get(f"extra__{conn_type}__{name}"))
-            if name != "base_url" and value is not None and not (isinstance(value, str) and not value.strip()):
+            blank = value is None or (isinstance(value, str) and not value.strip())
+            if name != "base_url" and not blank:
                 given[name] = value
         try:
             return cls.model_validate(given)

@@ -30,11 +30,11 @@ from airflow.sdk import Connection
 
 from canvas_aspen.errors import ApiError, AspenApiError, ConnectionConfigError, parse_imsx_status
 from canvas_aspen.hooks._http import (
+    BearerAuth,
     PageRequest,
     RestApiHook,
-    _BearerAuth,
-    _register_secret,
     quote_id,
+    register_secret,
     url_path,
 )
 from canvas_aspen.hooks._settings import (
@@ -82,10 +82,8 @@ class AspenHook(RestApiHook):
         self._token_refresh_at = 0.0
         self._issued_tokens: deque[str] = deque(maxlen=8)  # for scrubbing error bodies
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form: "Client ID" / "Client Secret", placeholders, unused fields hidden."""
-        return {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in ASPEN_UI_FIELD_BEHAVIOUR.items()}
+    #: the Connection form: "Client ID" / "Client Secret", placeholders, unused fields hidden
+    ui_field_behaviour = ASPEN_UI_FIELD_BEHAVIOUR
 
     # ---- connection ---------------------------------------------------------------------
 
@@ -155,7 +153,7 @@ class AspenHook(RestApiHook):
             raise self._shape_error(
                 "no access_token in the token answer", "POST", resp.url, "token", resp.status_code
             )
-        _register_secret(token)
+        register_secret(token)
         self._issued_tokens.append(token)
         self._count("token_fetches")
         try:
@@ -180,8 +178,8 @@ class AspenHook(RestApiHook):
             self._token, self._token_refresh_at = self._fetch_token()
             return self._token
 
-    def _auth(self) -> _BearerAuth:
-        return _BearerAuth(self.access_token())
+    def _auth(self) -> BearerAuth:
+        return BearerAuth(self.access_token())
 
     def _exchange(
         self,
@@ -198,13 +196,13 @@ class AspenHook(RestApiHook):
                 method, url, params=params, json_body=json_body, data=data, authenticated=False
             )
         token = self.access_token()
-        resp = self._send(method, url, auth=_BearerAuth(token), params=params, json_body=json_body, data=data)
+        resp = self._send(method, url, auth=BearerAuth(token), params=params, json_body=json_body, data=data)
         if resp.status_code == 401:
             self.log.info("Aspen %s %s: 401, fetching a fresh token and retrying once", method, url_path(url))
             resp.close()
             token = self.access_token(stale=token)
             resp = self._send(
-                method, url, auth=_BearerAuth(token), params=params, json_body=json_body, data=data
+                method, url, auth=BearerAuth(token), params=params, json_body=json_body, data=data
             )
         return resp
 
@@ -302,7 +300,8 @@ class AspenHook(RestApiHook):
             if "'" in modified_since:
                 raise ValueError("modified_since must not contain quotes")
             params = [("filter", f"dateLastModified>'{modified_since}'")]
-        return self.paginate(f"/classes/{quote_id(class_id)}/results", "results", params, endpoint="list_results")
+        path = f"/classes/{quote_id(class_id)}/results"
+        return self.paginate(path, "results", params, endpoint="list_results")
 
     def list_students(self, class_id: str) -> list[dict]:
         """The class roster (OneRoster users)."""
@@ -353,14 +352,13 @@ class AspenHook(RestApiHook):
 
         def probe() -> str:
             self.access_token()
-            resp = self.request(
-                "GET", self.api_path + "/gradingPeriods", params=[("limit", 1)], endpoint="test_connection"
+            self.get_json(
+                self.api_path + "/gradingPeriods",
+                params=[("limit", 1)],
+                endpoint="test_connection",
+                valid=lambda b: isinstance(b, dict) and isinstance(b.get("gradingPeriods"), list),
+                shape="expected {'gradingPeriods': [...]}",
             )
-            body = self._decode_json(resp, "GET", "test_connection")
-            if not isinstance(body, dict) or not isinstance(body.get("gradingPeriods"), list):
-                raise self._shape_error(
-                    "expected {'gradingPeriods': [...]}", "GET", resp.url, "test_connection", resp.status_code
-                )
             return "Connected to Aspen: token obtained and grading periods readable"
 
         return self._test(probe)

@@ -24,7 +24,7 @@ import requests
 from airflow.sdk import Connection
 
 from canvas_aspen.errors import ApiError, CanvasApiError, ConnectionConfigError
-from canvas_aspen.hooks._http import PageRequest, RestApiHook, _BearerAuth, canonical_url, quote_id, url_path
+from canvas_aspen.hooks._http import BearerAuth, PageRequest, RestApiHook, canonical_url, quote_id, url_path
 from canvas_aspen.hooks._settings import CanvasSettings
 from canvas_aspen.hooks._ui import CANVAS_UI_FIELD_BEHAVIOUR
 
@@ -62,19 +62,16 @@ class CanvasHook(RestApiHook):
         super().__init__(conn_id=canvas_conn_id, **kwargs)
         self.canvas_conn_id = canvas_conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form: "API Token", the base URL placeholder, unused fields hidden."""
-        return {
-            k: (list(v) if isinstance(v, list) else dict(v)) for k, v in CANVAS_UI_FIELD_BEHAVIOUR.items()
-        }
+    #: the Connection form: "API Token", the base URL placeholder, unused fields hidden
+    ui_field_behaviour = CANVAS_UI_FIELD_BEHAVIOUR
 
     # ---- connection ---------------------------------------------------------------------
 
     def _check_connection(self, conn: Connection) -> None:
         if not conn.password:
             raise ConnectionConfigError(
-                f"Connection {self.canvas_conn_id!r} has no API token: put the Canvas token in the password field"
+                f"Connection {self.canvas_conn_id!r} has no API token: "
+                "put the Canvas token in the password field"
             )
 
     @property
@@ -83,10 +80,10 @@ class CanvasHook(RestApiHook):
         return self.settings.account_id
 
     @cached_property
-    def _bearer(self) -> _BearerAuth:
-        return _BearerAuth(self.connection.password or "")
+    def _bearer(self) -> BearerAuth:
+        return BearerAuth(self.connection.password or "")
 
-    def _auth(self) -> _BearerAuth:
+    def _auth(self) -> BearerAuth:
         return self._bearer
 
     # ---- paging -------------------------------------------------------------------------
@@ -174,17 +171,16 @@ class CanvasHook(RestApiHook):
     def get_course(self, course_id: str | int) -> dict:
         """One course."""
         path = f"/api/v1/courses/{quote_id(course_id)}"
-        resp = self.request("GET", path, endpoint="get_course")
-        body = self._decode_json(resp, "GET", "get_course")
-        if not isinstance(body, dict):
-            raise self._shape_error("expected a JSON object", "GET", resp.url, "get_course", resp.status_code)
-        return body
+        return self.get_json(path, endpoint="get_course", valid=lambda b: isinstance(b, dict),
+                             shape="expected a JSON object")
 
     def list_sections(self, course_id: str | int) -> list[dict]:
         """Sections of a course (each one Aspen class via its ``sis_section_id``)."""
         return self.paginate(f"/api/v1/courses/{quote_id(course_id)}/sections", endpoint="list_sections")
 
-    def list_student_enrollments(self, course_id: str | int, states: Iterable[str] = ("active",)) -> list[dict]:
+    def list_student_enrollments(
+        self, course_id: str | int, states: Iterable[str] = ("active",)
+    ) -> list[dict]:
         """Student enrollments of a course in these states (default: active; a concluded
         course's students are ``completed``)."""
         return self.paginate(
@@ -237,12 +233,8 @@ class CanvasHook(RestApiHook):
 
         def probe() -> str:
             path = f"/api/v1/accounts/{quote_id(self.account_id)}/courses"
-            resp = self.request("GET", path, params=[("per_page", 1)], endpoint="test_connection")
-            body = self._decode_json(resp, "GET", "test_connection")
-            if not isinstance(body, list):
-                raise self._shape_error(
-                    "expected a JSON list", "GET", resp.url, "test_connection", resp.status_code
-                )
+            self.get_json(path, params=[("per_page", 1)], endpoint="test_connection",
+                          valid=lambda b: isinstance(b, list), shape="expected a JSON list")
             return f"Connected to Canvas: account {self.account_id} is readable"
 
         return self._test(probe)
