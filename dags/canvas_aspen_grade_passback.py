@@ -7,6 +7,7 @@ imported inside the tasks.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, task_group
 from airflow.timetables.trigger import CronTriggerTimetable
@@ -152,12 +153,37 @@ def canvas_aspen_grade_passback():
             raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
         return out
 
+    @task(retries=0)
+    def digest() -> dict:
+        """The teacher digests (CANVAS_ASPEN_TEACHER_DIGEST): a teardown of the report, so it runs
+        whenever the report ran, and the run's state stays the passback's own: a failed digest
+        shows on this task only."""
+        ctx, s, glue = _stage()
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from canvas_aspen import stages
+
+        mode, days = s.digest_settings()
+        mailer = glue.DigestMailer(s.smtp_conn_id) if mode == "send" else None
+        try:
+            out = stages.digest_stage(glue.ledger(s), glue.run_dir(s, ctx["run_id"]), s.reports_dir,
+                                      run_id=ctx["run_id"], mode=mode, resend_after=timedelta(days=days),
+                                      mailer=mailer, canvas_url=glue.canvas_url(s) if mode != "off" else None)
+        finally:
+            if mailer is not None:
+                mailer.close()
+        if out["counts"].get("failed"):
+            raise AirflowFailException(f"{out['counts']['failed']} of {out['teachers']} teacher digest(s) not sent "
+                                       "(recorded; retried next run); the passback itself is not affected")
+        return out
+
     @task_group(group_id="shard", prefix_group_id=False)
     def one_shard(shard: dict):
         """One shard's stages; validate[k] waits for extract[k] only (not for every shard)."""
         return verify(post(deltas(match(validate(extract(shard))))))
 
-    one_shard.expand(shard=plan()) >> report()
+    reported = report()
+    one_shard.expand(shard=plan()) >> reported >> digest().as_teardown()
 
 
 canvas_aspen_grade_passback()

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from canvas_aspen import stages, storage
+from canvas_aspen.errors import CanvasApiError
 
 
 class _Canvas:
@@ -46,7 +47,7 @@ def test_extract_keeps_each_teachers_id_name_and_email_for_the_digest():
 
 class _CanvasWithoutTeachers(_Canvas):
     def list_teachers(self, cid):
-        raise RuntimeError("403 user not authorized to perform that action")
+        raise CanvasApiError("user not authorized to perform that action", status=403, endpoint="list_teachers")
 
 
 def test_a_course_whose_teachers_cannot_be_read_still_passes_back(caplog):

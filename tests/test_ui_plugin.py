@@ -383,6 +383,32 @@ def test_files_are_served_with_their_content_types(api, reports, viewer):
 
 
 @pytest.mark.airflow_db
+def test_run_page_lists_the_teacher_digests_and_serves_them(api, reports, viewer):
+    folder = reports / "scheduled__2026-03-02T03_00_00+00_00"
+    _write(folder / "digests" / "teacher-9001.html", "<!doctype html><p>Dear Dana</p>")
+    _write(folder / "digests" / "teacher-9001.txt", "Dear Dana")
+    _write(folder / "digests" / "notes.txt", SECRET)  # not a digest: never served
+    _write(folder / "digests" / "index.json", json.dumps([
+        {"teacher_id": 9001, "name": "Dana Whitfield", "email": "dana@district.test", "mode": "send",
+         "status": "failed", "reason": "first", "findings": 4, "course_ids": [101, 102], "error": "SMTPDataError: 451",
+         "html": "teacher-9001.html", "text": "teacher-9001.txt"},
+        {"teacher_id": 9002, "name": "Marcus Bell", "mode": "send", "status": "sent", "reason": "changed",
+         "findings": 1, "course_ids": [103], "html": "../report.json", "text": "teacher-9002.txt"}]))
+    run = f"{PREFIX}/runs/scheduled__2026-03-02T03_00_00%2B00_00"
+    page = api.get(run + "/", headers=viewer).text
+    assert "Dana Whitfield" in page and "SMTPDataError: 451" in page and "Marcus Bell" in page
+    assert f'href="{run}/digests/teacher-9001.html"' in page and "../report.json" not in page
+    r = api.get(run + "/digests/teacher-9001.html", headers=viewer)
+    assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.headers["content-security-policy"].startswith("sandbox allow-scripts") and "Dear Dana" in r.text
+    assert api.get(run + "/digests/teacher-9001.txt", headers=viewer).text == "Dear Dana"
+    for bad in ("notes.txt", "index.json", "teacher-9002.txt", "..%2Freport.json"):
+        assert api.get(f"{run}/digests/{bad}", headers=viewer).status_code == 404, bad
+    empty = api.get(f"{PREFIX}/runs/manual__2026-03-03T15_30_00%2B00_00/", headers=viewer).text
+    assert "None for this run" in empty
+
+
+@pytest.mark.airflow_db
 @pytest.mark.parametrize("path", [
     "/runs/%2e%2e/secret.txt",
     "/runs/..%2Fsecret.txt/report.html",

@@ -102,3 +102,63 @@ def mappings(params: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 def params_for_report(params: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(params), default=str))
+
+
+class DigestMailer:
+    """Teacher digests through Airflow's SMTP provider (connection ``smtp_default``, or
+    ``CANVAS_ASPEN_SMTP_CONN_ID``): host, port, login/password, extras ``from_email``,
+    ``disable_tls``, ``disable_ssl``, ``timeout``, ``retry_limit``. One SMTP session for the run,
+    opened at the first message; each message has a plain-text and an HTML part."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+        self._hook = None
+
+    def _open(self):
+        if self._hook is None:
+            from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+            hook = SmtpHook(smtp_conn_id=self.conn_id)
+            hook.get_conn()  # logs in; raises when the server cannot be reached
+            self._hook = hook
+            if not hook.from_email:
+                self.close()
+                raise ValueError(f"connection {self.conn_id!r}: set extra from_email (the digests' sender)")
+        return self._hook
+
+    def send(self, to: str, subject: str, text: str, html: str) -> None:
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
+        hook = self._open()
+        msg = EmailMessage()
+        msg["Subject"] = subject
+        msg["From"] = hook.from_email
+        msg["To"] = to
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain=hook.from_email.rpartition("@")[2] or None)
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a nightly digest
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        try:
+            hook._smtp_client.send_message(msg)  # the provider's own client, logged in by get_conn()
+        except Exception:
+            self.close()  # a broken session is not reused: the next message opens a new one
+            raise
+
+    def close(self) -> None:
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            try:
+                hook.__exit__(None, None, None)
+            except Exception:  # the session is gone already
+                log.debug("SMTP session close failed", exc_info=True)
+
+
+def canvas_url(s: Settings) -> str | None:
+    """The Canvas base URL of the connection (for links in the digests), None if unknown."""
+    try:
+        return hooks(s)[0].settings.base_url or None
+    except Exception:  # no usable canvas connection: digests go without links
+        log.warning("digest: the Canvas connection's host is not usable; digests carry no Canvas links")
+        return None

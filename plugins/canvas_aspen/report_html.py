@@ -27,18 +27,23 @@ def findings_csv(findings: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def render(report: dict[str, Any], sheet: list[dict[str, Any]], data_docs: str | None) -> str:
+def render(report: dict[str, Any], sheet: list[dict[str, Any]], data_docs: str | None,
+           digests: list[dict[str, Any]] | None = None, digest_mode: str | None = None) -> str:
     findings = sort_findings(report["findings"])
     groups = [(kind, list(items)) for kind, items in groupby(findings, key=lambda f: f["kind"])]
     return _env.get_template("report.html.j2").render(
-        r=report, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report))
+        r=report, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report),
+        digests=digests, digest_mode=digest_mode, no_teacher=report.get("courses_without_teacher_email") or [])
 
 
-def write(folder: Path, report: dict[str, Any], sheet: list[dict[str, Any]]) -> Path:
-    """report.html (+ findings.csv); links the run's Data Docs when they were built."""
+def write(folder: Path, report: dict[str, Any], sheet: list[dict[str, Any]],
+          digests: list[dict[str, Any]] | None = None, digest_mode: str | None = None) -> Path:
+    """report.html (+ findings.csv); links the run's Data Docs when they were built, and the
+    teacher digests once the digest task wrote them (``digests``: its listing)."""
     docs = folder / "datadocs" / "index.html"
     write_private(folder, "findings.csv", findings_csv(report["findings"]))
-    return write_private(folder, "report.html", render(report, sheet, "datadocs/index.html" if docs.exists() else None))
+    page = render(report, sheet, "datadocs/index.html" if docs.exists() else None, digests, digest_mode)
+    return write_private(folder, "report.html", page)
 
 
 def write_docs_index(folder: Path) -> Path | None:

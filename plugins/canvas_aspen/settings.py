@@ -15,6 +15,9 @@ def _airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
 
 
+DIGEST_MODES = ("off", "preview", "send")
+
+
 @dataclass(frozen=True)
 class Settings:
     airflow_home: Path
@@ -28,6 +31,26 @@ class Settings:
     ledger_conn_id: str
     lease_minutes: int
     terms: str = ""  # R19: Canvas term ids or sis_term_id:X, comma-separated; empty = the current terms
+    # the teacher digest's settings stay as given: only the digest task checks them, so a typo
+    # there fails the digest, never the passback (digest_settings() says what is wrong)
+    teacher_digest: str = "preview"  # off | preview | send
+    digest_resend_days: str = "7"
+    smtp_conn_id: str = "smtp_default"
+
+    def digest_settings(self) -> tuple[str, int]:
+        """(mode, resend after days), checked: a clear error names the variable."""
+        mode = self.teacher_digest.strip().lower()
+        if mode not in DIGEST_MODES:
+            raise ValueError(f"CANVAS_ASPEN_TEACHER_DIGEST={self.teacher_digest!r}: expected one of "
+                             f"{', '.join(DIGEST_MODES)}")
+        try:
+            days = int(self.digest_resend_days)
+        except ValueError:
+            days = 0
+        if days < 1:
+            raise ValueError(f"CANVAS_ASPEN_DIGEST_RESEND_DAYS={self.digest_resend_days!r}: expected a whole "
+                             "number of days, at least 1")
+        return mode, days
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,4 +68,7 @@ class Settings:
             ledger_conn_id=env("CANVAS_ASPEN_LEDGER_CONN_ID", "canvas_aspen_ledger"),
             lease_minutes=int(env("CANVAS_ASPEN_LEASE_MINUTES", "240")),
             terms=env("CANVAS_ASPEN_TERMS", "").strip(),
+            teacher_digest=env("CANVAS_ASPEN_TEACHER_DIGEST") or "preview",
+            digest_resend_days=env("CANVAS_ASPEN_DIGEST_RESEND_DAYS") or "7",
+            smtp_conn_id=env("CANVAS_ASPEN_SMTP_CONN_ID", "smtp_default"),
         )

@@ -56,6 +56,8 @@ RUN_FILES = {
     "report.json": "application/json",
     "findings.csv": "text/csv; charset=utf-8",
 }
+# The teacher digests of a run (the digest task writes them under digests/): these names only.
+_DIGEST_FILE_RE = re.compile(r"^teacher-[0-9]{1,20}\.(txt|html)$")
 # A run folder is canvas_aspen.ids.run_folder_name(run_id): this alphabet only, never "." or "..".
 _FOLDER_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,250}$")
 # One segment of a path under datadocs/: no separators, NUL or control characters.
@@ -222,6 +224,26 @@ def _run_summary(folder: Path) -> dict[str, Any]:
     return out
 
 
+def run_digests(folder: Path) -> list[dict[str, Any]]:
+    """The run's teacher digests as the digest task listed them (digests/index.json): teacher,
+    status, why, how many things to fix, and the files; [] when there are none."""
+    path = folder / "digests" / "index.json"
+    if not _is_regular_file(path):
+        return []
+    try:
+        listing = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("canvas-aspen UI: a digest listing is unreadable")
+        return []
+    keep = ("teacher_id", "name", "email", "mode", "status", "reason", "findings", "course_ids", "error")
+    out = []
+    for e in listing if isinstance(listing, list) else []:
+        if isinstance(e, dict):
+            files = {k: e[k] for k in ("html", "text") if isinstance(e.get(k), str) and _DIGEST_FILE_RE.match(e[k])}
+            out.append({**{k: e.get(k) for k in keep}, **files})
+    return out
+
+
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
     """Every run folder under the reports dir, newest first."""
     root = root or reports_dir()
@@ -354,7 +376,14 @@ _TEMPLATES = {
 {% if r.files.findings_csv %}<li><a href="{{ base }}/findings.csv">findings.csv</a></li>{% endif %}
 {% if r.files.report_json %}<li><a href="{{ base }}/report.json">report.json</a></li>{% endif %}
 {% if r.files.datadocs %}<li><a href="{{ base }}/datadocs/index.html">Great Expectations Data Docs</a></li>{% endif %}
-</ul>{% endblock %}""",
+</ul>
+<h2 style="font-size: 16px;">Teacher digests</h2>
+{% if not digests %}<p class="muted">None for this run (a dry run, nothing changed for any teacher, the digest is off, or its task has not run).</p>
+{% else %}<table><thead><tr><th>teacher</th><th>email</th><th>Canvas courses</th><th>to fix</th><th>why now</th><th>status</th><th>digest</th></tr></thead><tbody>
+{% for d in digests %}<tr><td>{{ d.name or d.teacher_id }}</td><td>{{ d.email or "" }}</td><td>{{ (d.course_ids or []) | join(", ") }}</td><td class="num">{{ d.findings }}</td>
+<td>{{ (d.reason or "") | replace("_", " ") }}</td><td>{% if d.status == "failed" %}<span class="badge bad">failed</span> {{ d.error or "" }}{% elif d.status == "sent" %}<span class="badge ok">sent</span>{% else %}<span class="badge none">{{ d.status }}</span>{% endif %}</td>
+<td>{% if d.html %}<a href="{{ base }}/digests/{{ d.html }}">HTML</a>{% endif %}{% if d.text %} · <a href="{{ base }}/digests/{{ d.text }}">text</a>{% endif %}</td></tr>
+{% endfor %}</tbody></table>{% endif %}{% endblock %}""",
     "message.html": """{% extends "base" %}{% block title %}{{ title }}{% endblock %}{% block body %}
 <h1>{{ title }}</h1><p>{{ message }}</p>{% if link %}<p><a href="{{ link }}">all grade passback runs</a></p>{% endif %}{% endblock %}""",
 }
@@ -467,8 +496,16 @@ def _build_app() -> FastAPI:
     def run_page(request: Request, run: str):
         folder = run_folder(run)
         root = _root(request)
-        return _page("run.html", r=_run_summary(folder), root=root,
+        return _page("run.html", r=_run_summary(folder), root=root, digests=run_digests(folder),
                      base=f"{root}/runs/{quote(folder.name)}")
+
+    @app.get("/runs/{run}/digests/{name}")
+    def digest_file(run: str, name: str):
+        """One teacher digest of the run (preview or sent copy)."""
+        if not _DIGEST_FILE_RE.match(name):
+            raise HTTPException(404, "Not found")
+        folder = run_folder(run)
+        return _serve(resolve_file(folder / "digests", name))
 
     @app.get("/runs/{run}/datadocs/{path:path}")
     def datadocs(run: str, path: str):
