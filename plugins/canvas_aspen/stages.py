@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -28,6 +28,9 @@ import pandas as pd
 from canvas_aspen import column_codes, deltas, ids, match, oneroster, rows, rules, storage, students, terms
 from canvas_aspen.errors import ApiError
 from canvas_aspen.findings import finding
+
+if TYPE_CHECKING:
+    from canvas_aspen.hooks.protocols import AspenApi, CanvasApi, ConcurrentApi
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _each(hook, fn, items: list, what: str) -> list:
+def _each(hook: ConcurrentApi, fn, items: list, what: str) -> list:
     """``fn`` over ``items`` within the hook's concurrency cap, with progress lines; an
     exception stands in the place of its item's answer (one failure never hides the rest)."""
     progress = Progress(what, len(items), hook)
@@ -166,7 +169,7 @@ def shards_for(courses: int, *, max_shards: int, courses_per_shard: int) -> int:
     return max(1, min(max_shards, -(-courses // max(1, courses_per_shard))))
 
 
-def scope_courses(canvas, *, course_ids: list[int], term_refs: str | list[str] | None, today: date,
+def scope_courses(canvas: CanvasApi, *, course_ids: list[int], term_refs: str | list[str] | None, today: date,
                   timezone_name: str) -> list[dict[str, Any]]:
     """R19: the courses this run covers, as the course list (or ``get_course``) gives them.
 
@@ -202,7 +205,7 @@ def scope_courses(canvas, *, course_ids: list[int], term_refs: str | list[str] |
     return list(seen.values())
 
 
-def plan(canvas, aspen, run_dir: Any, *, params: dict[str, Any], shard_count: int,
+def plan(canvas: CanvasApi, aspen: AspenApi, run_dir: Any, *, params: dict[str, Any], shard_count: int,
          courses_per_shard: int = 1, today: date | None = None, timezone_name: str = "America/New_York",
          term_refs: str | list[str] | None = None) -> list[dict[str, Any]]:
     """Which courses this run covers (R19, :func:`scope_courses`), split into at most
@@ -274,7 +277,7 @@ def _no_sis_section(sections: Any) -> bool:
         return False  # read the rest; extract decides on the whole answer
 
 
-def _teachers(canvas, course_id: int) -> list[dict[str, Any]] | None:
+def _teachers(canvas: CanvasApi, course_id: int) -> list[dict[str, Any]] | None:
     """The course's teachers (id, name, email) for the teacher digest, or None when Canvas would
     not list them: the passback of the course goes on, and the report lists the course for the
     data team (no teacher can be told). Names and emails never go to the log."""
@@ -287,7 +290,7 @@ def _teachers(canvas, course_id: int) -> list[dict[str, Any]] | None:
         return None
 
 
-def _student_enrollments(canvas, course_id: int, course: Any) -> list[dict[str, Any]]:
+def _student_enrollments(canvas: CanvasApi, course_id: int, course: Any) -> list[dict[str, Any]]:
     """The students whose grades count: active enrollments; in a concluded course (named in
     ``course_ids``, R19) every student's enrollment is ``completed``, and those count."""
     concluded = isinstance(course, dict) and course.get("workflow_state") == "completed"
@@ -296,7 +299,7 @@ def _student_enrollments(canvas, course_id: int, course: Any) -> list[dict[str, 
     return canvas.list_student_enrollments(course_id)
 
 
-def _course_bundle(canvas, course_id: int, course: dict[str, Any] | None = None) -> dict[str, Any]:
+def _course_bundle(canvas: CanvasApi, course_id: int, course: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Canvas answers of one course, in as few requests as they allow: the course comes
     from the plan (the course list has the same fields), a course without any SIS section
     needs nothing more, and only the submissions of sendable assignments (R1) are listed
@@ -325,7 +328,7 @@ def write_canvas_answers(sd: Any, bundles: list[dict[str, Any]]) -> None:
                                              for b in bundles])
 
 
-def extract(canvas, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
+def extract(canvas: CanvasApi, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
             lease: timedelta | None = None) -> dict[str, Any]:
     """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses.
     With ``ledger``/``run_id``/``lease`` (not in a dry run) the courses are leased first: a
@@ -403,7 +406,7 @@ def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | No
 
 # ---------------------------------------------------------------------------- match
 
-def match_stage(aspen, run_dir: Any, shard: int, *, mappings: dict[str, dict[str, str]],
+def match_stage(aspen: AspenApi, run_dir: Any, shard: int, *, mappings: dict[str, dict[str, str]],
                 docs_dir: Any | None = None, student_id_field: str | None = None) -> dict[str, Any]:
     """R2: categories of every Aspen class of the shard; rosters (R16, R22: keyed by the Aspen
     connection's ``student_id_field`` unless given); the match and advice suites (R2, R13,
@@ -465,7 +468,7 @@ def _aspen_results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def deltas_stage(aspen, ledger, run_dir: Any, shard: int, *, full_resync: bool,
+def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resync: bool,
                  column_code_length: int | None = None) -> dict[str, Any]:
     """R8, R9, R7 (cleared), R10: what Aspen holds now and what we posted before, against
     what Canvas says; only the difference is posted. R21: line item titles unique in each
@@ -577,8 +580,9 @@ def _unresolved_writes(li_post: pd.DataFrame, to_post: pd.DataFrame, orphan_ids:
             f"from a Canvas section's SIS id (stage files altered?), e.g. {'; '.join(bad[:3])}")
 
 
-def post(aspen, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool, delete_orphans: bool,
-         now: datetime | None = None, chunk: int = 2000, lease: timedelta | None = None) -> dict[str, Any]:
+def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
+         delete_orphans: bool, now: datetime | None = None, chunk: int = 2000,
+         lease: timedelta | None = None) -> dict[str, Any]:
     """PUT the changed line items, then the changed results; record each accepted value in
     the ledger as soon as its chunk is done (a crash loses no record of what Aspen took).
 
@@ -707,7 +711,8 @@ def _read_back_since(run_dir: Any) -> str | None:
         "%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _read_back(aspen, classes: list[str], posted: pd.DataFrame, since: str | None, shard: int) -> list:
+def _read_back(aspen: AspenApi, classes: list[str], posted: pd.DataFrame, since: str | None,
+               shard: int) -> list:
     """Each class's results as verify needs them: only those modified since the run began
     (one page for a night's changes instead of the whole class), and the whole class where
     that answer lacks any result this run posted (a lost write, clock skew, a filter the
@@ -736,7 +741,7 @@ def _read_back(aspen, classes: list[str], posted: pd.DataFrame, since: str | Non
     return answers
 
 
-def verify(aspen, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
+def verify(aspen: AspenApi, run_dir: Any, shard: int, *, dry_run: bool) -> dict[str, Any]:
     """R18: read back every class we posted to; any difference is a verify_mismatch."""
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "final.parquet")

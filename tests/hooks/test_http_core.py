@@ -423,3 +423,34 @@ def test_a_ca_bundle_from_the_environment_applies_unless_verification_is_off(set
     assert CanvasHook(canvas_conn_id="canvas_test").get_conn().verify == str(bundle)
     set_conn("canvas_test", "canvas", "https://d.instructure.com", password=CANVAS_TOKEN, verify=False)
     assert CanvasHook(canvas_conn_id="canvas_test").get_conn().verify is False
+
+
+# ==================== what the stages use of the hooks
+
+
+def test_the_hooks_provide_what_the_stages_call():
+    """The stages are typed against ``hooks.protocols``; the real hooks must keep every method
+    and property named there (a rename in a hook fails here, not in a nightly run)."""
+    from canvas_aspen.hooks.protocols import AspenApi, CanvasApi
+
+    for protocol, hook in ((CanvasApi, CanvasHook), (AspenApi, AspenHook)):
+        members = {
+            name for name in dir(protocol) if not name.startswith("_") and name not in dir(object)
+        }
+        missing = sorted(name for name in members if not hasattr(hook, name))
+        assert not missing, f"{hook.__name__} lacks {missing}"
+    assert isinstance(CanvasHook(canvas_conn_id="unused"), CanvasApi)
+
+
+def test_the_stages_and_the_errors_import_no_airflow():
+    """Stages and errors stay plain modules: importing them loads no Airflow (they catch
+    ApiError by type and name the hooks' Protocols only for the type checker)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import canvas_aspen.stages, canvas_aspen.errors, canvas_aspen.hooks.protocols; "
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
