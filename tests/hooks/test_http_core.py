@@ -126,7 +126,8 @@ def test_ui_field_behaviour_and_provider_info_agree():
         assert declared["hidden-fields"] == behaviour["hidden_fields"]
         assert declared["placeholders"] == behaviour["placeholders"]
     assert "account_id" in info["canvas"]["conn-fields"]
-    assert {"token_path", "api_path", "column_code_length", "student_id_field"} <= set(info["aspen"]["conn-fields"])
+    aspen_fields = {"token_path", "api_path", "column_code_length", "student_id_field"}
+    assert aspen_fields <= set(info["aspen"]["conn-fields"])
 
 
 def test_providers_manager_reads_the_form_declaratively():
@@ -452,5 +453,7 @@ def test_the_stages_and_the_errors_import_no_airflow():
         "import sys; import canvas_aspen.stages, canvas_aspen.errors, canvas_aspen.hooks.protocols; "
         "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "[]"
