@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lock-periods", default="", help="comma-separated grading periods to lock, e.g. Q1")
     gen.add_argument("--aspen-student-ids", action="store_true",
                      help="Aspen users get Aspen-style sourcedIds (std_000123); Canvas sis_user_id = their identifier")
+    gen.add_argument("--past-courses", type=int, default=0,
+                     help="last year's concluded courses (a past term; their Aspen classes do not exist)")
+    gen.add_argument("--hidden-assignments", type=float, default=0.0,
+                     help="fraction of sendable assignments with a manual posting policy and hidden grades")
     gen.add_argument("-o", "--output", required=True)
 
     check = sub.add_parser("check", help="load and check a scenario, print its size")
@@ -78,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                         assignments=args.assignments, seed=args.seed, sections_per_course=args.sections_per_course,
                         messiness=args.messiness,
                         lock_periods=[p for p in args.lock_periods.split(",") if p],
-                        aspen_student_ids=args.aspen_student_ids)
+                        aspen_student_ids=args.aspen_student_ids, past_courses=args.past_courses,
+                        hidden_assignments=args.hidden_assignments)
         write(data, args.output)
         print(json.dumps(dict(data["stats"], seconds=round(time.perf_counter() - started, 2), output=args.output)))
         return 0

@@ -121,10 +121,17 @@ class _Gen:
 
 def generate(courses: int, students_per_section: int, assignments: int, seed: int = 0,
              sections_per_course: str = "1:0.7,2:0.27,3:0.03", messiness: float = 1.0,
-             lock_periods: list[str] | None = None, aspen_student_ids: bool = False) -> dict[str, Any]:
+             lock_periods: list[str] | None = None, aspen_student_ids: bool = False, past_courses: int = 0,
+             hidden_assignments: float = 0.0) -> dict[str, Any]:
     """A generated district. ``aspen_student_ids``: Aspen's users get Aspen-style sourcedIds
     (``std_000123``) and carry the Canvas ``sis_user_id`` as their ``identifier``
-    (``sandbox.student_ids``)."""
+    (``sandbox.student_ids``). ``past_courses``: that many of last year's concluded courses
+    (a past term; SIS ids whose Aspen classes do not exist), the live ones then in a dated
+    current term (R19). ``hidden_assignments``: that fraction of the sendable assignments has
+    a manual posting policy with its grades not posted yet (R20). Both draw from their own
+    random streams: the rest of the district is the same as without them."""
+    if past_courses < 0 or not 0.0 <= hidden_assignments <= 1.0:
+        raise ValueError("past_courses >= 0, hidden_assignments in [0, 1]")
     if courses < 1 or students_per_section < 1 or assignments < 0:
         raise ValueError("courses and students per section must be >= 1, assignments >= 0")
     g = _Gen(seed, messiness)
@@ -217,6 +224,12 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
             aspen_classes.append({"sourcedId": section["sis_section_id"], "title": section["name"], "roster": roster,
                                   "categories": _categories(g, section["sis_section_id"], group_defs, weights, weighted)})
 
+    extra_rng = random.Random(f"real-district-{seed}")  # past courses and hidden grades: their own stream
+    if hidden_assignments:
+        _hide_grades(extra_rng, g, canvas_courses, hidden_assignments)
+    if past_courses:
+        canvas_courses += _past_courses(extra_rng, g, past_courses, pool, teachers, students_per_section)
+
     scenario = {
         "format": FORMAT,
         "name": f"generated-{courses}x{students_per_section}x{assignments}-seed{seed}",
@@ -226,10 +239,14 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
         "aspen": {"client_id": "sandbox-aspen-client", "client_secret": "sandbox-aspen-secret",
                   "grading_periods": periods, "classes": aspen_classes, "lineItems": [], "results": []},
     }
+    if past_courses:
+        scenario["canvas"]["terms"] = TERMS
     scenario["generated"] = {
         "params": {"courses": courses, "students_per_section": students_per_section, "assignments": assignments,
                    "seed": seed, "sections_per_course": sections_per_course, "messiness": messiness,
-                   "lock_periods": sorted(locked)},
+                   "lock_periods": sorted(locked),
+                   **({"past_courses": past_courses} if past_courses else {}),
+                   **({"hidden_assignments": hidden_assignments} if hidden_assignments else {})},
         "counts": dict(sorted(g.counts.items())),
     }
     scenario["stats"] = {"courses": courses, "sections": sum(n_sections), "aspen_classes": len(aspen_classes),
@@ -240,6 +257,61 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
         scenario = aspen_style_student_ids(scenario)
         scenario["generated"]["params"]["aspen_student_ids"] = True
     return scenario
+
+
+TERMS = [  # with past courses: this school year (current until mid-2027) and last year's
+    {"id": 1, "name": "2026-2027", "sis_term_id": "2627", "start_at": "2026-08-01T04:00:00Z",
+     "end_at": "2027-07-01T04:00:00Z"},
+    {"id": 2, "name": "2025-2026", "sis_term_id": "2526", "start_at": "2025-08-01T04:00:00Z",
+     "end_at": "2026-07-01T04:00:00Z"},
+]
+
+
+def _hide_grades(rng: random.Random, g: _Gen, courses: list[dict], fraction: float) -> None:
+    """R20: ``fraction`` of the sendable assignments get a manual posting policy; their grades
+    are then hidden from the students (``posted_at`` null) until posted."""
+    for course in courses:
+        for group in course["assignment_groups"]:
+            for a in group["assignments"]:
+                if (a.get("published", True) and a.get("post_to_sis", True) and a.get("grading_type") != "not_graded"
+                        and rng.random() < fraction):
+                    a["post_manually"] = True
+                    g.counts["hidden_assignments"] = g.counts.get("hidden_assignments", 0) + 1
+                    g.counts["hidden_grades"] = g.counts.get("hidden_grades", 0) + sum(
+                        1 for s in a.get("submissions", []) if s.get("score") is not None or s.get("excused"))
+
+
+def _past_courses(rng: random.Random, g: _Gen, n: int, pool: list[int], teachers: list[dict],
+                  students_per_section: int) -> list[dict]:
+    """R19: last year's concluded courses (term 2, ``completed``, the students' enrollments
+    ``completed``), graded, with section SIS ids whose Aspen classes no longer exist."""
+    out = []
+    for i in range(n):
+        code, subject = SUBJECTS[i % len(SUBJECTS)]
+        cid, sid = g.next("course"), g.next("section")
+        teacher = teachers[i % len(teachers)]
+        sis = f"{code}-2526-{cid}"
+        members = rng.sample(pool, min(len(pool), students_per_section))
+        enrollments = [{"user_id": u, "section_id": sid, "state": "completed"} for u in members]
+        enrollments.append({"user_id": teacher["id"], "section_id": sid, "type": "TeacherEnrollment",
+                            "state": "completed"})
+        assignments = []
+        for k in range(3):
+            aid = g.next("assignment")
+            due = datetime(2026, 2, 2, 4, 59, tzinfo=UTC) + timedelta(days=30 * k + rng.randint(0, 20))
+            assignments.append({"id": aid, "name": f"Unit {k + 1} test", "points_possible": 100, "due_at": _iso(due),
+                                "created_at": _iso(due - timedelta(days=10)),
+                                "submissions": [{"user_id": u, "score": _score(rng, 100)} for u in members]})
+        out.append({
+            "id": cid, "name": f"{subject} (2025-2026)", "course_code": code, "sis_course_id": sis,
+            "workflow_state": "completed", "enrollment_term_id": 2, "apply_assignment_group_weights": False,
+            "sections": [{"id": sid, "name": f"{subject} - Period 1 (2025-2026)", "sis_section_id": f"{sis}-P1"}],
+            "enrollments": enrollments,
+            "assignment_groups": [{"id": g.next("group"), "name": "Tests", "group_weight": 0, "position": 1,
+                                   "assignments": assignments}],
+        })
+    g.counts["past_courses"] = n
+    return out
 
 
 def _weights(rng: random.Random, k: int) -> list[int]:

@@ -122,3 +122,33 @@ def test_a_generated_district_is_served_in_full(sandbox_factory, tmp_path):
                                  params={"student_ids[]": "all", "per_page": 50})
             listed += sum(1 for s in subs if s["score"] is not None or s["excused"])
     assert listed == expected
+
+
+def test_r19_r20_a_real_districts_past_courses_and_hidden_grades_leave_the_rest_as_it_was():
+    plain = generate(courses=6, students_per_section=5, assignments=4, seed=3)
+    real = generate(courses=6, students_per_section=5, assignments=4, seed=3, past_courses=25, hidden_assignments=0.25)
+    scenario_mod.check(real)
+    assert real == generate(courses=6, students_per_section=5, assignments=4, seed=3, past_courses=25,
+                            hidden_assignments=0.25)  # deterministic
+    courses = {c["id"]: c for c in real["canvas"]["courses"]}
+    past = [c for c in courses.values() if c["workflow_state"] == "completed"]
+    assert len(past) == 25 and {c["enrollment_term_id"] for c in past} == {2}
+    terms = {t["id"]: t for t in real["canvas"]["terms"]}
+    assert terms[2]["end_at"] < "2026-08" < terms[1]["start_at"] < terms[1]["end_at"]
+    aspen_classes = {cls["sourcedId"] for cls in real["aspen"]["classes"]}
+    for c in past:  # graded, with SIS ids whose Aspen classes are gone, students' enrollments completed
+        assert all(s["sis_section_id"] and s["sis_section_id"] not in aspen_classes for s in c["sections"])
+        assert {e["state"] for e in c["enrollments"]} == {"completed"}
+        assert sum(len(a["submissions"]) for g in c["assignment_groups"] for a in g["assignments"]) > 0
+    manual = [a for c in courses.values() for g in c["assignment_groups"] for a in g["assignments"]
+              if a.get("post_manually")]
+    assert manual and real["generated"]["counts"]["hidden_assignments"] == len(manual)
+    # the live district is the same as without the options (up to the posting policy), Aspen too
+    live = {c["id"]: c for c in plain["canvas"]["courses"]}
+    for cid, course in live.items():
+        other = json.loads(json.dumps(courses[cid]))
+        for g in other["assignment_groups"]:
+            for a in g["assignments"]:
+                a.pop("post_manually", None)
+        assert other == course
+    assert real["aspen"] == plain["aspen"] and "terms" not in plain["canvas"]
