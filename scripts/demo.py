@@ -59,7 +59,7 @@ def _run(title: str, env: dict[str, str], n: int) -> dict:
     report = json.loads((new[-1] / "report.json").read_text())
     t = report["totals"]
     print(f"   {time.monotonic() - t0:.0f}s  considered {t['considered']}: posted {t['posted']}, "
-          f"unchanged {t['unchanged']}, empty {t['empty']}, held back {t['held_back']}, failed {t['failed']}; "
+          f"unchanged {t['unchanged']}, empty {t['empty']}, hidden {t.get('hidden', 0)}, held back {t['held_back']}, failed {t['failed']}; "
           f"verified {report['verify']['checked']}, findings {len(report['findings'])}")
     print(f"   report: {new[-1] / 'report.html'}")
     print(f"   task log: {log}")
