@@ -29,8 +29,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help=f"task slots of the Airflow worker the runs model (default {DEFAULT_SLOTS}; 1: stage after "
                         "stage, each over every shard, in one process)")
     p.add_argument("--runs", default="all",
-                   help="comma-separated subset of setup,first,no-change,nightly,naive (default: all the size has; "
-                        "setup only prepares the cached set-up state)")
+                   help="comma-separated subset of setup,first,no-change,nightly,naive and, with --airflow, "
+                        "backfill (one course, dry run) (default: all the size has; setup only prepares the cached "
+                        "set-up state)")
     p.add_argument("--fresh-setup", action="store_true", help="redo the cached set-up run")
     p.add_argument("--no-data-docs", action="store_true", help="runs without building GX Data Docs")
     p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder")
@@ -42,6 +43,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--code", type=Path, help="run the stages of another checkout (its plugins/ and expectations/), "
                                             "e.g. an earlier commit extracted with git archive: before/after")
     p.add_argument("--log-level", default="WARNING", help="log level of the runs' stages")
+    p.add_argument("--airflow", choices=("local", "celery"),
+                   help="run the DAG under a real Airflow (LocalExecutor, or CeleryExecutor with two workers) "
+                        "triggered through its REST API, instead of the model; the naive DAG right after")
+    p.add_argument("--with-model", action="store_true",
+                   help="with --airflow: also the model's runs of the same district, in this invocation")
     return p.parse_args(argv)
 
 
@@ -53,10 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_CACHE"] = str(args.cache)
     size = SIZES[args.size]
     wanted = {"first", "no-change", "nightly", "naive"} if args.runs == "all" else set(args.runs.split(","))
+    if args.airflow and args.runs == "all":
+        wanted.add("backfill")
     if not size.first_run_measured:
         wanted.discard("first")
     if not size.naive_measured:
         wanted.discard("naive")
+    if args.airflow and args.runs == "all" and size.name in ("S", "M"):
+        wanted.discard("naive")  # S: 28k sequential requests, 20 min: ask for it with --runs
     cap = {"canvas": runner.DEFAULT_CAP, "aspen": runner.DEFAULT_CAP}
     records: dict[str, dict] = {}
     if args.profile:
@@ -90,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
     scen = district.district_file(size)
     log(f"[{size.name}] district {scen.name}")
+    if args.airflow:
+        from bench import scheduler
+
+        scheduler.main(args, size, wanted, emit, log)
+        if not args.no_record and record.update_doc(results=args.results):
+            log(f"table updated in {record.DOC.relative_to(record.REPO)}")
+        return 0
     if wanted & {"setup", "no-change", "nightly"}:
         setup_scenario, setup_ledger, _ = runner.ensure_setup(size, shards=args.shards, fresh=args.fresh_setup, log=log)
     if wanted & {"no-change", "nightly"}:

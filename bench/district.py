@@ -23,6 +23,10 @@ def cache_dir() -> Path:
 
 def district_file(size: Size, cache: Path | None = None) -> Path:
     """The generated scenario of this size (generated on first use; same bytes every time)."""
+    if size.scenario:
+        from sandbox import scenario as scenario_mod
+
+        return scenario_mod.resolve(size.scenario)
     cache = cache or cache_dir()
     path = cache / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}-seed{size.seed}.json"
     if not path.exists():
@@ -42,6 +46,8 @@ def aspen_classes(scenario: Path) -> list[str]:
 
 
 def setup_dir(size: Size, cache: Path | None = None) -> Path:
+    if size.scenario:
+        return (cache or cache_dir()) / f"setup-{size.name}"
     return (cache or cache_dir()) / f"setup-{size.name}-seed{size.seed}"
 
 

@@ -17,12 +17,14 @@ from typing import Any
 from bench.measure import HttpClock, RssSampler, StageTimer, peak_rss_bytes
 
 
-def run(spec: dict[str, Any], clock: HttpClock, sampler: RssSampler) -> dict[str, Any]:
+def run(spec: dict[str, Any], clock: HttpClock, sampler: RssSampler, *, canvas_conn_id: str = "canvas_default",
+        aspen_conn_id: str = "aspen_default") -> dict[str, Any]:
+    """The naive client over the connections named (each with ``max_concurrency`` 1)."""
     from canvas_aspen import match, oneroster, rows, rules, stages
     from canvas_aspen.hooks.aspen import AspenHook
     from canvas_aspen.hooks.canvas import CanvasHook
 
-    canvas, aspen = CanvasHook(canvas_conn_id="canvas_default"), AspenHook(aspen_conn_id="aspen_default")
+    canvas, aspen = CanvasHook(canvas_conn_id=canvas_conn_id), AspenHook(aspen_conn_id=aspen_conn_id)
     assert canvas.settings.max_concurrency == 1 and aspen.settings.max_concurrency == 1
     timer = StageTimer(clock, sampler)
     now = datetime.now(timezone.utc)

@@ -41,7 +41,8 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
     need = {s: _total(out["min_requests"][s]) for s in ("canvas", "aspen")}
     bound = bound_seconds(need, latency, cap)
     wall = out["wall_s"]
-    outside = max(0.0, wall - out["http_busy_s"])
+    busy = out["http_busy_s"]  # None under a real Airflow: its task processes are not instrumented
+    outside = None if busy is None else max(0.0, wall - busy)
     rec = {
         "ts": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": commit(),
@@ -66,8 +67,8 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
         "server_ms": out.get("server_ms"),  # mean time the sandbox took per request (latency included)
         "max_in_flight": out.get("max_in_flight"),
         "http_busy_s": out["http_busy_s"],
-        "outside_http_s": round(outside, 3),
-        "outside_http_share": round(outside / wall, 3) if wall else None,
+        "outside_http_s": None if outside is None else round(outside, 3),
+        "outside_http_share": round(outside / wall, 3) if wall and outside is not None else None,
         "peak_rss_mb": out["peak_rss_mb"],
         "stages": out["stages"],
         "outside_by_stage": out.get("outside_by_stage"),  # the outside-HTTP time, by the stages running then
@@ -94,11 +95,12 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
         for line in path.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
-                if rec.get("size") in ("S", "M"):
+                if rec.get("size") in ("S", "M", "D40", "demo"):
                     run = rec["run"] + ("" if rec.get("data_docs", True) or rec["run"].startswith("naive")
                                         else " (Data Docs off)") + (
                         f", {rec['slots']} slots" if rec.get("slots", 1) > 1 else "") + (
-                        f" [{rec['code']}]" if rec.get("code") else "")
+                        f" [{rec['code']}]" if rec.get("code") else "") + (
+                        f" [{rec['airflow']}]" if rec.get("airflow") else "")
                     out[(rec["size"], run)] = rec
     return out
 
@@ -112,14 +114,14 @@ def _fmt(x: Any, digits: int = 1) -> str:
 
 
 def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
-    order = {"first": 0, "no-change": 1, "nightly": 2, "first (Data Docs off)": 3, "no-change (Data Docs off)": 4,
+    order = {"backfill": -1, "first": 0, "no-change": 1, "nightly": 2, "first (Data Docs off)": 3, "no-change (Data Docs off)": 4,
              "nightly (Data Docs off)": 5, "naive": 6, "naive-bound": 7}
     head = ("| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
             "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |")
     lines = [head, "|" + "---|" * (12 + len(STAGES))]
     def rank(kv):
         (size, run), r = kv
-        return (size != "S", "[" not in run, r.get("slots", 1), order.get(run.split(" [")[0].split(",")[0], 9), run)
+        return ({"demo": 0, "D40": 1, "S": 2, "M": 3}.get(size, 9), "[" not in run, r.get("slots", 1), order.get(run.split(" [")[0].split(",")[0], 9), run)
 
     for (size, run), r in sorted(records.items(), key=rank):
         st = r.get("stages") or {}
