@@ -9,11 +9,16 @@ from canvas_aspen.settings import Settings
 
 
 class _Hooks:
-    def __init__(self, courses: int):
-        self.courses = [{"id": 100 + k, "workflow_state": "available"} for k in range(courses)]
+    """Canvas and Aspen for ``plan`` asked for ``courses`` course ids (a backfill's path)."""
 
-    def list_courses(self):
-        return self.courses
+    def __init__(self, courses: int):
+        self.params = {"course_ids": [100 + k for k in range(courses)]}
+
+    def get_course(self, cid):
+        return {"id": cid, "workflow_state": "available"}
+
+    def map_concurrent(self, fn, items, on_error="raise"):
+        return [fn(i) for i in items]
 
     def list_grading_periods(self):
         return []
@@ -26,10 +31,11 @@ def test_shard_count_fits_the_district(courses, shards):
 
 
 def test_plan_splits_a_three_course_district_into_one_shard_and_a_large_one_into_the_maximum(tmp_path):
-    small = stages.plan(_Hooks(3), _Hooks(3), tmp_path / "small", params={}, shard_count=8, courses_per_shard=10)
+    hooks = _Hooks(3)
+    small = stages.plan(hooks, hooks, tmp_path / "small", params=hooks.params, shard_count=8, courses_per_shard=10)
     assert small == [{"shard": 0, "courses": 3}]
-    large = stages.plan(_Hooks(300), _Hooks(300), tmp_path / "large", params={}, shard_count=8,
-                        courses_per_shard=10)
+    hooks = _Hooks(300)
+    large = stages.plan(hooks, hooks, tmp_path / "large", params=hooks.params, shard_count=8, courses_per_shard=10)
     assert [s["courses"] for s in large] == [38, 38, 38, 38, 37, 37, 37, 37]
     plan = storage.read_json(tmp_path / "large" / "plan.json")
     assert sorted(c for shard in plan["shards"] for c in shard) == plan["course_ids"]  # every course once
