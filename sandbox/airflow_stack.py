@@ -7,6 +7,8 @@ free ports, sharing one temporary ``AIRFLOW_HOME``, one JWT secret, one API secr
 Fernet key. The repository's ``dags/`` folder, the sandbox's connections (``sb.airflow_conn_env()``)
 and the package's stage/report/ledger settings, all under that home. SimpleAuthManager with one
 admin user (``stack.username``/``stack.password``). **No pool is created** unless asked for.
+Everything else is Airflow's own default (a task's retry delay, for one, is Airflow's 300 s), so
+what a test sees is what a plain installation does.
 
     from sandbox.airflow_stack import AirflowStack, StackUnavailable
     from sandbox.control import Sandbox
@@ -295,7 +297,7 @@ class AirflowStack:
             self._cli("pools", "set", pool, str(slots), "grade passback", timeout=120)
         self.spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port),
                    "--workers", "1")
-        self.spawn("scheduler", "scheduler")
+        self.spawn("scheduler", "scheduler", "--skip-serve-logs")  # task logs are read from the shared home
         self.spawn("dag-processor", "dag-processor")
         for name in self.workers:
             self.spawn(f"worker-{name}", "celery", "worker", "--celery-hostname", f"{name}@{hostname_prefix}",
@@ -542,7 +544,6 @@ def _base_env(home: Path, *, metadata_url: Any, ledger_url: Any, broker_url: str
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",

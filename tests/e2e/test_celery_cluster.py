@@ -60,7 +60,8 @@ def cluster() -> Iterator[AirflowStack]:
             stack = AirflowStack.start(sandbox=sb, executor="CeleryExecutor", celery_workers=len(WORKERS),
                                        worker_concurrency=1, shards=SHARDS, ledger="postgres",
                                        pools={"canvas_api": 1, "aspen_api": 1}, hostname_prefix="canvas-aspen-e2e",
-                                       env={"CANVAS_ASPEN_COURSES_PER_SHARD": "1"})  # SHARDS shards of 3 courses
+                                       env={"CANVAS_ASPEN_COURSES_PER_SHARD": "1",  # SHARDS shards of 3 courses
+                                            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"})
         except StackUnavailable as exc:
             if os.environ.get("CI_REQUIRE_SERVICES") == "1":
                 pytest.fail(f"{exc} (CI_REQUIRE_SERVICES=1: PostgreSQL and Redis are required)")
