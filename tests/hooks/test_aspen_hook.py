@@ -271,7 +271,8 @@ def test_r21_r22_aspen_extras_column_code_length_and_student_id_field(set_conn):
 
 
 @pytest.mark.parametrize(("extra", "value", "says"), [
-    ("student_id_field", "student_number", "student_id_field' must be one of sourcedId, identifier, username, email"),
+    ("student_id_field", "student_number",
+     "student_id_field' must be one of sourcedId, identifier, username, email"),
     ("column_code_length", -1, "column_code_length"),
     ("column_code_length", "ten", "column_code_length"),
 ])

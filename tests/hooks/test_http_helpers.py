@@ -194,11 +194,12 @@ def test_every_bad_extra_is_named_and_no_value_is_echoed():
 def test_each_hook_reads_its_own_extras():
     assert _settings(CanvasSettings, account_id=7).account_id == "7"
     assert _settings(CanvasSettings, account_id=" ").account_id == "1"
-    aspen = AspenSettings.from_extras({"token_path": "token/", "api_path": "/"}, conn_type="aspen", conn_id="a")
+    extras = {"token_path": "token/", "api_path": "/"}
+    aspen = AspenSettings.from_extras(extras, conn_type="aspen", conn_id="a")
     assert (aspen.token_path, aspen.api_path, aspen.token_refresh_margin) == ("/token", "", 60.0)
     legacy = AspenSettings.from_extras({"extra__aspen__api_path": "/or"}, conn_type="aspen", conn_id="a")
     assert legacy.api_path == "/or"
-    with pytest.raises(ConnectionConfigError, match="'token_path' must be a path such as /oauth/rest/v2.0/auth"):
+    with pytest.raises(ConnectionConfigError, match="'token_path' must be a path such as /oauth/rest/v2.0/"):
         AspenSettings.from_extras({"token_path": "https://x/token"}, conn_type="aspen", conn_id="a")
 
 
@@ -320,7 +321,8 @@ def test_aspen_error_plain_text():
 @pytest.mark.parametrize(
     "body",
     [
-        '{"imsx_codeMajor":"failure","imsx_severity":"error","imsx_description":"Grading Category Not Found"}',
+        '{"imsx_codeMajor":"failure","imsx_severity":"error",'
+        '"imsx_description":"Grading Category Not Found"}',
         '{"imsx_statusInfo":{"imsx_codeMajor":"failure","imsx_severity":"error",'
         '"imsx_description":"Grading Category Not Found","imsx_CodeMinor":{"imsx_codeMinorField":'
         '[{"imsx_codeMinorFieldName":"TargetEndSystem","imsx_codeMinorFieldValue":"invalid_data"}]}}}',

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from canvas_aspen.hooks._settings import STUDENT_ID_FIELDS
+
 _COMMON_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "max_concurrency": {
         "label": "Max concurrent requests",
@@ -95,8 +97,12 @@ ASPEN_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     "student_id_field": {
         "label": "Student id field",
         "description": "Which Aspen roster field equals the Canvas sis_user_id: sourcedId (default), "
-        "identifier (the student number), username or email. Results always name the roster user's sourcedId.",
-        "schema": {"type": ["string", "null"], "enum": ["sourcedId", "identifier", "username", "email", None]},
+        "identifier (the student number), username or email. Results always name the roster user's "
+        "sourcedId.",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*STUDENT_ID_FIELDS, None],
+        },
     },
     **_COMMON_EXTRA_FIELDS,
 }
