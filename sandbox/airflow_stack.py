@@ -441,7 +441,7 @@ class AirflowStack:
         return self._token
 
     def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), auth: bool = True,
-                **kwargs: Any) -> Any:
+                _again: bool = True, **kwargs: Any) -> Any:
         """``method path`` on the API server; the JSON answer, or ``StackError`` if the status is not
         in ``expect``."""
         import requests
@@ -451,9 +451,9 @@ class AirflowStack:
             session.trust_env = False  # loopback: never through a proxy
             response = session.request(method, f"{self.api_url}{path}", headers=headers, timeout=REQUEST_TIMEOUT,
                                        **kwargs)
-        if response.status_code == 401 and auth and self._token is not None:  # expired: once more
+        if response.status_code == 401 and auth and _again and path.startswith("/api/"):  # expired: once more
             self._token = None
-            return self.request(method, path, expect=expect, auth=auth, **kwargs)
+            return self.request(method, path, expect=expect, auth=auth, _again=False, **kwargs)
         if response.status_code not in expect:
             raise StackError(f"{method} {path}: {response.status_code} {response.text[:2000]}")
         return response.json() if response.content else None
