@@ -584,10 +584,22 @@ class CanvasState:
         return {"id": a.id, "course_id": course.id, "workflow_state": "deleted"}
 
     def set_assignment(self, course_id: int, assignment_id: int, fields: dict) -> dict:
-        unknown = set(fields) - ASSIGNMENT_FIELDS
+        """A teacher edits an assignment; ``assignment_group_id`` moves it to another group."""
+        unknown = set(fields) - ASSIGNMENT_FIELDS - {"assignment_group_id"}
         if unknown:
             raise CanvasError(400, f"unknown assignment fields {sorted(unknown)}")
         course, a = self.find_assignment(course_id, assignment_id)
+        fields = dict(fields)
+        if "assignment_group_id" in fields:
+            target = next((g for g in course.groups if g["id"] == fields["assignment_group_id"]), None)
+            if target is None:
+                raise CanvasError(404, f"no group {fields['assignment_group_id']} in course {course_id}")
+            for g in course.groups:
+                if a.id in g["assignment_ids"]:
+                    g["assignment_ids"].remove(a.id)
+            target["assignment_ids"].append(a.id)
+            a.group_id = target["id"]
+            del fields["assignment_group_id"]
         for key, value in fields.items():
             if key in ("due_at", "unlock_at", "lock_at"):
                 value = canvas_time(value)

@@ -60,3 +60,24 @@ def test_r22_results_name_the_aspen_sourced_id_not_the_canvas_sis_id():
     row.update(result_id="r1", line_item_id="li1", score=8.0, score_status="fully graded", graded_at=None)
     body = oneroster.result_body(row, pd.Timestamp("2026-12-01", tz="UTC"))
     assert body["student"]["sourcedId"] == "std_000102"
+
+
+def test_r22_submissions_of_a_student_without_an_active_enrollment_are_not_considered():
+    from canvas_aspen import rows, rules
+    from sandbox import scenario
+    from sandbox.canvas_state import CanvasState
+
+    demo = scenario.load("demo")
+    state = CanvasState(demo)
+    c = state.course(102)  # Biology: Henry (5105) dropped it, his enrollment is inactive
+    keys = state.submission_keys(c, ["all"], [], None)
+    bundle = {"course": state.course_json(c), "sections": state.sections_json(c),
+              "enrollments": state.enrollments_json(c, ["StudentEnrollment"], ["active"]),
+              "assignment_groups": state.groups_json(c, True, True),
+              "submissions": [state.submission_json(a, uid) for a, uid in keys]}
+    assert all(e["user_id"] != 5105 for e in bundle["enrollments"])
+    # a Canvas that lists his old submission anyway (student_ids[]=all may include former students)
+    bundle["submissions"].append(dict(bundle["submissions"][0], user_id=5105, score=12.0, grade="12"))
+    periods = [rules.GradingPeriod.from_oneroster(p) for p in demo["aspen"]["grading_periods"]]
+    frame = rows.build_rows([bundle], periods, "America/New_York")
+    assert len(frame) > 0 and 5105 not in set(frame["canvas_user_id"])
