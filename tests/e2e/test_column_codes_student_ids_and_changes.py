@@ -49,32 +49,32 @@ def _line_item_puts(sb) -> int:
 
 def test_r21_colliding_titles_go_unique_stay_stable_and_send_nothing_when_unchanged(sandbox_factory, run_passback):
     sb = sandbox_factory(scenario="demo")  # the sandbox Aspen refuses duplicate column codes (its default)
-    sb.canvas_update_assignment(103, 3204, post_to_sis=False)  # night 1: only the Test is sendable
+    sb.canvas_update_assignment(103, 3206, post_to_sis=False)  # night 1: only the Test is sendable
 
     state_, report = run_passback(sb)
     assert state_ == "success", report["findings"][:3]
     items = sb.state(class_id="ENG10-P3")["lineItems"]
-    assert items["canvas-a3205-s1031"]["title"] == "Chapter 1 Test"
-    assert "canvas-a3204-s1031" not in items
+    assert items["canvas-a3207-s1031"]["title"] == "Chapter 1 Test"
+    assert "canvas-a3206-s1031" not in items
     assert _kinds(report, "column_code_collision") == []
-    test_modified = items["canvas-a3205-s1031"]["dateLastModified"]
+    test_modified = items["canvas-a3207-s1031"]["dateLastModified"]
 
     # night 2: the older Quiz becomes sendable; the posted Test keeps its title, the Quiz gives way
-    sb.canvas_update_assignment(103, 3204, post_to_sis=True)
+    sb.canvas_update_assignment(103, 3206, post_to_sis=True)
     sb.reset_stats()
     state_, report = run_passback(sb)
     assert state_ == "success", report["findings"][:3]
     items = sb.state(class_id="ENG10-P3")["lineItems"]
-    assert items["canvas-a3205-s1031"]["title"] == "Chapter 1 Test"
-    assert items["canvas-a3205-s1031"]["dateLastModified"] == test_modified  # not sent again
-    assert items["canvas-a3204-s1031"]["title"] == "#2 Chapter 1 Quiz"
+    assert items["canvas-a3207-s1031"]["title"] == "Chapter 1 Test"
+    assert items["canvas-a3207-s1031"]["dateLastModified"] == test_modified  # not sent again
+    assert items["canvas-a3206-s1031"]["title"] == "#2 Chapter 1 Quiz"
     assert _line_item_puts(sb) == 1
     (warning,) = _kinds(report, "column_code_collision")
     assert (warning["rule"], warning["severity"], warning["assignment_id"], warning["value"]) == (
-        "R21", "warning", 3204, "#2 Chapter 1 Quiz")
+        "R21", "warning", 3206, "#2 Chapter 1 Quiz")
     assert warning["aspen_class_id"] == "ENG10-P3" and "Chapter 1 Test" in warning["message"]
     results = sb.state(class_id="ENG10-P3")["results"]
-    assert results["canvas-a3204-s1031-u5301"]["score"] == 9
+    assert results["canvas-a3206-s1031-u5301"]["score"] == 9
 
     # night 3, nothing changed: no line item is sent, the titles stay
     sb.reset_stats()
@@ -82,7 +82,7 @@ def test_r21_colliding_titles_go_unique_stay_stable_and_send_nothing_when_unchan
     assert state_ == "success"
     assert _line_item_puts(sb) == 0
     assert report["totals"]["posted"] == 0
-    assert sb.state(class_id="ENG10-P3")["lineItems"]["canvas-a3204-s1031"]["title"] == "#2 Chapter 1 Quiz"
+    assert sb.state(class_id="ENG10-P3")["lineItems"]["canvas-a3206-s1031"]["title"] == "#2 Chapter 1 Quiz"
 
 
 def test_r21_column_code_length_zero_sends_canvas_names_as_they_are(sandbox_factory, run_passback):
@@ -91,7 +91,7 @@ def test_r21_column_code_length_zero_sends_canvas_names_as_they_are(sandbox_fact
     state_, report = run_passback(WithAspenExtras(sb, column_code_length=0))
     assert state_ == "success", report["findings"][:3]
     items = sb.state(class_id="ENG10-P3")["lineItems"]
-    assert (items["canvas-a3204-s1031"]["title"], items["canvas-a3205-s1031"]["title"]) == (
+    assert (items["canvas-a3206-s1031"]["title"], items["canvas-a3207-s1031"]["title"]) == (
         "Chapter 1 Quiz", "Chapter 1 Test")
     assert _kinds(report, "column_code_collision") == []
 
