@@ -457,3 +457,35 @@ def test_the_stages_and_the_errors_import_no_airflow():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# ==================== the one paging loop
+
+
+def test_a_listing_longer_than_max_pages_stops_with_an_error_on_both_hooks(canvas_hook, aspen_hook):
+    """A server that never ends a listing (a fresh next link, a full page at every offset) is
+    stopped after ``max_pages`` pages by the loop both hooks share, naming the endpoint."""
+
+    def endless_links(req):
+        page = int(req.q("page") or 1)
+        nxt = f"http://{req.headers['Host']}/api/v1/courses/1/sections?page={page + 1}"
+        return js(200, [{"id": page}], {"Link": f'<{nxt}>; rel="next"'})
+
+    with StubServer(endless_links) as srv:
+        with pytest.raises(CanvasApiError, match="more than max_pages=3 pages") as info:
+            canvas_hook(srv.url, max_pages=3).list_sections(1)
+    assert info.value.endpoint == "list_sections" and len(srv.requests) == 3
+
+    stub = AspenStub()
+
+    def endless_offsets(req):
+        if req.path.endswith("/auth"):
+            return stub(req)
+        offset = int(req.q("offset") or 0)
+        return js(200, {"gradingPeriods": [{"sourcedId": f"gp{offset + i}"} for i in range(2)]})
+
+    with StubServer(endless_offsets) as srv:
+        with pytest.raises(AspenApiError, match="more than max_pages=3 pages") as info:
+            aspen_hook(srv.url, max_pages=3, page_size=2).list_grading_periods()
+    assert info.value.endpoint == "list_grading_periods"
+    assert [r.q("offset") for r in srv.requests if r.method == "GET"] == ["0", "2", "4"]
