@@ -61,6 +61,8 @@ def canvas_minimum(sb) -> dict[str, int]:
     s.trust_env = False
     api = sb.canvas_url + "/api/v1"
     need: Counter = Counter()
+    pages, _ = canvas_pages(s, f"{api}/accounts/{sb.canvas_account_id}/terms", [])  # R19: which terms are current
+    need["list_terms"] += pages
     pages, _ = canvas_pages(s, f"{api}/accounts/{sb.canvas_account_id}/courses", [])
     need["list_courses"] += pages
     courses = []

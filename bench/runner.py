@@ -35,7 +35,8 @@ def endpoint_name(key: str, system: str) -> str:
         for suffix, name in (("/students/submissions", "list_submissions"), ("/sections", "list_sections"),
                              ("/enrollments", "list_student_enrollments"), ("/users", "list_teachers"),
                              ("/assignment_groups", "list_assignment_groups"),
-                             ("/accounts/{account_id}/courses", "list_courses"), ("/courses/{course_id}", "get_course")):
+                             ("/accounts/{account_id}/courses", "list_courses"),
+                             ("/accounts/{account_id}/terms", "list_terms"), ("/courses/{course_id}", "get_course")):
             if path.endswith(suffix):
                 return name
         return key

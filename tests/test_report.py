@@ -60,3 +60,20 @@ def test_report_files_are_readable_by_the_owner_only(tmp_path):
     path = report.write_json(tmp_path / "run1", {"x": 1})
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_r20_report_html_and_findings_csv_show_the_hidden_bucket_and_its_note():
+    from canvas_aspen import report_html, rules
+
+    frame = pd.DataFrame({"bucket": ["posted", "hidden", "hidden"], "canvas_course_id": 103, "sis_course_id": "E",
+                          "aspen_class_id": "ENG10-P3", "assignment_id": [1, 2, 2],
+                          "assignment_name": ["Essay 1", "Essay 3", "Essay 3"], "group_name": "Essays"})
+    note = rules.hidden_findings(frame)
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=frame,
+                       failed_courses={}, findings=note, verify={"checked": 1, "mismatched": 0})
+    html = report_html.render(doc, [], None)
+    assert '<span class="muted">hidden</span><b>2</b>' in html  # the totals card
+    assert "<th>hidden</th>" in html and '<td class="num">2</td><td class="num">0</td>' in html  # courses table
+    assert "<option>info</option>" in html and 'class="info">hidden_grades' in html
+    csv_rows = report_html.findings_csv(doc["findings"]).splitlines()
+    assert len(csv_rows) == 2 and csv_rows[1].startswith("R20,hidden_grades,info,103,ENG10-P3,2,Essay 3,Essays,,2,")
