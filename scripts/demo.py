@@ -3,7 +3,7 @@
 1. initialise an Airflow home in `.airflow/` (SQLite, no examples);
 2. start the sandbox Canvas and Aspen with the `demo` scenario;
 3. run the DAG: the first night posts the district;
-4. run it again: nothing changed, nothing is posted;
+4. run it again: nothing changed, nothing is posted (and no teacher digest: nothing new to say);
 5. apply a day of grading in the sandbox and run once more: only the changes go.
 Prints each run's totals and where its report is.
 """
@@ -62,8 +62,21 @@ def _run(title: str, env: dict[str, str], n: int) -> dict:
           f"unchanged {t['unchanged']}, empty {t['empty']}, hidden {t.get('hidden', 0)}, held back {t['held_back']}, failed {t['failed']}; "
           f"verified {report['verify']['checked']}, findings {len(report['findings'])}")
     print(f"   report: {new[-1] / 'report.html'}")
+    _print_digests(new[-1])
     print(f"   task log: {log}")
     return report
+
+
+def _print_digests(folder: Path) -> None:
+    """The teacher digests the run wrote (CANVAS_ASPEN_TEACHER_DIGEST=preview by default: nothing sent)."""
+    index = folder / "digests" / "index.json"
+    listing = json.loads(index.read_text()) if index.exists() else []
+    if not listing:
+        print("   teacher digests: none this run (nothing changed for any teacher since their last digest)")
+        return
+    for e in listing:
+        print(f"   teacher digest ({e['status']}, {e['reason']}): {e['findings']} to fix in courses "
+              f"{', '.join(map(str, e['course_ids']))}: {folder / 'digests' / e['html']}")
 
 
 def main() -> None:
@@ -86,6 +99,8 @@ def main() -> None:
               f"{len(a['scripted']) + len(a['edited'])} hand edit(s) in Aspen")
         third = _run("Night 3: only the day's changes are posted", env, 3)
     print("\nDone. Open the reports above in a browser; every grade is in exactly one bucket.")
+    print("Teacher digests are previews (CANVAS_ASPEN_TEACHER_DIGEST=preview, the default): nothing was sent, so each "
+          "night previews what `send` would send to a teacher never sent one; README: turning them on.")
     if second["totals"]["posted"]:
         sys.exit("unexpected: the second run posted grades although nothing changed")
     del first, third

@@ -58,3 +58,23 @@ def test_report_html_shows_mismatches_and_over_max_in_a_real_browser(demo_report
     shot.unlink(missing_ok=True)
     _chrome(["--window-size=1400,2400", f"--screenshot={shot}", page.as_uri()], tmp_path / "p2")
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_teacher_digest_preview_and_its_listing_in_a_real_browser(demo_report, tmp_path):
+    """The demo run's digest for Dana Whitfield (preview, the default) as a teacher sees it, and
+    the report's listing of it."""
+    folder = Path(demo_report["_folder"])
+    digest = folder / "digests" / "teacher-9001.html"
+    dom = _chrome(["--virtual-time-budget=2000", "--dump-dom", digest.as_uri()], tmp_path / "d1").stdout
+    assert "Dear Dana Whitfield" in dom and "Algebra I" in dom and "Biology" in dom
+    assert "Categories → Options → Add" in dom and "<code>QUIZZES</code>" in dom  # the setup sheet row
+    assert 'data-kind="over_max"' in dom and "<code>S1001</code>: 12" in dom
+    listing = _chrome(["--virtual-time-budget=2000", "--dump-dom", (folder / "report.html").as_uri()],
+                      tmp_path / "d2").stdout
+    table = listing.split('id="digests"')[1].split("</table>")[0]
+    assert "Dana Whitfield" in table and 'href="digests/teacher-9001.html"' in table and "previewed" in table
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "digest-demo.png"
+    shot.unlink(missing_ok=True)
+    _chrome(["--window-size=900,2200", f"--screenshot={shot}", digest.as_uri()], tmp_path / "d3")
+    assert shot.exists() and shot.stat().st_size > 20_000
