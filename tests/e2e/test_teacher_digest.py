@@ -180,5 +180,8 @@ def test_preview_writes_owner_only_files_listed_in_the_report_sends_nothing_and_
     [lost] = report["courses_without_teacher_email"]
     assert (lost["canvas_course_id"], lost["sis_course_id"], lost["reason"]) == (
         103, "ENG10-2627", "no teacher of the course has an email address in Canvas")
-    assert lost["teacher_findings"] == 1  # the essay without a due date reaches no one but the report
+    from canvas_aspen import digest
+    fixes, _ = digest.course_items([f for f in report["findings"] if f["canvas_course_id"] == 103], [])
+    assert "no_due_date" in {i["kind"] for i in fixes}  # the essay without a due date reaches no one but the report
+    assert lost["teacher_findings"] == len(fixes)
     assert "no teacher of the course has an email address in Canvas" in page
