@@ -6,6 +6,7 @@ imported inside the tasks.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import timedelta
 
@@ -22,22 +23,57 @@ manual posting policy are not sent (R20: the `hidden` bucket).
 Stages: plan -> extract -> validate (Great Expectations gate) -> match (groups <->
 categories) -> deltas -> post -> verify (read back) -> report. Each shard of courses goes
 through its stages on its own (a mapped task group): shard 2 is validated while shard 3 is
-read from Canvas, and a shard that fails never holds the others back. The Airflow pools
-`canvas_api` and `aspen_api` (one slot each) keep one task at a time talking to each system,
-so the district's load on Canvas and Aspen stays at the connections' `max_concurrency`.
+read from Canvas, and a shard that fails never holds the others back. No pool is needed:
+at most one `extract` (Canvas) and one task of each Aspen stage run at a time, each with
+the connection's `max_concurrency` requests in flight (dedicated pools: see the README).
 
-**Manual runs (R12):** *Trigger DAG w/ config* and fill `course_ids` for a backfill of a
-few courses; tick `dry_run` to see what would happen, `full_resync` to post every eligible
-grade again. Each run writes `report.json` (path in the `report` task's log).
+**Manual runs (R12):** the **Trigger** button (top right of this DAG's page) opens the
+trigger dialog; keep **Single Run** selected and fill **Run Parameters**: `course_ids` for a
+backfill of a few courses (empty: every course), tick `dry_run` to see what would happen,
+`full_resync` to post every eligible grade again; every field may stay empty. The dialog's
+other choice, **Backfill** (a date range), is Airflow's own: it re-runs the nightly schedule
+for past dates, which is *not* a backfill of courses (every such run covers every course).
+Each run writes a report: the run's **Grade passback report** tab, or Browse -> Grade
+passback reports.
 """
 
 
-# One task at a time per system (each with the connection's max_concurrency requests in
-# flight): Airflow pools, created by `airflow pools set` (docker compose's airflow-init does;
-# `airflow dags test`, as the demo runs it, needs none). Set a variable to "default_pool" to
-# let shards talk to a system in parallel.
-CANVAS_POOL = os.environ.get("CANVAS_ASPEN_CANVAS_POOL", "canvas_api")
-ASPEN_POOL = os.environ.get("CANVAS_ASPEN_ASPEN_POOL", "aspen_api")
+# How many tasks talk to each system at once. Without a pool (the default) the tasks run in
+# Airflow's default_pool and at most one task instance of each of these tasks runs at a time
+# (max_active_tis_per_dag counts every mapped instance of a task across all of the DAG's
+# runs), so a plain Airflow needs no set-up. CANVAS_ASPEN_CANVAS_POOL / _ASPEN_POOL name
+# dedicated pools instead (made with `airflow pools set`): then the pools' slots decide.
+CANVAS_POOL = os.environ.get("CANVAS_ASPEN_CANVAS_POOL", "").strip() or None
+ASPEN_POOL = os.environ.get("CANVAS_ASPEN_ASPEN_POOL", "").strip() or None
+
+
+def _talks_to(pool: str | None) -> dict:
+    """The task arguments that bound a system's load: its pool, else one instance at a time."""
+    return {"pool": pool} if pool else {"max_active_tis_per_dag": 1}
+
+
+def _not_retried_when_certain(fn):
+    """A failure a retry cannot mend (a bad param, a Connection that lacks something, a 4xx
+    that is not a throttle) fails the task at once; a shard's stage also leaves which stage
+    failed and why for the report."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            from canvas_aspen import airflow_glue as glue
+
+            shard = kwargs.get("shard", args[0] if args else None)
+            if isinstance(shard, dict) and "shard" in shard:
+                ctx = get_current_context()
+                glue.record_stage_error(glue.settings(), ctx["run_id"], shard["shard"], fn.__name__, exc)
+            fail = glue.fail_without_retry(exc)
+            if fail is not None:
+                raise fail from exc
+            raise
+
+    return run
 
 
 def _stage():
@@ -56,11 +92,15 @@ def _stage():
     max_active_runs=1,
     doc_md=DOC,
     tags=["grades", "canvas", "aspen", "oneroster"],
-    default_args={"retries": 2},
+    # transient trouble (the hooks already retried each request with backoff) gets two more
+    # tries a few minutes apart; what cannot succeed is not retried (_not_retried_when_certain)
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    # Airflow's Trigger form requires every param whose schema type lacks "null": a type list
+    # with "null" lets a field stay empty (the form sends null, which means the default)
     params={
-        "course_ids": Param([], type="array", items={"type": "integer"}, title="Canvas course ids",
-                            description="Backfill only these courses, whatever their term or state. "
-                                        "Empty: the available courses of the current Canvas terms."),
+        "course_ids": Param([], type=["null", "array"], items={"type": "integer"}, title="Canvas course ids",
+                            description="Backfill only these courses, e.g. [101, 102], whatever their term or "
+                                        "state. Empty: the available courses of the current Canvas terms."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Compute and report everything; post nothing to Aspen."),
         "full_resync": Param(False, type="boolean", title="Full resync",
@@ -68,29 +108,39 @@ def _stage():
                                          "(Aspen-side edits are still kept and reported)."),
         "delete_orphans": Param(False, type="boolean", title="Delete orphaned line items",
                                 description="Remove Aspen line items whose Canvas assignment was deleted (R10)."),
-        "category_mappings": Param({}, type="object", title="Category mapping overrides",
-                                   description='{"<Aspen class id>": {"<Canvas group name or id>": '
+        "category_mappings": Param({}, type=["null", "object"], title="Category mapping overrides",
+                                   description='Optional. {"<Aspen class id>": {"<Canvas group name or id>": '
                                                '"<Aspen category sourcedId>"}}'),
-        "mapping_file": Param("", type="string", title="Mapping file",
-                              description="Path to a JSON or CSV file of mapping overrides "
-                                          "(columns aspen_class_id,canvas_group,category_sourced_id)."),
+        "mapping_file": Param(None, type=["null", "string"], title="Mapping file",
+                              description="Optional. Path (on the Airflow workers) to a JSON or CSV file of "
+                                          "mapping overrides (columns aspen_class_id,canvas_group,"
+                                          "category_sourced_id)."),
     },
 )
 def canvas_aspen_grade_passback():
     @task
+    @_not_retried_when_certain
     def plan() -> list[dict]:
         ctx, s, glue = _stage()
-        from canvas_aspen import stages
+        from canvas_aspen import run_params, stages
 
-        canvas, aspen = glue.hooks(s)
+        run_id, started = ctx["run_id"], ctx["dag_run"].start_date
         params = glue.params_for_report(ctx["params"])
-        glue.ledger(s).start_run(ctx["run_id"], params=params, dry_run=params["dry_run"],
-                                 started_at=ctx["dag_run"].start_date)
-        return stages.plan(canvas, aspen, glue.run_dir(s, ctx["run_id"]), params=params,
-                           shard_count=s.shard_count, courses_per_shard=s.courses_per_shard,
-                           today=glue.run_date(ctx, s), term_refs=s.terms, timezone_name=s.timezone)
+        try:
+            canvas, aspen = glue.hooks(s)
+            params = glue.params_for_report(run_params.check(canvas, params))  # before any work
+            glue.ledger(s).start_run(run_id, params=params, dry_run=params["dry_run"], started_at=started)
+            shards = stages.plan(canvas, aspen, glue.run_dir(s, run_id), params=params,
+                                 shard_count=s.shard_count, courses_per_shard=s.courses_per_shard,
+                                 today=glue.run_date(ctx, s), term_refs=s.terms, timezone_name=s.timezone)
+        except Exception as exc:  # the run's report folder says why at once; report writes the report
+            stages.write_plan_failure(s.reports_dir, run_id, exc, params=params, started_at=str(started))
+            raise
+        stages.clear_plan_failure(s.reports_dir, run_id)
+        return shards
 
-    @task(pool=CANVAS_POOL)
+    @task(**_talks_to(CANVAS_POOL))
+    @_not_retried_when_certain
     def extract(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -99,6 +149,7 @@ def canvas_aspen_grade_passback():
                               ledger=glue.ledger(s), run_id=ctx["run_id"], lease=glue.lease(s))
 
     @task
+    @_not_retried_when_certain
     def validate(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -106,7 +157,8 @@ def canvas_aspen_grade_passback():
         return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone,
                                docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"))
 
-    @task(pool=ASPEN_POOL)
+    @task(**_talks_to(ASPEN_POOL))
+    @_not_retried_when_certain
     def match(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
@@ -115,30 +167,33 @@ def canvas_aspen_grade_passback():
                                   mappings=glue.mappings(ctx["params"]),
                                   docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"))
 
-    @task(pool=ASPEN_POOL)
+    @task(**_talks_to(ASPEN_POOL))
+    @_not_retried_when_certain
     def deltas(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
         return stages.deltas_stage(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]),
-                                   shard["shard"], full_resync=ctx["params"]["full_resync"])
+                                   shard["shard"], full_resync=bool(ctx["params"].get("full_resync")))
 
-    @task(pool=ASPEN_POOL)
+    @task(**_talks_to(ASPEN_POOL))
+    @_not_retried_when_certain
     def post(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
         return stages.post(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                           run_id=ctx["run_id"], dry_run=ctx["params"]["dry_run"],
-                           delete_orphans=ctx["params"]["delete_orphans"], lease=glue.lease(s))
+                           run_id=ctx["run_id"], dry_run=bool(ctx["params"].get("dry_run")),
+                           delete_orphans=bool(ctx["params"].get("delete_orphans")), lease=glue.lease(s))
 
-    @task(pool=ASPEN_POOL)
+    @task(**_talks_to(ASPEN_POOL))
+    @_not_retried_when_certain
     def verify(shard: dict) -> dict:
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
         return stages.verify(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                             dry_run=ctx["params"]["dry_run"])
+                             dry_run=bool(ctx["params"].get("dry_run")))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report() -> dict:

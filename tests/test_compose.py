@@ -326,17 +326,19 @@ def test_a_missing_secret_stops_compose(services):
         _interpolate(_env(services["airflow-scheduler"])["AIRFLOW__API_AUTH__JWT_SECRET"], values)
 
 
-def test_init_creates_the_pools_the_dag_uses(services):
-    """A task whose pool does not exist is never scheduled: airflow-init makes the DAG's pools."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("passback_dag", REPO / "dags" / "canvas_aspen_grade_passback.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_no_pool_is_needed_and_init_creates_the_dedicated_ones_named(services):
+    """Without pool settings the DAG runs in default_pool (nothing to create); a pool named in
+    .env is passed to every Airflow container and created by airflow-init if missing."""
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-dag-processor", "airflow-init"):
+        env = _env(services[name])
+        assert env["CANVAS_ASPEN_CANVAS_POOL"] == "${CANVAS_ASPEN_CANVAS_POOL:-}", name
+        assert env["CANVAS_ASPEN_ASPEN_POOL"] == "${CANVAS_ASPEN_ASPEN_POOL:-}", name
     script = services["airflow-init"]["command"][-1]
-    loop = re.search(r"for pool in ([\w ]+); do\n(.*?)\n\s*done", script, re.S)
-    assert loop and "airflow pools set \"$$pool\" 1" in loop.group(2), script
-    assert set(loop.group(1).split()) == {module.CANVAS_POOL, module.ASPEN_POOL}
+    loop = re.search(r"for pool in ([^;]+); do\n(.*?)\n\s*done", script, re.S)
+    assert loop, script
+    assert loop.group(1).split() == ["$${CANVAS_ASPEN_CANVAS_POOL:-}", "$${CANVAS_ASPEN_ASPEN_POOL:-}"]
+    assert 'airflow pools set "$$pool" "$${CANVAS_ASPEN_POOL_SLOTS:-1}"' in loop.group(2), script
+    assert "canvas_api" not in script and "aspen_api" not in script
 
 
 def test_workers_preload_what_the_tasks_import(services):

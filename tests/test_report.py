@@ -17,6 +17,7 @@ def _rows(buckets, course=1):
 
 def test_R17_buckets_add_up_per_course_and_in_total():
     rows = pd.concat([_rows(["posted", "unchanged", "empty", "held_back"], 1), _rows(["failed", "posted"], 2)])
+    rows["aspen_refused"] = rows["bucket"].eq("failed")  # Aspen answered that PUT with a refusal
     doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
                        failed_courses={"3": "boom"}, findings=[], verify={"checked": 2, "mismatched": 0})
     assert doc["totals"] == {"considered": 6, "posted": 2, "unchanged": 1, "empty": 1, "hidden": 0, "held_back": 1,
@@ -37,6 +38,47 @@ def test_r20_hidden_is_the_sixth_bucket_and_the_six_add_up():
     assert doc["totals"]["considered"] == sum(doc["totals"][b] for b in report.BUCKETS) == 6
     assert {c["canvas_course_id"]: c["hidden"] for c in doc["courses"]} == {1: 2, 2: 1}
     assert report.run_failed(doc) == []  # hidden grades are no failure
+
+
+def _failed_rows(refused: list[bool], errors: list[str]):
+    rows = _rows(["failed"] * len(refused))
+    return rows.assign(aspen_refused=refused, error=errors)
+
+
+def test_R17_only_grades_aspen_refused_are_called_not_accepted_by_aspen():
+    rows = _failed_rows([True, False, False], ["AspenApiError: PUT /results/x: 422", "not posted: match did not "
+                                              "finish: ParamError: mapping_file /x.json: no such file"] * 1 +
+                        ["course busy: run r2 holds it; retried next run"])
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
+                       failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0})
+    reasons = report.run_failed(doc)
+    assert reasons[0] == "1 grade(s) not accepted by Aspen"
+    assert reasons[1].startswith("2 grade(s) not posted (")
+    assert "match did not finish: ParamError: mapping_file /x.json: no such file" in reasons[1]
+    assert "course busy" in reasons[1]
+    assert doc["failed_grades"] == {"aspen_refused": 1, "not_posted": 2}
+    assert doc["failed_reasons"] == reasons  # stored: the UI shows the report's own words
+
+
+def test_R17_a_dry_run_never_claims_aspen_refused_anything():
+    rows = _failed_rows([False] * 36, ["not posted: match did not finish: ParamError: mapping_file /m.csv: "
+                                       "no such file"] * 36)
+    doc = report.build(run_id="r", dry_run=True, params={"dry_run": True}, started_at="s", finished_at="f",
+                       rows=rows, failed_courses={"7": "match did not finish: ParamError: mapping_file /m.csv: "
+                                                       "no such file"},
+                       findings=[], verify={"checked": 0, "mismatched": 0})
+    reasons = report.run_failed(doc)
+    assert not any("Aspen" in r for r in reasons), reasons
+    assert reasons == ["1 course(s) failed", "36 grade(s) not posted (not posted: match did not finish: "
+                       "ParamError: mapping_file /m.csv: no such file)"]
+
+
+def test_a_run_whose_plan_failed_says_so_first():
+    doc = report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f",
+                       rows=_rows([]), failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0},
+                       error="plan failed: course_ids: Canvas has no course with id 999999")
+    assert report.run_failed(doc) == ["plan failed: course_ids: Canvas has no course with id 999999"]
+    assert doc["totals"]["considered"] == 0
 
 
 def test_R17_a_row_outside_the_buckets_is_an_error_not_a_silent_loss():

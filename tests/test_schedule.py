@@ -60,7 +60,29 @@ def test_one_task_per_stage_each_shard_through_its_own_stages(dag):
     assert dag.get_task("report").trigger_rule == "all_done"
 
 
-def test_one_task_at_a_time_per_system_through_pools(dag):
+def test_no_pool_needed_and_one_task_at_a_time_per_system_stage(dag):
+    """A plain Airflow has only default_pool: every task runs there, and each task that talks
+    to Canvas or Aspen runs one instance at a time (mapped instances and runs counted together)."""
+    assert {t.pool for t in dag.tasks} == {"default_pool"}
+    for t in ("extract", "match", "deltas", "post", "verify"):
+        assert dag.get_task(t).max_active_tis_per_dag == 1, t
+    for t in ("plan", "validate", "report"):
+        assert dag.get_task(t).max_active_tis_per_dag is None, t
+
+
+def test_dedicated_pools_replace_the_per_task_bound(repo_root, monkeypatch):
+    monkeypatch.setenv("CANVAS_ASPEN_CANVAS_POOL", "canvas_api")
+    monkeypatch.setenv("CANVAS_ASPEN_ASPEN_POOL", "aspen_api")
+    dag = DagBag(dag_folder=str(repo_root / "dags")).dags["canvas_aspen_grade_passback"]
     assert dag.get_task("extract").pool == "canvas_api"
     assert {dag.get_task(t).pool for t in ("match", "deltas", "post", "verify")} == {"aspen_api"}
     assert {dag.get_task(t).pool for t in ("plan", "validate", "report")} == {"default_pool"}
+    assert all(t.max_active_tis_per_dag is None for t in dag.tasks)  # the pools' slots decide
+
+
+def test_a_task_that_cannot_succeed_is_not_retried_and_retries_wait(dag):
+    from datetime import timedelta
+
+    for t in dag.tasks:
+        if t.task_id != "report":
+            assert t.retries == 2 and timedelta(minutes=1) <= t.retry_delay <= timedelta(minutes=5), t.task_id

@@ -503,3 +503,68 @@ def test_failed_reasons_are_the_reports_own():
                                                                             "failed_courses": 1}]:
         doc = _report("r", "2026-03-02T22:00:00+00:00", **kw)
         assert ui_plugin.run_failed_reasons(doc) == run_failed(doc)
+
+
+@pytest.mark.airflow_db
+def test_a_failed_runs_reason_is_visible_text_in_the_list(api, reports, viewer):
+    html = api.get(f"{PREFIX}/", headers=viewer).text
+    row = html[html.index("<code>scheduled__2026-03-02T03:00:00+00:00</code>"):]
+    row = row[:row.index("</tr>")]
+    assert "title=" not in row  # not only a tooltip
+    for reason in ("1 course(s) failed", "verify found 2 difference(s) in Aspen"):
+        assert reason in row.split('class="why">', 1)[1], row
+
+
+@pytest.mark.airflow_db
+def test_a_run_whose_plan_failed_is_listed_with_its_reason(api, reports, viewer):
+    """The plan writes its reason at once; the report task then writes a report that says it."""
+    folder = reports / "manual__2026-03-05T10_00_00+00_00"
+    _write(folder / "plan-failed.json", json.dumps({"reason": "course_ids: Canvas has no course with id 999999"}))
+    listed = {r["folder"]: r for r in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
+    run = listed[folder.name]
+    assert run["status"] == "no_report"
+    assert run["failed_reasons"] == ["plan failed: course_ids: Canvas has no course with id 999999"]
+
+    doc = _report("manual__2026-03-05T10:00:00+00:00", "2026-03-05T10:00:00+00:00")
+    doc.update(totals=dict.fromkeys(ui_plugin.TOTAL_KEYS, 0), failed_reasons=[run["failed_reasons"][0]])
+    _write(folder / "report.json", json.dumps(doc))
+    listed = {r["folder"]: r for r in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
+    assert listed[folder.name]["status"] == "failed"
+    assert listed[folder.name]["failed_reasons"] == run["failed_reasons"]
+    assert "Canvas has no course with id 999999" in api.get(f"{PREFIX}/", headers=viewer).text
+
+
+@pytest.mark.airflow_db
+def test_a_finished_run_without_a_report_says_why_in_the_tab_and_the_list(api, reports, viewer, monkeypatch,
+                                                                         caplog):
+    with caplog.at_level(logging.DEBUG, logger=ui_plugin.log.name):
+        assert ui_plugin.airflow_runs({"nothing"}) == {}  # the real metadata DB: read, no such run
+    assert "could not be read" not in caplog.text
+    ended = {"manual__2026-03-04T09_00_00+00_00": {"run_id": "manual__2026-03-04T09:00:00+00:00",
+                                                   "state": "failed", "failed_tasks": ["report"]},
+             "manual__2026-03-06T09_00_00+00_00": {"run_id": "manual__2026-03-06T09:00:00+00:00",
+                                                   "state": "failed", "failed_tasks": ["extract", "report"]}}
+    monkeypatch.setattr(ui_plugin, "airflow_runs", lambda folders=None: {
+        k: v for k, v in ended.items() if folders is None or k in folders})
+    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "manual__2026-03-06T09:00:00+00:00"},
+                headers=viewer, follow_redirects=False)
+    assert r.status_code == 404 and "still going" not in r.text
+    assert "ended failed without a report: task(s) extract, report failed" in r.text
+    listed = {x["folder"]: x for x in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
+    folder = listed["manual__2026-03-04T09_00_00+00_00"]  # a folder (Data Docs) but no report
+    assert folder["failed_reasons"] == ["the run ended failed without a report: task(s) report failed "
+                                        "(their logs say why)"]
+    page = api.get(f"{PREFIX}/runs/manual__2026-03-04T09_00_00+00_00/", headers=viewer).text
+    assert "task(s) report failed" in page and "still going" not in page
+
+
+@pytest.mark.airflow_db
+def test_a_report_opened_in_the_run_tab_links_back_to_the_list(api, reports, viewer):
+    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
+                headers=viewer)
+    assert r.status_code == 200 and STUDENT in r.text
+    assert f'<a href="{PREFIX}/" target="_self">All grade passback runs</a>' in r.text
+    assert r.text.index("All grade passback runs") < r.text.index(STUDENT)
+    assert "sandbox" in r.headers["content-security-policy"]
+    on_disk = (reports / "scheduled__2026-03-02T03_00_00+00_00" / "report.html").read_text()
+    assert "All grade passback runs" not in on_disk  # the file itself is unchanged

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from canvas_aspen.settings import Settings
@@ -92,12 +91,41 @@ def run_dir(s: Settings, run_id: str):
 
 def mappings(params: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Per-class category mapping overrides: the trigger form's object, over the file's."""
-    from canvas_aspen.match import load_mappings
+    from canvas_aspen import run_params
 
-    merged = load_mappings(Path(params["mapping_file"])) if params.get("mapping_file") else {}
-    for class_id, groups in (params.get("category_mappings") or {}).items():
-        merged.setdefault(str(class_id), {}).update({str(k): str(v) for k, v in groups.items()})
-    return merged
+    return run_params.mappings(params)
+
+
+def certain_failure(exc: BaseException) -> bool:
+    """Whether a retry of the task would fail the same way: a bad param, a Connection that
+    lacks something, or an answer of Canvas/Aspen that is a 4xx and not a throttle (429 and
+    Canvas's 403 "Rate Limit Exceeded" are retryable; the hooks already retried what was)."""
+    from canvas_aspen.errors import ApiError, ConnectionConfigError
+    from canvas_aspen.run_params import ParamError
+
+    if isinstance(exc, (ParamError, ConnectionConfigError)):
+        return True
+    status = getattr(exc, "status", None)
+    return isinstance(exc, ApiError) and status is not None and 400 <= status < 500 and not exc.retryable
+
+
+def fail_without_retry(exc: BaseException):
+    """The AirflowFailException (no task retry) for a certain failure, else None."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if isinstance(exc, AirflowFailException) or not certain_failure(exc):
+        return None
+    return AirflowFailException(f"{exc} (not retried: a retry would fail the same way)")
+
+
+def record_stage_error(s: Settings, run_id: str, shard: int, stage: str, exc: BaseException) -> None:
+    """What a shard's failed stage leaves for the report (which stage, and why)."""
+    from canvas_aspen import stages
+
+    try:
+        stages.record_stage_error(run_dir(s, run_id), shard, stage, exc)
+    except Exception:  # never hide the task's own error behind this one
+        log.exception("could not record the error of %s for shard %s", stage, shard)
 
 
 def params_for_report(params: dict[str, Any]) -> dict[str, Any]:

@@ -68,12 +68,34 @@ def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                            str(f.get("aspen_class_id")), str(f.get("assignment_id"))))
 
 
+def failed_grades(rows: pd.DataFrame) -> dict[str, int]:
+    """The failed grades by what failed: ``aspen_refused`` (Aspen answered the PUT with a
+    refusal) and ``not_posted`` (never sent: its course or a stage failed, the course was
+    busy, the run stopped); the second comes with the distinct reasons, most grades first."""
+    if not len(rows):
+        return {"aspen_refused": 0, "not_posted": 0}
+    failed = rows[rows["bucket"].eq("failed")]
+    refused = failed["aspen_refused"].fillna(False).astype(bool) if "aspen_refused" in failed else \
+        pd.Series(False, index=failed.index)
+    return {"aspen_refused": int(refused.sum()), "not_posted": int((~refused).sum())}
+
+
+def _not_posted_reasons(rows: pd.DataFrame, limit: int = 3) -> list[str]:
+    if not len(rows) or "error" not in rows:
+        return []
+    failed = rows[rows["bucket"].eq("failed")]
+    if "aspen_refused" in failed:
+        failed = failed[~failed["aspen_refused"].fillna(False).astype(bool)]
+    return [str(e)[:200] for e in failed["error"].dropna().value_counts().index[:limit]]
+
+
 def build(*, run_id: str, dry_run: bool, params: dict[str, Any], started_at: str, finished_at: str,
           rows: pd.DataFrame, failed_courses: dict[str, str], findings: list[dict[str, Any]],
-          verify: dict[str, int]) -> dict[str, Any]:
+          verify: dict[str, int], error: str | None = None) -> dict[str, Any]:
+    """The report; ``error`` is why the run failed as a whole (its plan failed)."""
     totals = bucket_counts(rows)
     assert sum(totals[b] for b in BUCKETS) == totals["considered"]
-    return {
+    doc = {
         "run_id": run_id,
         "dry_run": dry_run,
         "params": params,
@@ -84,16 +106,32 @@ def build(*, run_id: str, dry_run: bool, params: dict[str, Any], started_at: str
         "findings": sort_findings(findings),
         "verify": verify,
         "failed_courses": len(failed_courses),
+        "failed_grades": failed_grades(rows),
+        "error": error,
     }
+    doc["failed_reasons"] = run_failed(doc, not_posted_reasons=_not_posted_reasons(rows))
+    return doc
 
 
-def run_failed(report: dict[str, Any]) -> list[str]:
-    """Why the run must end failed (after everything else was posted and written)."""
+def run_failed(report: dict[str, Any], *, not_posted_reasons: list[str] | None = None) -> list[str]:
+    """Why the run must end failed (after everything else was posted and written). Grades
+    count as "not accepted by Aspen" only when Aspen refused them (never in a dry run, which
+    sends nothing); the others are described by what failed."""
+    if "failed_reasons" in report and not_posted_reasons is None:
+        return list(report["failed_reasons"])
     reasons = []
+    if report.get("error"):
+        reasons.append(str(report["error"]))
     if report["failed_courses"]:
         reasons.append(f"{report['failed_courses']} course(s) failed")
-    if report["totals"]["failed"]:
-        reasons.append(f"{report['totals']['failed']} grade(s) not accepted by Aspen")
+    split = report.get("failed_grades") or {"aspen_refused": report["totals"]["failed"], "not_posted": 0}
+    refused = 0 if report.get("dry_run") else split["aspen_refused"]
+    not_posted = report["totals"]["failed"] - refused
+    if refused:
+        reasons.append(f"{refused} grade(s) not accepted by Aspen")
+    if not_posted:
+        why = f" ({'; '.join(not_posted_reasons)})" if not_posted_reasons else ""
+        reasons.append(f"{not_posted} grade(s) not posted{why}")
     if report["verify"]["mismatched"]:
         reasons.append(f"verify found {report['verify']['mismatched']} difference(s) in Aspen")
     return reasons

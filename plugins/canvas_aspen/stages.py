@@ -593,6 +593,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     now = now or datetime.now(timezone.utc)
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet").set_index("row_id", drop=False)
+    df[REFUSED] = False  # set for the grades Aspen itself did not accept (the report says so)
     actions = storage.read_frame(sd / "actions.parquet").set_index("row_id")
     li = storage.read_frame(sd / "line-items.parquet")
     findings: list[dict[str, Any]] = []
@@ -648,6 +649,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     blocked = to_post["line_item_id"].isin(list(bad_items))
     for rid, li_id in to_post.loc[blocked, "line_item_id"].items():
         df.loc[rid, ["bucket", "error"]] = ["failed", f"line item not accepted: {bad_items[li_id]}"]
+    df.loc[to_post.index[blocked.to_numpy()], REFUSED] = True
     results = to_post[~blocked]
     progress = Progress(f"post shard {shard}: results", len(results), aspen)
     for start in range(0, len(results), chunk):
@@ -659,6 +661,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
         for r, out in zip(records, outs, strict=True):
             if isinstance(out, BaseException):
                 df.loc[r["row_id"], ["bucket", "error"]] = ["failed", _error_text(out)]
+                df.loc[r["row_id"], REFUSED] = True
                 findings.append(finding(
                     "aspen_rejected", f"Aspen rejected the result: {_error_text(out)}",
                     canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
@@ -783,9 +786,26 @@ def verify(aspen: AspenApi, run_dir: Any, shard: int, *, dry_run: bool) -> dict[
 _STAGE_FINDINGS = ("validate", "match", "deltas", "post")
 
 
+REFUSED = "aspen_refused"
+"""A rows column: True where Aspen answered the PUT of this grade (or its line item) with a refusal."""
+
 REPORT_COLUMNS = ["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id", "match_kind", "group_id",
-                  "group_name", "group_weight", "aspen_categories", "category_suggestion"]
+                  "group_name", "group_weight", "aspen_categories", "category_suggestion", "error", REFUSED]
 """What the report (R17) and the setup sheet read of a shard's rows."""
+
+
+def record_stage_error(run_dir: Any, shard: int, stage: str, exc: BaseException) -> None:
+    """A shard's stage failed: which one and why, for the report's course errors (the
+    shard's grades that it had not settled count as failed, described by this)."""
+    storage.write_json(_shard_dir(run_dir, shard) / "stage-error.json", {"stage": stage, "error": _error_text(exc)})
+
+
+def _stage_error_text(sd: Any) -> str | None:
+    path = sd / "stage-error.json"
+    if not path.exists():
+        return None
+    doc = storage.read_json(path)
+    return f"{doc.get('stage')} did not finish: {doc.get('error')}"
 
 
 def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.DataFrame, dict, list, dict]:
@@ -798,9 +818,11 @@ def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.
     frame = next((sd / n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
     df = storage.read_frame(frame, REPORT_COLUMNS) if frame is not None else pd.DataFrame(columns=["bucket"])
     if frame is None or frame.name != "final.parquet":
-        _fail_rows(df, df["bucket"].isin(["eligible"]), "the run stopped before these grades were posted")
+        why = _stage_error_text(sd)
+        _fail_rows(df, df["bucket"].isin(["eligible"]), f"not posted: {why}" if why else
+                   "the run stopped before these grades were posted")
         for c in set(course_ids) - {int(b) for b in failed}:
-            failed.setdefault(str(c), "a stage of this shard did not finish")
+            failed.setdefault(str(c), why or "a stage of this shard did not finish")
     findings = []
     for stage in _STAGE_FINDINGS:
         path = sd / f"findings-{stage}.json"
@@ -818,13 +840,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     from canvas_aspen import report as report_mod
 
     if not (run_dir / "plan.json").exists():  # the plan task failed: nothing was read or posted
-        ledger.release_courses(run_id)
-        try:
-            ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed", totals={})
-        except LookupError:
-            pass
-        raise RuntimeError("the plan task did not finish (its log names the Canvas or Aspen endpoint that failed): "
-                           "nothing was extracted or posted, and there is no report")
+        return _report_without_plan(ledger, reports_dir, run_id=run_id, started_at=started_at)
     plan_doc = _plan(run_dir)
     frames, failed, findings = [], {}, []
     verify_total = {"checked": 0, "mismatched": 0}
@@ -956,3 +972,53 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
     report_mod.restrict(folder)
     log.info("digest (%s): %d teachers, %s", mode, len(digests), dict(sorted(counts.items())))
     return {"mode": mode, "teachers": len(digests), "counts": dict(counts)}
+
+
+PLAN_FAILED = "plan-failed.json"
+
+
+def write_plan_failure(reports_dir: Any, run_id: str, exc: BaseException, *, params: dict[str, Any] | None,
+                       started_at: str | None) -> None:
+    """The plan task failed: its reason goes into the run's report folder at once, so the
+    reports list shows the run and why, and ``report`` writes a report that says so."""
+    from canvas_aspen import report as report_mod
+    from canvas_aspen.run_params import ParamError
+
+    reason = str(exc) if isinstance(exc, ParamError) else _error_text(exc)
+    doc = {"reason": reason, "params": params or {}, "started_at": started_at,
+           "failed_at": datetime.now(timezone.utc).isoformat()}
+    report_mod.write_private(report_folder(reports_dir, run_id), PLAN_FAILED, json.dumps(doc, default=str))
+
+
+def clear_plan_failure(reports_dir: Any, run_id: str) -> None:
+    """A retried plan that succeeded: the earlier attempt's reason no longer holds."""
+    (report_folder(reports_dir, run_id) / PLAN_FAILED).unlink(missing_ok=True)
+
+
+def _report_without_plan(ledger, reports_dir: Any, *, run_id: str, started_at: str) -> dict[str, Any]:
+    """The report of a run whose plan failed: no grade was read or posted; the reason is
+    the plan's (or, when it left none, that it did not finish)."""
+    from canvas_aspen import report as report_mod
+    from canvas_aspen import report_html
+
+    folder = report_folder(reports_dir, run_id)
+    left = folder / PLAN_FAILED
+    failure = storage.read_json(left) if left.exists() else {}
+    reason = failure.get("reason") or "the plan task did not finish (its log names what failed)"
+    params = failure.get("params") or {}
+    doc = report_mod.build(
+        run_id=run_id, dry_run=bool(params.get("dry_run")), params=params, started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(),
+        rows=pd.DataFrame(columns=["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id"]),
+        failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0}, error=f"plan failed: {reason}")
+    path = report_mod.write_json(folder, doc)
+    html = report_html.write(folder, doc, [])
+    report_mod.restrict(folder)
+    ledger.release_courses(run_id)
+    try:
+        ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed", totals=doc["totals"])
+    except LookupError:
+        pass  # the plan failed before it recorded the run
+    log.info("report: %s (for people: %s); the plan failed, nothing was read or posted", path, html)
+    return {"report": str(path), "html": str(html), "totals": doc["totals"], "failed_reasons": doc["failed_reasons"]}
+

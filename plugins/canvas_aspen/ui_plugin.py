@@ -22,6 +22,7 @@ inside the run's folder. Only counts are ever logged.
 """
 
 import functools
+import html
 import json
 import logging
 import mimetypes
@@ -117,8 +118,12 @@ def _is_regular_file(path: Path) -> bool:
 
 
 def run_failed_reasons(doc: dict[str, Any]) -> list[str]:
-    """Why a run ended failed, from its report.json (``canvas_aspen.report.run_failed``, which
-    a test pins this to, tolerating older reports without every key)."""
+    """Why a run ended failed, from its report.json: the report's own ``failed_reasons``
+    (``canvas_aspen.report.run_failed``); for reports written before they were stored, the
+    same computation as it was then (a test pins the two together)."""
+    stored = doc.get("failed_reasons")
+    if isinstance(stored, list):
+        return [str(r) for r in stored]
     totals, verify = doc.get("totals") or {}, doc.get("verify") or {}
     reasons = []
     if doc.get("failed_courses"):
@@ -188,7 +193,59 @@ def _read_summary(report_json: Path) -> dict[str, Any] | None:
     return summary
 
 
-def _run_summary(folder: Path) -> dict[str, Any]:
+PLAN_FAILED = "plan-failed.json"  # canvas_aspen.stages.PLAN_FAILED: the plan's reason, before report ran
+
+
+def _plan_failure(folder: Path) -> str | None:
+    path = folder / PLAN_FAILED
+    if not _is_regular_file(path):
+        return None
+    try:
+        reason = json.loads(path.read_text(encoding="utf-8")).get("reason")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return f"plan failed: {reason}" if reason else None
+
+
+def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """{report folder name: {run_id, state, failed_tasks}} of this DAG's runs in Airflow's
+    metadata DB (the API server has it), for runs without a report: is the run still going,
+    and if it ended, which tasks failed. {} when the DB cannot be read (never an error page)."""
+    try:
+        from airflow.models.dagrun import DagRun
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            runs = session.execute(select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == DAG_ID)).all()
+            wanted = {run_folder_name(r): (r, str(st)) for r, st in runs
+                      if folders is None or run_folder_name(r) in folders}
+            out: dict[str, dict[str, Any]] = {}
+            for name, (run_id, state) in wanted.items():
+                failed = session.execute(select(TaskInstance.task_id).where(
+                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
+                    TaskInstance.state.in_(["failed", "upstream_failed"]))).scalars().all()
+                out[name] = {"run_id": run_id, "state": state.rsplit(".", 1)[-1].lower(),
+                             "failed_tasks": sorted(set(failed))}
+            return out
+    except Exception:  # no metadata DB here (tests, a bare process): say only what the files say
+        log.debug("canvas-aspen UI: the Airflow metadata DB could not be read", exc_info=True)
+        return {}
+
+
+def no_report_reason(airflow_run: dict[str, Any] | None) -> str | None:
+    """Why a finished run has no report (None while it is still going or unknown)."""
+    if not airflow_run or airflow_run["state"] not in ("success", "failed"):
+        return None
+    tasks = airflow_run["failed_tasks"]
+    if tasks:
+        return (f"the run ended {airflow_run['state']} without a report: task(s) {', '.join(tasks)} failed "
+                "(their logs say why)")
+    return f"the run ended {airflow_run['state']} without a report (the report task did not run)"
+
+
+def _run_summary(folder: Path, airflow_run: dict[str, Any] | None = None) -> dict[str, Any]:
     name = folder.name
     summary = _read_summary(folder / "report.json")
     has_report = summary is not None and summary.get("status") != "unreadable"
@@ -209,6 +266,12 @@ def _run_summary(folder: Path) -> dict[str, Any]:
     }
     if summary is not None:
         out.update({k: v for k, v in summary.items() if v is not None and v != ""})
+    if summary is None:  # no report (yet): what the plan left, or what Airflow says of the run
+        if airflow_run:
+            out["run_id"] = airflow_run["run_id"]
+        why = _plan_failure(folder) or no_report_reason(airflow_run)
+        if why:
+            out["failed_reasons"] = [why]
     try:
         mtime = folder.stat().st_mtime
     except OSError:
@@ -247,7 +310,7 @@ def run_digests(folder: Path) -> list[dict[str, Any]]:
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
     """Every run folder under the reports dir, newest first."""
     root = root or reports_dir()
-    runs = []
+    runs: list[Any] = []
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
@@ -260,7 +323,10 @@ def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
             continue
         if not entry.is_dir(follow_symlinks=False):
             continue
-        runs.append(_run_summary(Path(entry.path)))
+        runs.append(Path(entry.path))
+    without_report = {p.name for p in runs if not (p / "report.json").exists()}
+    states = airflow_runs(without_report) if without_report else {}
+    runs = [_run_summary(p, states.get(p.name)) for p in runs]
     runs.sort(key=lambda r: (r["_sort"], r["folder"]), reverse=True)
     live = {str(root / r["folder"] / "report.json") for r in runs}
     with _cache_lock:  # forget the folders that are gone
@@ -337,7 +403,7 @@ _TEMPLATES = {
  .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
  .ok { background: #dff5e3; color: #17652a; } .bad { background: #fde2e1; color: #9b1c1c; }
  .dry { background: #fff3cd; color: #7a5a00; } .none { background: #eef1f6; color: #5b6475; }
- code { font-size: 12px; }
+ code { font-size: 12px; } .why { color: #9b1c1c; font-size: 12px; margin-top: 2px; max-width: 32em; }
 </style></head><body>{% block body %}{% endblock %}</body></html>""",
     "index.html": """{% extends "base" %}{% block title %}Grade passback reports{% endblock %}{% block body %}
 <h1>Canvas → Aspen grade passback: run reports</h1>
@@ -350,7 +416,7 @@ _TEMPLATES = {
 {% for r in runs %}<tr>
  <td>{{ (r.started_at or "")[:19] | replace("T", " ") }}</td>
  <td><a href="{{ root }}/runs/{{ r.folder | urlencode }}/"><code>{{ r.run_id }}</code></a>{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %}</td>
- <td>{% if r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% elif r.status == "failed" %}<span class="badge bad" title="{{ r.failed_reasons | join('; ') }}">failed</span>{% elif r.status == "unreadable" %}<span class="badge none">unreadable</span>{% else %}<span class="badge none">no report</span>{% endif %}</td>
+ <td>{% if r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% elif r.status == "failed" %}<span class="badge bad">failed</span>{% elif r.status == "unreadable" %}<span class="badge none">unreadable</span>{% else %}<span class="badge none">no report</span>{% endif %}{% if r.failed_reasons %}<div class="why">{{ r.failed_reasons | join("; ") }}</div>{% endif %}</td>
  {% for k in total_keys %}<td class="num">{{ r.totals[k] if r.totals else "" }}</td>{% endfor %}
  <td class="num">{{ r.verify.mismatched if r.verify else "" }}</td>
  <td class="num">{% if r.findings is not none %}{{ r.findings }} ({{ r.findings_errors }}){% endif %}</td>
@@ -366,7 +432,8 @@ _TEMPLATES = {
     "run.html": """{% extends "base" %}{% block title %}Run {{ r.run_id }}{% endblock %}{% block body %}
 <h1>Run <code>{{ r.run_id }}</code></h1>
 <p><a href="{{ root }}/">all runs</a></p>
-{% if r.status == "no_report" %}<p>No report for this run yet: the run is still going, or ended before its report task.</p>
+{% if r.status == "no_report" and r.failed_reasons %}<p><span class="badge bad">no report</span> {{ r.failed_reasons | join("; ") }}</p>
+{% elif r.status == "no_report" %}<p>No report for this run yet: the run is still going, or ended before its report task.</p>
 {% else %}<p>{% if r.status == "failed" %}<span class="badge bad">failed: {{ r.failed_reasons | join("; ") }}</span>{% elif r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% else %}<span class="badge none">report unreadable</span>{% endif %}
 {% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %} <span class="muted">{{ r.started_at or "" }} → {{ r.finished_at or "" }}</span></p>
 {% if r.totals %}<table><thead><tr>{% for k in total_keys %}<th>{{ k | replace("_", " ") }}</th>{% endfor %}<th>verified</th><th>verify mismatched</th></tr></thead>
@@ -405,6 +472,22 @@ def _serve(path: Path, *, download_name: str | None = None) -> FileResponse:
     if download_name:
         headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
     return FileResponse(path, media_type=content_type(path), headers=headers)
+
+
+_BODY_RE = re.compile(r"<body[^>]*>", re.IGNORECASE)
+
+
+def _report_with_nav(path: Path, root: str, folder: str) -> Response:
+    """report.html as written, with a line of links back to the reports list on top (the file
+    itself stays standalone: it is also opened from disk)."""
+    nav = ('<nav style="font:13px system-ui,sans-serif;margin:0 0 12px">'
+           f'&larr; <a href="{html.escape(root)}/" target="_self">All grade passback runs</a> · '
+           f'<a href="{html.escape(root)}/runs/{html.escape(quote(folder))}/" target="_self">this run\'s files</a>'
+           '</nav>')
+    text = path.read_text(encoding="utf-8", errors="replace")
+    match = _BODY_RE.search(text)
+    text = text[:match.end()] + nav + text[match.end():] if match else nav + text
+    return Response(text, media_type=RUN_FILES["report.html"], headers={"Content-Security-Policy": _FILE_CSP})
 
 
 def _wants_html(request: Request) -> bool:
@@ -486,6 +569,10 @@ def _build_app() -> FastAPI:
         try:
             folder = run_folder(name)
         except HTTPException:
+            why = no_report_reason(airflow_runs({name}).get(name))
+            if why:
+                return _page("message.html", status_code=404, title="No report for this run",
+                             message=why[0].upper() + why[1:] + ".", link=f"{root}/")
             return _page("message.html", status_code=404, title="No report yet",
                          message="This run has no report yet: it is still going, or ended before its "
                                  "report task.", link=f"{root}/")
@@ -496,7 +583,8 @@ def _build_app() -> FastAPI:
     def run_page(request: Request, run: str):
         folder = run_folder(run)
         root = _root(request)
-        return _page("run.html", r=_run_summary(folder), root=root, digests=run_digests(folder),
+        airflow_run = None if (folder / "report.json").exists() else airflow_runs({folder.name}).get(folder.name)
+        return _page("run.html", r=_run_summary(folder, airflow_run), root=root, digests=run_digests(folder),
                      base=f"{root}/runs/{quote(folder.name)}")
 
     @app.get("/runs/{run}/digests/{name}")
@@ -513,11 +601,13 @@ def _build_app() -> FastAPI:
         return _serve(resolve_file(folder / "datadocs", path or "index.html"))
 
     @app.get("/runs/{run}/{name}")
-    def run_file(run: str, name: str):
+    def run_file(request: Request, run: str, name: str):
         if name not in RUN_FILES:
             raise HTTPException(404, "Not found")
         folder = run_folder(run)
         path = resolve_file(folder, name)
+        if name == "report.html":  # opened in the run tab too: a way back to the list
+            return _report_with_nav(path, _root(request), folder.name)
         download = f"findings-{folder.name}.csv" if name == "findings.csv" else None
         return _serve(path, download_name=download)
 
