@@ -22,6 +22,7 @@ reads use batched IN-lists, small writes use executemany.
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -248,10 +249,36 @@ _LINE_ITEM_FIELDS = ("line_item_id", "aspen_class_id", "canvas_course_id", "assi
 
 
 def default_sqlite_url(airflow_home: Path) -> str:
-    """``sqlite:///{airflow_home}/canvas_aspen/ledger.db``, its folder created."""
+    """``sqlite:///{airflow_home}/canvas_aspen/ledger.db``, its folder created owner-only
+    (``0700``; an existing one open to others is tightened, with a warning): the ledger holds
+    student ids and scores, like the reports and stage files beside it."""
+    from canvas_aspen.storage import private_dir
+
     path = Path(airflow_home).resolve() / "canvas_aspen" / "ledger.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     return f"sqlite:///{path}"
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _private_sqlite_file(url: sa.URL) -> None:
+    """A SQLite ledger file readable by its owner only (``0600``), made so before SQLite creates
+    it (SQLite gives its ``-wal``/``-shm`` files the database file's mode); files an older
+    version left open to others (the database and its side files) are tightened."""
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing folder itself
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for p in (path, *(path.with_name(path.name + side) for side in SQLITE_SIDE_FILES)):
+        try:
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _batches(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -363,6 +390,7 @@ def _sqlite_begin(connection: sa.Connection) -> None:
 def _engine(url: str | sa.URL, **engine_kwargs: Any) -> sa.Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "sqlite":
+        _private_sqlite_file(url)
         engine_kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_LOCK_WAIT)
         engine = sa.create_engine(url, **engine_kwargs)
         sa.event.listen(engine, "connect", _sqlite_connect)
