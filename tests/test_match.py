@@ -26,6 +26,17 @@ def test_R2_no_match_is_held_back_with_the_closest_category_suggested():
     assert match.match_group(1, "Labs", []).suggestion is None
 
 
+def test_R2_suggestion_only_when_the_closest_category_is_actually_close():
+    cats = [match.Category("CAT-T", "Tests", None), match.Category("CAT-Q", "Quiz", None),
+            match.Category("CAT-P", "Participation", None)]
+    assert match.match_group(1, "Imported Assignments", cats).suggestion is None  # "Tests" is unrelated
+    assert match.match_group(1, "Essays", cats).suggestion is None
+    assert match.match_group(1, "Quizzes", cats).suggestion == "Quiz"
+    assert match.match_group(1, "Participaton", cats).suggestion == "Participation"
+    # the threshold sits between the two: Essays/Tests reads 0.55 alike, Quizzes/Quiz 0.73
+    assert 0.55 < match.SUGGEST_MIN_RATIO <= 0.72
+
+
 def test_R2_explicit_per_class_mapping_overrides_names():
     m = match.match_group(7, "Tests", CATS, {"Tests": "CAT-QZ"})
     assert (m.category.sourced_id, m.kind) == ("CAT-QZ", "mapped")

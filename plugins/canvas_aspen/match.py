@@ -67,12 +67,21 @@ class Match:
     suggestion: str | None
 
 
+SUGGEST_MIN_RATIO = 0.6
+"""How alike (``difflib`` ratio of the normalised names) a category must read to be suggested:
+"Quizzes"/"Quiz" is 0.73 and "Participaton"/"Participation" 0.96, while unrelated names such as
+"Imported Assignments"/"Tests" (0.40) or "Essays"/"Tests" (0.55) stay below it."""
+
+
 def closest(name: str, categories: list[Category]) -> Category | None:
-    """The category whose title reads most like ``name`` (for the finding's suggestion)."""
+    """The category whose title reads most like ``name`` (for the finding's suggestion), or
+    None when even that one is not close (an unrelated category is no suggestion)."""
     if not categories:
         return None
     target = _norm(name)
-    return max(categories, key=lambda c: difflib.SequenceMatcher(None, target, _norm(c.title)).ratio())
+    ratio = {c.sourced_id: difflib.SequenceMatcher(None, target, _norm(c.title)).ratio() for c in categories}
+    best = max(categories, key=lambda c: ratio[c.sourced_id])
+    return best if ratio[best.sourced_id] >= SUGGEST_MIN_RATIO else None
 
 
 def match_group(
