@@ -925,6 +925,9 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
     if not (folder / "report.json").exists():
         log.warning("digest: the run has no report.json (the report task did not write it): no teacher digest")
         return {"mode": mode, "counts": {}, "skipped": "no report"}
+    if not (run_dir / "plan.json").exists():
+        log.info("digest: the run's plan failed (nothing was read): no teacher digest")
+        return {"mode": mode, "counts": {}, "skipped": "plan failed"}
     doc = json.loads((folder / "report.json").read_text())
     if doc.get("dry_run"):
         log.info("digest: a dry run sends and writes no teacher digest")
