@@ -86,3 +86,29 @@ def test_a_canvas_401_fails_only_its_course_clearly_and_the_next_run_posts_it(sb
     state, report = pipeline(sb, "scheduled__after", env=conn_env(sb, extra=EXTRAS)).run()
     assert state == "success"
     assert ours(sb.state()) == want
+
+
+def test_r19_an_aspen_class_that_does_not_exist_fails_its_whole_course_naming_it(sb, baseline, pipeline):
+    """Aspen answers 404 for a class (as for a concluded course's class that is gone): the
+    course fails as a whole, its error names the class, nothing of it is written (not even its
+    other class, BIO-P2), the other courses go, and the next run posts what was left."""
+    want, _ = baseline
+    sb.reset()
+    sb.set_faults("aspen", fail_next=[404], path_contains="/classes/BIO-P5/")
+    state, report = pipeline(sb, "scheduled__class_gone", env=conn_env(sb, extra=EXTRAS)).run()
+    sb.set_faults("aspen")
+    assert state == "failed"
+    assert_buckets_add_up(report)
+    for c in report["courses"]:
+        if c["canvas_course_id"] == 102:
+            assert "Aspen has no class BIO-P5" in c["error"] and "nothing of this course was written" in c["error"]
+            assert c["posted"] == 0 and c["failed"] > 0, c
+        else:
+            assert c["error"] is None and c["posted"] > 0, c
+    written = ours(sb.state())
+    assert not [k for kind in ("lineItems", "results") for k in written[kind]
+                if "-s1021" in k or "-s1022" in k]  # nothing of course 102's two sections
+    assert [k for k in written["lineItems"] if k.endswith("-s1011")]  # the other courses went
+    state, report = pipeline(sb, "scheduled__class_back", env=conn_env(sb, extra=EXTRAS)).run()
+    assert state == "success"
+    assert ours(sb.state()) == want
