@@ -151,3 +151,17 @@ def test_r19_default_today_is_the_districts_date(tmp_path):
     canvas = _Canvas()
     stages.plan(canvas, canvas, tmp_path / "run", params={"course_ids": []}, shard_count=1)
     assert ("list_terms",) in canvas.calls
+
+
+def test_r19_the_runs_today_is_when_it_was_due_in_the_districts_calendar():
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from canvas_aspen import airflow_glue
+    from canvas_aspen.settings import Settings
+
+    s = Settings.from_env()
+    nightly = SimpleNamespace(run_after=datetime(2026, 7, 1, 2, 0, tzinfo=timezone.utc))  # 22:00 New York, June 30
+    assert airflow_glue.run_date({"dag_run": nightly}, s) == date(2026, 6, 30)
+    assert airflow_glue.run_date({"dag_run": None, "logical_date": datetime(2026, 12, 1, 12, tzinfo=timezone.utc)},
+                                 s) == date(2026, 12, 1)
