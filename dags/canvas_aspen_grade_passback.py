@@ -223,7 +223,8 @@ def canvas_aspen_grade_passback():
         try:
             out = stages.digest_stage(glue.ledger(s), glue.run_dir(s, ctx["run_id"]), s.reports_dir,
                                       run_id=ctx["run_id"], mode=mode, resend_after=timedelta(days=days),
-                                      mailer=mailer, canvas_url=glue.canvas_url(s) if mode != "off" else None)
+                                      mailer=mailer, canvas_url=glue.canvas_url(s) if mode != "off" else None,
+                                      timezone_name=s.timezone)
         finally:
             if mailer is not None:
                 mailer.close()

@@ -178,3 +178,12 @@ def test_a_digest_holds_no_student_name():
     assert "Dear Dana Whitfield" in text
     for name in ("Ava", "Thompson", "Mia Rodriguez", "Noah Patel"):
         assert name not in text + html
+
+
+def test_a_due_date_outside_every_grading_period_reads_in_the_districts_time_zone():
+    f = finding("no_grading_period", "x", canvas_course_id=101, aspen_class_id="ALG1-P1", assignment_id=3009,
+                assignment_name="Summer packet", value="2026-08-28T03:59:00+00:00")
+    [dana, _] = digest.build_digests(report(f), TEACHERS, timezone_name="America/New_York")
+    assert "The due date of “Summer packet” (Aug 27, 2026, 11:59 PM) is in no Aspen grading period" in \
+        digest.render(dana)[0]
+    assert digest.local_time("not a date", "America/New_York") == "not a date"

@@ -142,7 +142,7 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
                 "grading period of its due date).",
                 "Edit the assignment in Canvas and give it a due date (for every section it is assigned to).")
     if k == "no_grading_period":
-        return (f"The due date of {a} ({item['value']}) is in no Aspen grading period{_classes(item)}: its grades "
+        return (f"The due date of {a} ({item['when'] or item['value']}) is in no Aspen grading period{_classes(item)}: its grades "
                 "are held back.",
                 "Check the due date in Canvas (a wrong year or month?) and correct it.")
     if k == "locked_grading_period":
@@ -201,8 +201,23 @@ def _count(f: dict[str, Any]) -> int:
     return 1
 
 
+def local_time(value: Any, timezone_name: str | None) -> str:
+    """An instant as a teacher reads it, in the district's time zone ("Aug 27, 2026, 11:59 PM");
+    anything that is not an ISO instant as it came."""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if timezone_name and when.tzinfo is not None:
+        from zoneinfo import ZoneInfo
+
+        when = when.astimezone(ZoneInfo(timezone_name))
+    return f"{when:%b} {when.day}, {when.year}, {when:%I:%M %p}".replace(", 0", ", ")
+
+
 def course_items(findings: list[dict[str, Any]], sheet: list[dict[str, Any]],
-                 canvas_url: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                 canvas_url: str | None = None,
+                 timezone_name: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the items a teacher can act on, the information items) of one course's findings,
     one item per kind and assignment (or group), most urgent first."""
     setup = {(s["aspen_class_id"], c["description"]): c for s in sheet for c in s["categories"]}
@@ -240,6 +255,7 @@ def course_items(findings: list[dict[str, Any]], sheet: list[dict[str, Any]],
             base = f"{canvas_url.rstrip('/')}/courses/{int(first['canvas_course_id'])}"
             item["link"] = f"{base}/assignments/{int(item['assignment_id'])}" if item["assignment_id"] else \
                 f"{base}/assignments"
+        item["when"] = local_time(item["value"], timezone_name) if kind == "no_grading_period" else None
         item["problem"], item["fix"] = _words(item)
         (actionable if who == TEACHER else info).append(item)
     order = {k: n for n, k in enumerate(KINDS)}
@@ -314,7 +330,7 @@ def _course_entry(course_id: int, report_course: dict[str, Any] | None, info: di
 
 def build_digests(report: dict[str, Any], teachers: dict[int, list[dict[str, Any]] | None], *,
                   course_info: dict[int, dict[str, Any]] | None = None,
-                  canvas_url: str | None = None) -> list[Digest]:
+                  canvas_url: str | None = None, timezone_name: str | None = None) -> list[Digest]:
     """One digest per teacher with an email, over every course of theirs this run read
     (``teachers``: Canvas course id -> its teachers, None when Canvas would not list them)."""
     course_info = course_info or {}
@@ -323,7 +339,7 @@ def build_digests(report: dict[str, Any], teachers: dict[int, list[dict[str, Any
     table = {int(c["canvas_course_id"]): c for c in report.get("courses") or []}
     per_teacher: dict[int, dict[str, Any]] = {}
     for course_id in sorted(teachers):
-        items, notes = course_items(findings.get(course_id, []), sheet, canvas_url)
+        items, notes = course_items(findings.get(course_id, []), sheet, canvas_url, timezone_name)
         entry = _course_entry(course_id, table.get(course_id), course_info.get(course_id, {}), items, notes,
                               canvas_url)
         for t in teachers[course_id] or []:

@@ -903,7 +903,8 @@ def _scrub(text: str) -> str:
 
 
 def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: str, resend_after: timedelta,
-                 mailer: Any = None, canvas_url: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+                 mailer: Any = None, canvas_url: str | None = None, timezone_name: str | None = None,
+                 now: datetime | None = None) -> dict[str, Any]:
     """The teacher digests of a run, after its report: one per teacher whose actionable findings
     changed since the last digest sent to them, or whose last digest is older than
     ``resend_after`` (``digest.due``). ``mode``: ``off`` (nothing), ``preview`` (write each
@@ -936,7 +937,8 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
         raise ValueError("digest: mode send needs a mailer")
     course_info = {int(k): {"name": v.get("name"), "sis_course_id": v.get("sis_course_id")}
                    for k, v in (_plan(run_dir).get("courses") or {}).items()}
-    digests = digest.build_digests(doc, course_teachers(run_dir), course_info=course_info, canvas_url=canvas_url)
+    digests = digest.build_digests(doc, course_teachers(run_dir), course_info=course_info, canvas_url=canvas_url,
+                                   timezone_name=timezone_name)
     last = ledger.last_sent_digests([d.teacher_id for d in digests])
     out_dir = storage.private_dir(folder / DIGEST_FOLDER)
     listing = storage.read_json(out_dir / "index.json", default=[])  # a retried task's earlier attempt
