@@ -90,3 +90,27 @@ def test_off_does_nothing_and_a_dry_run_writes_nothing(run):
     mailer = Mailer()
     assert _stage(run, mailer)["skipped"] == "dry run" and mailer.sent == []
     assert not (run[3] / "digests").exists()
+
+
+def test_an_unreachable_smtp_server_fails_each_digest_clearly_through_the_provider(run, monkeypatch):
+    """The real mailer (Airflow's SmtpHook) against a port where nothing listens: every digest
+    fails with the reason, nothing is recorded as sent, the next run tries again."""
+    import socket
+
+    from canvas_aspen.airflow_glue import DigestMailer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"from_email": "passback@district.test", "disable_tls": True, "disable_ssl": True, "timeout": 5}}))
+    mailer = DigestMailer("smtp_default")
+    try:
+        out = _stage(run, mailer)
+    finally:
+        mailer.close()
+    assert out["counts"] == {"failed": 2}
+    listing = json.loads((run[3] / "digests" / "index.json").read_text())
+    assert all("Connection refused" in e["error"] or "ConnectionRefused" in e["error"] for e in listing)
+    assert run[0].last_sent_digests([9001, 9002]) == {}
