@@ -259,9 +259,8 @@ def generate(courses: int, students_per_section: int, assignments: int, seed: in
     return scenario
 
 
-TERMS = [  # with past courses: this school year (current until mid-2027) and last year's
-    {"id": 1, "name": "2026-2027", "sis_term_id": "2627", "start_at": "2026-08-01T04:00:00Z",
-     "end_at": "2027-07-01T04:00:00Z"},
+TERMS = [  # with past courses: this school year (no end date: current whenever the scenario runs) and last year's
+    {"id": 1, "name": "2026-2027", "sis_term_id": "2627", "start_at": "2026-08-01T04:00:00Z", "end_at": None},
     {"id": 2, "name": "2025-2026", "sis_term_id": "2526", "start_at": "2025-08-01T04:00:00Z",
      "end_at": "2026-07-01T04:00:00Z"},
 ]

@@ -85,18 +85,16 @@ def test_r19_r20_demo_night_scope_hidden_grades_then_posted_then_hidden_again(sa
 
 def test_r19_named_terms_setting_and_the_default_term(sandbox_factory, run_passback, monkeypatch):
     data = copy.deepcopy(scenario_mod.load("demo"))
-    data["canvas"]["terms"].append({"id": 4, "name": "Spring 2027", "sis_term_id": "S27",
-                                    "start_at": "2027-01-15T05:00:00Z", "end_at": "2027-06-30T04:00:00Z"})
     courses = {c["id"]: c for c in data["canvas"]["courses"]}
     courses[101]["enrollment_term_id"] = 3  # the Default Term: no dates, current
-    courses[103]["enrollment_term_id"] = 4  # not current yet
+    courses[103]["enrollment_term_id"] = 2  # last year's term (ended): available, but not current
     sb = sandbox_factory(scenario=data)
 
     state_, nightly = run_passback(sb, dry_run=True)
     assert state_ == "success"
     assert sorted(c["canvas_course_id"] for c in nightly["courses"]) == [101, 102]
 
-    monkeypatch.setenv("CANVAS_ASPEN_TERMS", "sis_term_id:S27")
+    monkeypatch.setenv("CANVAS_ASPEN_TERMS", "sis_term_id:2526")  # last year's, named: its available course
     sb.reset_stats()
     state_, named = run_passback(sb, dry_run=True)
     assert state_ == "success"
