@@ -134,7 +134,8 @@ def canvas_aspen_grade_passback():
                                  shard_count=s.shard_count, courses_per_shard=s.courses_per_shard,
                                  today=glue.run_date(ctx, s), term_refs=s.terms, timezone_name=s.timezone)
         except Exception as exc:  # the run's report folder says why at once; report writes the report
-            stages.write_plan_failure(s.reports_dir, run_id, exc, params=params, started_at=str(started))
+            stages.write_plan_failure(s.reports_dir, run_id, exc, params=params,
+                                      started_at=started.isoformat() if started else None)
             raise
         stages.clear_plan_failure(s.reports_dir, run_id)
         return shards

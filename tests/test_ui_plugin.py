@@ -519,10 +519,11 @@ def test_a_failed_runs_reason_is_visible_text_in_the_list(api, reports, viewer):
 def test_a_run_whose_plan_failed_is_listed_with_its_reason(api, reports, viewer):
     """The plan writes its reason at once; the report task then writes a report that says it."""
     folder = reports / "manual__2026-03-05T10_00_00+00_00"
-    _write(folder / "plan-failed.json", json.dumps({"reason": "course_ids: Canvas has no course with id 999999"}))
+    _write(folder / "plan-failed.json", json.dumps({"reason": "course_ids: Canvas has no course with id 999999",
+                                                    "started_at": "2026-03-05T10:00:02+00:00"}))
     listed = {r["folder"]: r for r in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
     run = listed[folder.name]
-    assert run["status"] == "no_report"
+    assert run["status"] == "no_report" and run["started_at"] == "2026-03-05T10:00:02+00:00"
     assert run["failed_reasons"] == ["plan failed: course_ids: Canvas has no course with id 999999"]
 
     doc = _report("manual__2026-03-05T10:00:00+00:00", "2026-03-05T10:00:00+00:00")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+from datetime import datetime, timezone
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,23 @@ from canvas_aspen.findings import FIELDS
 from canvas_aspen.report import run_failed, sort_findings, write_private
 
 _env = Environment(loader=PackageLoader("canvas_aspen", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+def when(value: Any) -> str:
+    """An instant as the report shows it: ``2026-03-02 22:00:01 UTC`` (one format, whether it
+    came as ISO text with a ``T`` or as Python's ``str()`` of a datetime)."""
+    if not value:
+        return ""
+    try:
+        instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=timezone.utc)
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+_env.filters["when"] = when
 
 
 def findings_csv(findings: list[dict[str, Any]]) -> str:

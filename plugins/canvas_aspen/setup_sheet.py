@@ -32,8 +32,15 @@ def category_code(name: str, taken: set[str]) -> str:
     return code
 
 
+def _suggestion(value: Any) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip() \
+        else str(value)
+
+
 def setup_sheet(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """One entry per Aspen class, listing the categories to create there."""
+    """One entry per Aspen class, listing the categories to create there; a group whose
+    finding suggests an existing category of nearly the same name carries ``use_existing``
+    (use that one: rename the Canvas group or map it) instead of a category to create."""
     if rows.empty or "match_kind" not in rows:
         return []
     missing = rows[rows["match_kind"].eq("none") & rows["aspen_class_id"].notna()]
@@ -54,6 +61,8 @@ def setup_sheet(rows: pd.DataFrame) -> list[dict[str, Any]]:
                 "canvas_course_id": int(r["canvas_course_id"]),
                 "existing_categories": r.get("aspen_categories") or "",
                 "closest_existing": r.get("category_suggestion"),
+                # the finding's suggestion: a category of nearly that name exists; use it (one answer)
+                "use_existing": _suggestion(r.get("category_suggestion")),
             })
         sheet.append({"aspen_class_id": class_id, "categories": entries})
     return sheet

@@ -196,15 +196,17 @@ def _read_summary(report_json: Path) -> dict[str, Any] | None:
 PLAN_FAILED = "plan-failed.json"  # canvas_aspen.stages.PLAN_FAILED: the plan's reason, before report ran
 
 
-def _plan_failure(folder: Path) -> str | None:
+def _plan_failure(folder: Path) -> tuple[str | None, str | None]:
+    """(why, when the run started) from what a failed plan left; (None, None) without it."""
     path = folder / PLAN_FAILED
     if not _is_regular_file(path):
-        return None
+        return None, None
     try:
-        reason = json.loads(path.read_text(encoding="utf-8")).get("reason")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        reason, started = doc.get("reason"), doc.get("started_at")
     except (OSError, ValueError, AttributeError):
-        return None
-    return f"plan failed: {reason}" if reason else None
+        return None, None
+    return (f"plan failed: {reason}" if reason else None), (started if isinstance(started, str) else None)
 
 
 def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -269,9 +271,12 @@ def _run_summary(folder: Path, airflow_run: dict[str, Any] | None = None) -> dic
     if summary is None:  # no report (yet): what the plan left, or what Airflow says of the run
         if airflow_run:
             out["run_id"] = airflow_run["run_id"]
-        why = _plan_failure(folder) or no_report_reason(airflow_run)
+        plan_why, started_at = _plan_failure(folder)
+        why = plan_why or no_report_reason(airflow_run)
         if why:
             out["failed_reasons"] = [why]
+        if started_at:
+            out["started_at"] = started_at.replace(" ", "T", 1)
     try:
         mtime = folder.stat().st_mtime
     except OSError:
