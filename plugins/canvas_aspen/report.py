@@ -14,12 +14,13 @@ from typing import Any
 import pandas as pd
 
 from canvas_aspen import storage
+from canvas_aspen.buckets import FINAL, TOTAL_KEYS, Bucket
 from canvas_aspen.findings import urgency
 from canvas_aspen.storage import private_dir
 
-BUCKETS = ("posted", "unchanged", "empty", "hidden", "held_back", "failed")
-"""R17's six buckets; ``hidden`` (R20): graded in Canvas but hidden from the student by a manual
-posting policy, so not sent."""
+BUCKETS: tuple[str, ...] = tuple(b.value for b in FINAL)
+"""R17's six buckets (:data:`canvas_aspen.buckets.FINAL`) as the plain strings report.json holds;
+``hidden`` (R20): graded in Canvas but hidden from the student by a manual posting policy, so not sent."""
 
 
 def _only_known_buckets(seen: Any) -> None:
@@ -59,7 +60,7 @@ def course_table(df: pd.DataFrame, failed_courses: dict[str, str]) -> list[dict[
     for course_id, error in sorted(failed_courses.items()):
         if int(course_id) not in seen:
             courses.append({"canvas_course_id": int(course_id), "sis_course_id": None, "aspen_class_ids": [],
-                            **dict.fromkeys(("considered", *BUCKETS), 0), "error": error})
+                            **dict.fromkeys(TOTAL_KEYS, 0), "error": error})
     return courses
 
 
@@ -74,7 +75,7 @@ def failed_grades(rows: pd.DataFrame) -> dict[str, int]:
     busy, the run stopped); the second comes with the distinct reasons, most grades first."""
     if not len(rows):
         return {"aspen_refused": 0, "not_posted": 0}
-    failed = rows[rows["bucket"].eq("failed")]
+    failed = rows[rows["bucket"].eq(Bucket.FAILED)]
     refused = failed["aspen_refused"].fillna(False).astype(bool) if "aspen_refused" in failed else \
         pd.Series(False, index=failed.index)
     return {"aspen_refused": int(refused.sum()), "not_posted": int((~refused).sum())}
@@ -83,7 +84,7 @@ def failed_grades(rows: pd.DataFrame) -> dict[str, int]:
 def _not_posted_reasons(rows: pd.DataFrame, limit: int = 3) -> list[str]:
     if not len(rows) or "error" not in rows:
         return []
-    failed = rows[rows["bucket"].eq("failed")]
+    failed = rows[rows["bucket"].eq(Bucket.FAILED)]
     if "aspen_refused" in failed:
         failed = failed[~failed["aspen_refused"].fillna(False).astype(bool)]
     return [str(e)[:200] for e in failed["error"].dropna().value_counts().index[:limit]]

@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from canvas_aspen.buckets import TOTAL_KEYS
 from canvas_aspen.findings import FIELDS
 from canvas_aspen.report import run_failed, sort_findings, write_private
 
@@ -50,7 +51,7 @@ def render(report: dict[str, Any], sheet: list[dict[str, Any]], data_docs: str |
     findings = sort_findings(report["findings"])
     groups = [(kind, list(items)) for kind, items in groupby(findings, key=lambda f: f["kind"])]
     return _env.get_template("report.html.j2").render(
-        r=report, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report),
+        r=report, total_keys=TOTAL_KEYS, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report),
         digests=digests, digest_mode=digest_mode, no_teacher=report.get("courses_without_teacher_email") or [])
 
 

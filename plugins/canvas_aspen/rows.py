@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from canvas_aspen import ids, rules
+from canvas_aspen.buckets import Bucket
 
 COLUMNS = [
     "row_id", "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id",
@@ -95,7 +96,7 @@ class _Columns:
         self.sis: list[str | None] = []
         self.grade: list[rules.Grade] = []
         self.graded_at: list[Any] = []
-        self.bucket: list[str] = []
+        self.bucket: list[Bucket] = []
 
 
 def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns) -> None:

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from canvas_aspen.buckets import Bucket
 from canvas_aspen.findings import finding
 
 EXEMPT = "exempt"
@@ -129,18 +130,18 @@ def is_hidden(sub: dict[str, Any]) -> bool:
             or (grade is not None and str(grade).strip() != ""))
 
 
-def initial_bucket(grade: Grade, sub: dict[str, Any]) -> str:
+def initial_bucket(grade: Grade, sub: dict[str, Any]) -> Bucket:
     """Where a row starts (R17): ``empty`` (R7), ``hidden`` (R20: never sent, not gated), or
     ``eligible`` (the gate and the deltas decide the rest)."""
     if grade.canvas_status == "empty":
-        return "empty"
-    return "hidden" if is_hidden(sub) else "eligible"
+        return Bucket.EMPTY
+    return Bucket.HIDDEN if is_hidden(sub) else Bucket.ELIGIBLE
 
 
 def hidden_findings(df: Any) -> list[dict[str, Any]]:
     """R20: one ``hidden_grades`` finding per assignment of a course (not one per grade) whose
     rows are ``hidden``, with how many grades (``value``) and in which Aspen classes."""
-    hidden = df[df["bucket"].eq("hidden")]
+    hidden = df[df["bucket"].eq(Bucket.HIDDEN)]
     out = []
     for (course_id, assignment_id), rows_ in hidden.groupby(["canvas_course_id", "assignment_id"], sort=True):
         first = rows_.iloc[0]

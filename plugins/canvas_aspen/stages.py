@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from canvas_aspen import column_codes, deltas, ids, match, oneroster, rows, rules, storage, students, terms
+from canvas_aspen.buckets import GRADEABLE, Bucket
 from canvas_aspen.errors import ApiError
 from canvas_aspen.findings import finding
 
@@ -92,7 +93,7 @@ def _each(hook: ConcurrentApi, fn, items: list, what: str) -> list:
 
 
 def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
-    df.loc[mask, "bucket"] = "failed"
+    df.loc[mask, "bucket"] = Bucket.FAILED
     df.loc[mask, "error"] = message
 
 
@@ -112,7 +113,7 @@ def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list
     return busy
 
 
-def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: list[str], error: BaseException) -> None:
+def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: tuple[Bucket, ...], error: BaseException) -> None:
     """An Aspen class whose answers could not be used: its grades fail, and its courses carry
     the error (naming the endpoint) into the report, so the run fails loudly."""
     message = f"Aspen class {class_id}: {_error_text(error)}"
@@ -130,7 +131,7 @@ def _fail_missing_class(df: pd.DataFrame, sd: Any, class_id: str, error: BaseExc
     message = (f"Aspen has no class {class_id} (the SIS id of a section of this course): nothing of this course "
                f"was written. A concluded course's Aspen class is usually gone; fix the section's SIS id or leave "
                f"the course out. ({_error_text(error)})")
-    _fail_rows(df, df["canvas_course_id"].isin(courses) & df["bucket"].isin(["eligible", "held_back"]), message)
+    _fail_rows(df, df["canvas_course_id"].isin(courses) & df["bucket"].isin(GRADEABLE), message)
     log.warning("Aspen class %s does not exist: course(s) %s fail, nothing of them is written", class_id, courses)
     _add_course_errors(sd, {str(c): message for c in courses})
     missing = storage.read_json(sd / "missing-classes.json", default=[])
@@ -378,8 +379,8 @@ def _gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any |
 
 def _hold(df: pd.DataFrame, held: dict[int, list[str]]) -> None:
     """Rows the gate flagged -> held_back (empty and failed rows keep their bucket)."""
-    mask = df["row_id"].isin(list(held)) & df["bucket"].eq("eligible")
-    df.loc[mask, "bucket"] = "held_back"
+    mask = df["row_id"].isin(list(held)) & df["bucket"].eq(Bucket.ELIGIBLE)
+    df.loc[mask, "bucket"] = Bucket.HELD_BACK
     df.loc[df["row_id"].isin(list(held)), "held_kinds"] = df["row_id"].map(
         lambda r: ",".join(sorted(held.get(r, [])))
     )
@@ -393,7 +394,7 @@ def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | No
     df = rows.build_rows(storage.read_json(sd / "canvas.json"), periods, timezone_name)
     df["error"] = None
     df["held_kinds"] = None
-    graded = df[df["bucket"].eq("eligible")]
+    graded = df[df["bucket"].eq(Bucket.ELIGIBLE)]
     result = _gate(graded, ["grades", "assignments"], f"{run_dir.name}-shard{shard}-validate", docs_dir)
     _hold(df, result.held_back)
     storage.write_frame(sd / "rows.parquet", df)
@@ -422,14 +423,14 @@ def match_stage(aspen: AspenApi, run_dir: Any, shard: int, *, mappings: dict[str
         if isinstance(answer, ApiError) and answer.status == 404:
             _fail_missing_class(df, sd, class_id, answer)
         elif isinstance(answer, BaseException):
-            _fail_class(df, sd, class_id, ["eligible", "held_back", "failed"], answer)
+            _fail_class(df, sd, class_id, (*GRADEABLE, Bucket.FAILED), answer)
         else:
             categories[class_id] = answer[0]
             rosters[class_id] = students.roster(answer[1], field)
 
     table = match.match_table(df, categories, mappings)
     df = match.apply_matches(df, table, rosters)
-    gradeable = df[df["bucket"].isin(["eligible", "held_back"])]
+    gradeable = df[df["bucket"].isin(GRADEABLE)]
     result = _gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match", docs_dir)
     _hold(df, result.held_back)
     advice = _gate(match.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice",
@@ -479,11 +480,11 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
     bundles = storage.read_json(sd / "courses.json")
     busy = storage.read_json(sd / "busy-courses.json", default={})
     for course, why in busy.items():  # leased by another live run: nothing of it goes
-        _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq("eligible"), why)
+        _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq(Bucket.ELIGIBLE), why)
     bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
     missing = set(storage.read_json(sd / "missing-classes.json", default=[]))  # Aspen has no such class: not read again
-    live = sorted(set(df.loc[df["bucket"].ne("failed"), "aspen_class_id"].dropna()) - missing)
+    live = sorted(set(df.loc[df["bucket"].ne(Bucket.FAILED), "aspen_class_id"].dropna()) - missing)
     with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
         posted_later = reader.submit(ledger.posted_results, classes)
         answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
@@ -492,18 +493,18 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
     aspen_items, aspen_results = [], []
     for class_id, answer in zip(live, answers, strict=True):
         if isinstance(answer, BaseException):
-            _fail_class(df, sd, class_id, ["eligible", "held_back"], answer)
+            _fail_class(df, sd, class_id, GRADEABLE, answer)
             continue
         aspen_items += [{**li, "_class": class_id} for li in answer[0]]
         aspen_results += answer[1]
 
     aspen_now = _aspen_results_frame(aspen_results)
-    eligible = df[df["bucket"].eq("eligible")]
+    eligible = df[df["bucket"].eq(Bucket.ELIGIBLE)]
     decided = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
     actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
         adopt=decided.actions.index.isin(decided.adopt.index))
-    findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq("empty")], posted)
-    findings += deltas.hidden_after_posting_findings(df[df["bucket"].eq("hidden")], posted)
+    findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq(Bucket.EMPTY)], posted)
+    findings += deltas.hidden_after_posting_findings(df[df["bucket"].eq(Bucket.HIDDEN)], posted)
 
     items_now = pd.DataFrame({
         "line_item_id": [li.get("sourcedId") for li in aspen_items],
@@ -511,7 +512,7 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
         "title": [li.get("title") for li in aspen_items],
         "status": [li.get("status") for li in aspen_items],
     })
-    taking_part = column_codes.participants(df[df["bucket"].ne("failed")], oneroster.line_item_title)
+    taking_part = column_codes.participants(df[df["bucket"].ne(Bucket.FAILED)], oneroster.line_item_title)
     titles = column_codes.unique_titles(taking_part, items_now, length)
     desired = _line_items_desired(eligible, titles.titles)
     sent = taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])].merge(
@@ -599,11 +600,11 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     findings: list[dict[str, Any]] = []
 
     act = actions["action"].reindex(df.index)
-    df.loc[act.eq("unchanged"), "bucket"] = "unchanged"
-    to_post = df[act.eq("post") & df["bucket"].eq("eligible")]
+    df.loc[act.eq(deltas.UNCHANGED), "bucket"] = Bucket.UNCHANGED
+    to_post = df[act.eq(deltas.POST) & df["bucket"].eq(Bucket.ELIGIBLE)]
 
     if dry_run:
-        df.loc[to_post.index, "bucket"] = "posted"
+        df.loc[to_post.index, "bucket"] = Bucket.POSTED
         log.info("post shard %d: dry run, would post %d line items and %d results", shard,
                  int(li["action"].eq("post").sum()), len(to_post))
         return _finish_post(sd, df, findings, shard, dry_run=True)
@@ -648,7 +649,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
 
     blocked = to_post["line_item_id"].isin(list(bad_items))
     for rid, li_id in to_post.loc[blocked, "line_item_id"].items():
-        df.loc[rid, ["bucket", "error"]] = ["failed", f"line item not accepted: {bad_items[li_id]}"]
+        df.loc[rid, ["bucket", "error"]] = [Bucket.FAILED, f"line item not accepted: {bad_items[li_id]}"]
     df.loc[to_post.index[blocked.to_numpy()], REFUSED] = True
     results = to_post[~blocked]
     progress = Progress(f"post shard {shard}: results", len(results), aspen)
@@ -660,7 +661,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
         accepted = []
         for r, out in zip(records, outs, strict=True):
             if isinstance(out, BaseException):
-                df.loc[r["row_id"], ["bucket", "error"]] = ["failed", _error_text(out)]
+                df.loc[r["row_id"], ["bucket", "error"]] = [Bucket.FAILED, _error_text(out)]
                 df.loc[r["row_id"], REFUSED] = True
                 findings.append(finding(
                     "aspen_rejected", f"Aspen rejected the result: {_error_text(out)}",
@@ -671,7 +672,7 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
                 accepted.append(r["row_id"])
         if accepted:
             ledger.record_posted_results(df.loc[accepted], run_id=run_id, posted_at=now)
-            df.loc[accepted, "bucket"] = "posted"
+            df.loc[accepted, "bucket"] = Bucket.POSTED
         progress.step(len(records))
 
     adopt = actions.index[actions["adopt"]]
@@ -748,7 +749,7 @@ def verify(aspen: AspenApi, run_dir: Any, shard: int, *, dry_run: bool) -> dict[
     """R18: read back every class we posted to; any difference is a verify_mismatch."""
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "final.parquet")
-    posted = df[df["bucket"].eq("posted")]
+    posted = df[df["bucket"].eq(Bucket.POSTED)]
     if dry_run or posted.empty:
         storage.write_json(sd / "verify.json", {"checked": 0, "mismatched": 0, "findings": []})
         return {"shard": shard, "checked": 0, "mismatched": 0}
@@ -819,7 +820,7 @@ def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.
     df = storage.read_frame(frame, REPORT_COLUMNS) if frame is not None else pd.DataFrame(columns=["bucket"])
     if frame is None or frame.name != "final.parquet":
         why = _stage_error_text(sd)
-        _fail_rows(df, df["bucket"].isin(["eligible"]), f"not posted: {why}" if why else
+        _fail_rows(df, df["bucket"].eq(Bucket.ELIGIBLE), f"not posted: {why}" if why else
                    "the run stopped before these grades were posted")
         for c in set(course_ids) - {int(b) for b in failed}:
             failed.setdefault(str(c), why or "a stage of this shard did not finish")

@@ -42,6 +42,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from canvas_aspen.buckets import TOTAL_KEYS
 from canvas_aspen.ids import run_folder_name
 from canvas_aspen.settings import Settings
 
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 DAG_ID = "canvas_aspen_grade_passback"
 URL_PREFIX = "/canvas-aspen"
 PLUGIN_NAME = "canvas_aspen_reports"
-TOTAL_KEYS = ("considered", "posted", "unchanged", "empty", "hidden", "held_back", "failed")
 # The files of a run folder that may be served besides anything under datadocs/.
 RUN_FILES = {
     "report.html": "text/html; charset=utf-8",
