@@ -74,6 +74,18 @@ def _teacher_findings(report: dict, course: int) -> set[str]:
             and f["assignment_name"] and digest.audience(f["kind"]) == digest.TEACHER}
 
 
+def _task_states(run_id: str) -> dict[str, str]:
+    """The states of the report and digest task instances of a run, from Airflow's metadata DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "canvas_aspen_grade_passback",
+                                                 TaskInstance.run_id == run_id,
+                                                 TaskInstance.task_id.in_(["report", "digest"])).all()
+        return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in tis}
+
+
 def _rerun_digest_task(run_id: str, mode: str = "send") -> dict:
     """The digest task's work once more for the same run (a retried or cleared task)."""
     from datetime import timedelta
@@ -109,6 +121,7 @@ def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_
     assert [(e["teacher_id"], e["status"]) for e in listing] == [(9001, "failed"), (9002, "failed")]
     assert all("451" in e["error"] and "@" not in e["error"] for e in listing)
     assert inbox.messages == []
+    assert _task_states(report["run_id"]) == {"report": "success", "digest": "failed"}  # visible, on the digest only
 
     # night 2: SMTP is back; each teacher gets exactly one message, of their own courses only
     inbox.refuse = False
