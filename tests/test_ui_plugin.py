@@ -569,3 +569,46 @@ def test_a_report_opened_in_the_run_tab_links_back_to_the_list(api, reports, vie
     assert "sandbox" in r.headers["content-security-policy"]
     on_disk = (reports / "scheduled__2026-03-02T03_00_00+00_00" / "report.html").read_text()
     assert "All grade passback runs" not in on_disk  # the file itself is unchanged
+
+
+@pytest.fixture
+def run_waiting_for_a_missing_pool(api):
+    """A run in the metadata DB whose extract is scheduled in a pool nobody created (what
+    Airflow does with CANVAS_ASPEN_CANVAS_POOL=canvas_api without `airflow pools set`)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    run_id = f"manual__pool-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(timezone.utc)
+    with create_session() as session:
+        session.execute(sa.insert(DagRun.__table__).values(
+            dag_id=DAG_ID, run_id=run_id, state="running", run_type="manual", run_after=now, start_date=now,
+            queued_at=now, clear_number=0, log_template_id=None, span_status="not_started"))
+        for task_id, state, pool in [("plan", "success", "default_pool"), ("extract", "scheduled", "canvas_api")]:
+            session.execute(sa.insert(TaskInstance.__table__).values(
+                id=uuid.uuid4(), task_id=task_id, dag_id=DAG_ID, run_id=run_id, map_index=-1, try_number=1,
+                max_tries=2, hostname="", unixname="airflow", priority_weight=1, pool=pool, pool_slots=1,
+                queue="default", state=state, custom_operator_name="@task", executor_config=b"\x80\x04}\x94.",
+                span_status="not_started", operator="_PythonDecoratedOperator", updated_at=now))
+    yield run_id
+    with create_session() as session:
+        session.execute(sa.delete(TaskInstance.__table__).where(TaskInstance.__table__.c.run_id == run_id))
+        session.execute(sa.delete(DagRun.__table__).where(DagRun.__table__.c.run_id == run_id))
+
+
+@pytest.mark.airflow_db
+def test_a_run_waiting_for_a_pool_that_does_not_exist_says_so(api, reports, viewer, run_waiting_for_a_missing_pool):
+    run_id = run_waiting_for_a_missing_pool
+    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": run_id}, headers=viewer,
+                follow_redirects=False)
+    assert "still going" not in r.text
+    assert "task(s) extract wait for the pool &#39;canvas_api&#39;, which does not exist" in r.text
+    assert "airflow pools set canvas_api 1" in r.text and "CANVAS_ASPEN_CANVAS_POOL" in r.text
+    listed = {x["run_id"]: x for x in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
+    assert "canvas_api" in listed[run_id]["failed_reasons"][0] and listed[run_id]["links"]["run"] is None
+    assert "which does not exist" in api.get(f"{PREFIX}/", headers=viewer).text

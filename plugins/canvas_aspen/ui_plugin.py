@@ -210,17 +210,29 @@ def _plan_failure(folder: Path) -> tuple[str | None, str | None]:
 
 
 def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
-    """{report folder name: {run_id, state, failed_tasks}} of this DAG's runs in Airflow's
-    metadata DB (the API server has it), for runs without a report: is the run still going,
-    and if it ended, which tasks failed. {} when the DB cannot be read (never an error page)."""
+    """{report folder name: {run_id, state, failed_tasks, missing_pools}} of this DAG's runs in
+    Airflow's metadata DB (the API server has it), for runs without a report: is the run still
+    going (and is any of its tasks waiting for a pool that does not exist, which Airflow never
+    schedules), and if it ended, which tasks failed. ``folders`` None: the runs waiting for a
+    missing pool only. {} when the DB cannot be read (never an error page)."""
     try:
         from airflow.models.dagrun import DagRun
+        from airflow.models.pool import Pool
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
         with create_session() as session:
-            runs = session.execute(select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == DAG_ID)).all()
+            waiting = session.execute(select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.pool).where(
+                TaskInstance.dag_id == DAG_ID, TaskInstance.state == "scheduled",
+                TaskInstance.pool.not_in(select(Pool.pool)))).all()
+            missing: dict[str, dict[str, set[str]]] = {}
+            for run_id, task_id, pool in waiting:
+                missing.setdefault(run_id, {}).setdefault(pool, set()).add(task_id)
+            query = select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == DAG_ID)
+            if folders is None:
+                query = query.where(DagRun.run_id.in_(list(missing)))
+            runs = session.execute(query).all()
             wanted = {run_folder_name(r): (r, str(st)) for r, st in runs
                       if folders is None or run_folder_name(r) in folders}
             out: dict[str, dict[str, Any]] = {}
@@ -229,7 +241,8 @@ def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
                     TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
                     TaskInstance.state.in_(["failed", "upstream_failed"]))).scalars().all()
                 out[name] = {"run_id": run_id, "state": state.rsplit(".", 1)[-1].lower(),
-                             "failed_tasks": sorted(set(failed))}
+                             "failed_tasks": sorted(set(failed)),
+                             "missing_pools": {p: sorted(t) for p, t in sorted(missing.get(run_id, {}).items())}}
             return out
     except Exception:  # no metadata DB here (tests, a bare process): say only what the files say
         log.debug("canvas-aspen UI: the Airflow metadata DB could not be read", exc_info=True)
@@ -237,7 +250,15 @@ def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
 
 
 def no_report_reason(airflow_run: dict[str, Any] | None) -> str | None:
-    """Why a finished run has no report (None while it is still going or unknown)."""
+    """Why a finished run has no report, or why a running one will never get there (a task
+    waits for a pool that does not exist); None while it is simply still going, or unknown."""
+    if airflow_run and airflow_run.get("missing_pools"):
+        parts = [f"task(s) {', '.join(tasks)} wait for the pool {pool!r}, which does not exist"
+                 for pool, tasks in airflow_run["missing_pools"].items()]
+        names = " / ".join(f"`airflow pools set {p} 1 \"grade passback\"`" for p in airflow_run["missing_pools"])
+        return ("the run cannot finish: " + "; ".join(parts) + " (Airflow never schedules them). Create the pool "
+                f"({names}, or Admin → Pools), or unset CANVAS_ASPEN_CANVAS_POOL / CANVAS_ASPEN_ASPEN_POOL; "
+                "then clear the waiting tasks or trigger again")
     if not airflow_run or airflow_run["state"] not in ("success", "failed"):
         return None
     tasks = airflow_run["failed_tasks"]
@@ -312,6 +333,15 @@ def run_digests(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _stuck_run(folder: str, airflow_run: dict[str, Any]) -> dict[str, Any]:
+    """A run that has no report folder yet and never will: it waits for a missing pool."""
+    return {"folder": folder, "run_id": airflow_run["run_id"], "dry_run": None, "status": "no_report", "exists": False,
+            "failed_reasons": [no_report_reason(airflow_run)], "started_at": None, "finished_at": None,
+            "totals": None, "verify": None, "failed_courses": None, "courses": None, "findings": None,
+            "findings_errors": None, "_sort": datetime.now(timezone.utc),
+            "files": {"report_html": False, "report_json": False, "findings_csv": False, "datadocs": False}}
+
+
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
     """Every run folder under the reports dir, newest first."""
     root = root or reports_dir()
@@ -331,7 +361,8 @@ def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
         runs.append(Path(entry.path))
     without_report = {p.name for p in runs if not (p / "report.json").exists()}
     states = airflow_runs(without_report) if without_report else {}
-    runs = [_run_summary(p, states.get(p.name)) for p in runs]
+    stuck = {k: v for k, v in airflow_runs(None).items() if k not in {p.name for p in runs}}
+    runs = [_run_summary(p, states.get(p.name)) for p in runs] + [_stuck_run(n, r) for n, r in stuck.items()]
     runs.sort(key=lambda r: (r["_sort"], r["folder"]), reverse=True)
     live = {str(root / r["folder"] / "report.json") for r in runs}
     with _cache_lock:  # forget the folders that are gone
@@ -420,7 +451,7 @@ _TEMPLATES = {
 <tbody>
 {% for r in runs %}<tr>
  <td>{{ (r.started_at or "")[:19] | replace("T", " ") }}</td>
- <td><a href="{{ root }}/runs/{{ r.folder | urlencode }}/"><code>{{ r.run_id }}</code></a>{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %}</td>
+ <td>{% if r.exists is not defined or r.exists %}<a href="{{ root }}/runs/{{ r.folder | urlencode }}/"><code>{{ r.run_id }}</code></a>{% else %}<code>{{ r.run_id }}</code>{% endif %}{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %}</td>
  <td>{% if r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% elif r.status == "failed" %}<span class="badge bad">failed</span>{% elif r.status == "unreadable" %}<span class="badge none">unreadable</span>{% else %}<span class="badge none">no report</span>{% endif %}{% if r.failed_reasons %}<div class="why">{{ r.failed_reasons | join("; ") }}</div>{% endif %}</td>
  {% for k in total_keys %}<td class="num">{{ r.totals[k] if r.totals else "" }}</td>{% endfor %}
  <td class="num">{{ r.verify.mismatched if r.verify else "" }}</td>
@@ -553,7 +584,7 @@ def _build_app() -> FastAPI:
             base = f"{root}/runs/{quote(r['folder'])}"
             files = r.pop("files")
             r["links"] = {
-                "run": f"{base}/",
+                "run": f"{base}/" if r.pop("exists", True) else None,
                 "report_html": f"{base}/report.html" if files["report_html"] else None,
                 "report_json": f"{base}/report.json" if files["report_json"] else None,
                 "findings_csv": f"{base}/findings.csv" if files["findings_csv"] else None,
