@@ -33,12 +33,12 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from canvas_aspen.findings import finding
+from canvas_aspen.oneroster import without_tombstones
 
 DEFAULT_LENGTH = 10
 TITLE_LIMIT = 255  # what oneroster.line_item_body sends at most
 MAX_TAG = 999
 _TAGGED = re.compile(r"^#(?P<k>\d+) ", re.S)
-TOMBSTONE = "tobedeleted"
 
 
 def column_code(title: Any, length: int = DEFAULT_LENGTH) -> str:
@@ -81,9 +81,7 @@ def unique_titles(items: pd.DataFrame, aspen_items: pd.DataFrame, length: int = 
     base = dict(zip(items["line_item_id"], items["title"], strict=True))
     if length <= 0 or items.empty:
         return Titles({str(k): str(v) for k, v in base.items()}, {})
-    live = aspen_items
-    if "status" in live.columns:
-        live = live[live["status"].astype("string").str.lower().fillna("") != TOMBSTONE]
+    live = without_tombstones(aspen_items)
     held_by_class: dict[str, dict[str, str]] = {}
     for sid, cls, title in zip(live["line_item_id"], live["aspen_class_id"], live["title"], strict=True):
         if isinstance(sid, str) and isinstance(cls, str):

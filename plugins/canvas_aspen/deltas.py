@@ -27,9 +27,10 @@ import pandas as pd
 
 from canvas_aspen import ids
 from canvas_aspen.findings import finding
+from canvas_aspen.oneroster import without_tombstones
+from canvas_aspen.rules import EXEMPT
 
 TOLERANCE = 1e-6
-EXEMPT = "exempt"
 POST, UNCHANGED = "post", "unchanged"
 
 ACTIONS = [POST, UNCHANGED]
@@ -45,7 +46,6 @@ RESULT_REASONS = {
 }
 LINE_ITEM_REASONS = {"missing_in_aspen": POST, "not_in_ledger": POST, "changed": POST, "full_resync": POST, "same": UNCHANGED}
 REPORT_COLUMNS = ("canvas_course_id", "aspen_class_id", "assignment_id", "assignment_name", "group_name", "student_sis_id")
-TOMBSTONE = "tobedeleted"  # OneRoster status of a deleted record: as good as absent
 
 
 class ResultDeltas(NamedTuple):
@@ -89,13 +89,6 @@ def _own(rows: pd.DataFrame) -> _Values:
     return _Values(np.ones(len(rows), dtype=bool), _status(rows["score_status"]), _score(rows["score"]))
 
 
-def _active(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop OneRoster tombstones when the frame carries a ``status`` column."""
-    if "status" not in frame.columns:
-        return frame
-    return frame[frame["status"].astype("string").str.lower().fillna("") != TOMBSTONE]
-
-
 def _positions(keys: pd.Series, *columns: pd.Series) -> list[np.ndarray]:
     """For each of ``columns``, the position holding each key (-1 where absent; the last
     duplicate wins), from one factorisation of all ids together. Integer lookups instead
@@ -113,7 +106,7 @@ def _positions(keys: pd.Series, *columns: pd.Series) -> list[np.ndarray]:
 
 def _lookup(keys: pd.Series, *tables: pd.DataFrame) -> list[_Values]:
     """The (status, score) each of ``tables`` holds for each of ``keys``, by result_id."""
-    tables = tuple(_active(t) for t in tables)
+    tables = tuple(without_tombstones(t) for t in tables)
     return [
         _Values(
             pos >= 0,  # -1 picks the appended "absent" sentinel:
@@ -285,7 +278,7 @@ def line_item_actions(
         live = live[live["deleted_at"].isna()]
     recorded = out["line_item_id"].map(live.drop_duplicates("line_item_id", keep="last").set_index("line_item_id")["payload_hash"])
     conditions = [
-        _positions(out["line_item_id"], _active(aspen_items)["line_item_id"])[0] < 0,
+        _positions(out["line_item_id"], without_tombstones(aspen_items)["line_item_id"])[0] < 0,
         recorded.isna().to_numpy(),
         (recorded != out["payload_hash"]).to_numpy(),
         np.full(len(out), full_resync),
@@ -305,7 +298,7 @@ def orphans(
     ``canvas_assignment_ids_by_course``: every assignment id that exists in each course
     this run read (a course missing here, e.g. one that failed to extract, is not judged);
     ``class_to_course``: Aspen class -> Canvas course, for the classes this run resolved."""
-    items = _active(aspen_items)
+    items = without_tombstones(aspen_items)
     parsed = items["line_item_id"].map(ids.parse_line_item_id)
     course = items["aspen_class_id"].map(class_to_course)
     judged = parsed.notna() & course.isin(list(canvas_assignment_ids_by_course))

@@ -24,13 +24,14 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import sys
 import time
 from typing import Any
 
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
+
+from canvas_aspen.settings import env_flag
 
 PRELOAD_ENV = "CANVAS_ASPEN_PRELOAD"
 PRELOAD_MODULE = "canvas_aspen.preload"
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
-    return os.environ.get(PRELOAD_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+    """``CANVAS_ASPEN_PRELOAD``: on (default) or off (``settings.env_flag``)."""
+    return env_flag(PRELOAD_ENV, default=True)
 
 
 def preload() -> bool:

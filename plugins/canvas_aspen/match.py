@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from canvas_aspen import students
+from canvas_aspen.oneroster import is_tombstone
 
 IMPORTED_GROUP = "imported assignments"
 
@@ -57,7 +58,7 @@ def active_categories(answer: list[dict[str, Any]]) -> list[Category]:
     for c in answer:
         if not isinstance(c, dict) or not str(c.get("sourcedId") or "").strip():
             raise ValueError(f"Aspen list_categories: a category without a sourcedId ({str(c)[:60]!r})")
-    return [Category.from_oneroster(c) for c in answer if c.get("status", "active") != "tobedeleted"]
+    return [Category.from_oneroster(c) for c in answer if not is_tombstone(c.get("status"))]
 
 
 @dataclass(frozen=True)

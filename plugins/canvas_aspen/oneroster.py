@@ -15,6 +15,22 @@ from typing import Any
 import pandas as pd
 
 COMMENT_LIMIT = 100
+TOMBSTONE = "tobedeleted"
+"""The OneRoster ``status`` of a deleted record (any case): as good as absent, everywhere an
+Aspen answer is read (categories, rosters, line items, results)."""
+
+
+def is_tombstone(status: Any) -> bool:
+    """A record's ``status`` says it was deleted."""
+    return isinstance(status, str) and status.lower() == TOMBSTONE
+
+
+def without_tombstones(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an Aspen answer's frame that are not tombstones (all of them when the frame
+    has no ``status`` column)."""
+    if "status" not in frame.columns:
+        return frame
+    return frame[frame["status"].astype("string").str.lower().fillna("") != TOMBSTONE]
 
 
 def iso(ts: Any) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from canvas_aspen.errors import ApiError
+from canvas_aspen.settings import parse_flag
 
 BOOLEANS = ("dry_run", "full_resync", "delete_orphans")
 
@@ -63,11 +64,10 @@ def _mappings(value: Any) -> dict[str, dict[str, str]]:
 def _flag(name: str, value: Any) -> bool:
     if value is None or value == "":
         return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ParamError(f"{name} must be true or false, not {value!r}")
+    try:
+        return parse_flag(value)
+    except ValueError:
+        raise ParamError(f"{name} must be true or false, not {value!r}") from None
 
 
 def normalise(params: dict[str, Any]) -> dict[str, Any]:

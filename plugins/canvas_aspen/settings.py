@@ -6,9 +6,45 @@ Secrets never live here: they are Airflow Connections (``canvas_default``,
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ON_WORDS = frozenset({"on", "true", "1", "yes", "y", "t"})
+OFF_WORDS = frozenset({"off", "false", "0", "no", "n", "f"})
+
+
+def parse_flag(value: Any) -> bool:
+    """On or off: a bool, the number 1 or 0, or a string in :data:`ON_WORDS` / :data:`OFF_WORDS`
+    (any case, spaces around ignored). Anything else (``"maybe"``, ``2``, ``""``, ``None``) is a
+    ValueError: a switch is never guessed. The one parser of every on/off setting (environment
+    variables and Connection extras)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and (word := value.strip().lower()) in ON_WORDS | OFF_WORDS:
+        return word in ON_WORDS
+    raise ValueError("must be true or false")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off environment variable (:func:`parse_flag`); unset or blank: ``default``. A value
+    that is neither keeps ``default``, with a warning naming the variable: these switches turn
+    speed-ups and extras on or off, and a typo in one never stops a scheduler or a run."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return parse_flag(raw)
+    except ValueError:
+        log.warning("%s=%r is neither on nor off (on/off, true/false, yes/no, 1/0): it stays %s", name, raw,
+                    "on" if default else "off")
+        return default
 
 
 def _airflow_home() -> Path:

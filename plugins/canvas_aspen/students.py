@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from canvas_aspen.oneroster import is_tombstone
+
 DEFAULT_FIELD = "sourcedId"
 CASELESS_FIELDS = frozenset({"username", "email"})
 
@@ -49,7 +51,7 @@ def roster(users: Iterable[Mapping[str, Any]], field: str = DEFAULT_FIELD) -> Ro
     field cannot be posted to and are left out (tombstoned users too)."""
     by_key: dict[str, list[str]] = {}
     for user in users:
-        if not isinstance(user, Mapping) or str(user.get("status") or "active").lower() == "tobedeleted":
+        if not isinstance(user, Mapping) or is_tombstone(user.get("status")):
             continue
         sourced_id = key_of(user.get("sourcedId"), DEFAULT_FIELD)
         key = key_of(user.get(field), field)

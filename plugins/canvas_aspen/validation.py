@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from canvas_aspen.findings import FIELDS, KINDS, finding, urgency
+from canvas_aspen.settings import env_flag
 
 EXPECTATIONS_DIR_ENV = "CANVAS_ASPEN_EXPECTATIONS_DIR"
 DATA_DOCS_ENV = "CANVAS_ASPEN_DATA_DOCS"  # "off": no Data Docs, whatever the caller asks
@@ -469,8 +470,8 @@ class _Stopwatch:
 
 
 def data_docs_enabled() -> bool:
-    """``CANVAS_ASPEN_DATA_DOCS``: on (default) or off (``off``, ``false``, ``0``, ``no``)."""
-    return os.environ.get(DATA_DOCS_ENV, "on").strip().lower() not in ("off", "false", "0", "no")
+    """``CANVAS_ASPEN_DATA_DOCS``: on (default) or off (``settings.env_flag``)."""
+    return env_flag(DATA_DOCS_ENV, default=True)
 
 
 def run_gate(

@@ -16,20 +16,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from canvas_aspen.errors import ConnectionConfigError
-
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f"}
-
-
-def _flag(value: Any) -> bool:
-    """true/false, 1/0, or their usual spellings in a string."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError("must be true or false")
+from canvas_aspen.settings import OFF_WORDS, ON_WORDS, parse_flag
 
 
 def _not_a_flag(value: Any) -> Any:
@@ -41,9 +28,9 @@ def _not_a_flag(value: Any) -> Any:
 
 def _verify(value: Any) -> bool | str:
     """``verify``: a boolean (or its string form), or the path of a CA bundle."""
-    if isinstance(value, str) and value.strip().lower() not in _TRUE | _FALSE:
+    if isinstance(value, str) and value.strip().lower() not in ON_WORDS | OFF_WORDS:
         return value.strip()
-    return _flag(value)
+    return parse_flag(value)
 
 
 def _pair(value: Any) -> Any:
@@ -55,7 +42,7 @@ def _pair(value: Any) -> Any:
     return (value, value)
 
 
-Flag = Annotated[bool, BeforeValidator(_flag)]
+Flag = Annotated[bool, BeforeValidator(parse_flag)]
 Count = Annotated[int, BeforeValidator(_not_a_flag), Field(ge=1)]
 Seconds = Annotated[float, BeforeValidator(_not_a_flag), Field(ge=0)]
 _TimeoutPart = Annotated[float, BeforeValidator(_not_a_flag), Field(ge=0.001)]
