@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start the Canvas and Aspen stand-ins on 127.0.0.1")
     serve.add_argument("--scenario", default="demo", help="a scenario name (sandbox/scenarios/NAME.json) or path")
+    serve.add_argument("--aspen-student-ids", action="store_true",
+                       help="serve the scenario with Aspen-style student sourcedIds (std_000123); the Canvas "
+                            "sis_user_id is then each Aspen user's identifier")
     serve.add_argument("--canvas-port", type=int, default=0, help="default: a free port")
     serve.add_argument("--aspen-port", type=int, default=0, help="default: a free port")
     serve.add_argument("--urls-file", help="write the URLs and credentials here as JSON once serving")
@@ -71,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
                 faults["latency_ms"] = latency
             if jitter is not None:
                 faults["jitter_ms"] = jitter
-        serve(args.scenario, canvas_port=args.canvas_port, aspen_port=args.aspen_port, urls_file=args.urls_file,
+        scenario = args.scenario
+        if args.aspen_student_ids:
+            from sandbox import scenario as scenario_mod
+            from sandbox.student_ids import aspen_style_student_ids
+
+            scenario = aspen_style_student_ids(scenario_mod.load(scenario))
+        serve(scenario, canvas_port=args.canvas_port, aspen_port=args.aspen_port, urls_file=args.urls_file,
               settings=settings, canvas_faults=canvas_faults, aspen_faults=aspen_faults, log_level=args.log_level)
         return 0
     if args.command == "generate":

@@ -112,3 +112,31 @@ def test_r22_generator_option_aspen_student_ids():
     sis = {u["sis_user_id"] for u in district["canvas"]["users"]}
     assert {identifiers[s] for s in rostered} <= sis
     AspenState(district)  # loads
+
+
+def test_r22_serve_cli_with_aspen_student_ids(tmp_path, repo_root):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sandbox.control import Sandbox
+
+    urls = tmp_path / "urls.json"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--scenario", "demo", "--aspen-student-ids",
+                             "--urls-file", str(urls)], cwd=repo_root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not urls.exists():
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sb = Sandbox.attach(urls)
+        roster = sb.state(class_id="ALG1-P1")["classes"]["ALG1-P1"]["roster"]
+        assert roster and all(s.startswith("std_") for s in roster)
+        sb.stop()  # not ours: leaves the server running
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
