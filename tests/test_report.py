@@ -2,6 +2,8 @@
 
 import os
 import stat
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -84,6 +86,27 @@ def test_a_run_whose_plan_failed_says_so_first():
 def test_R17_a_row_outside_the_buckets_is_an_error_not_a_silent_loss():
     with pytest.raises(ValueError, match="eligible"):
         report.bucket_counts(_rows(["posted", "eligible"]))
+
+
+R17_NOWHERE = """
+import pandas as pd
+from canvas_aspen import report
+rows = pd.DataFrame({"bucket": ["posted", None], "canvas_course_id": 1, "sis_course_id": "C", "aspen_class_id": "A"})
+try:
+    report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
+                 failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0})
+except ValueError as exc:
+    print("refused:", exc)
+else:
+    print("built")
+"""
+
+
+def test_R17_a_row_in_no_bucket_fails_the_report_even_under_python_O():
+    out = subprocess.run([sys.executable, "-O", "-c", R17_NOWHERE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ("refused: 1 row(s) ended in no R17 bucket (bucket empty): the buckets must add "
+                                  "up to the 2 grades considered")
 
 
 def test_R18_verify_difference_fails_the_run():
