@@ -229,3 +229,27 @@ def test_object_store_stage_files_are_left_to_the_store(tmp_path, open_umask, mo
     assert set(blobs) == {"stage/run/shard-0000/canvas.json", "stage/run/shard-0000/rows.parquet"}
     assert storage.read_json(run_dir / "shard-0000" / "canvas.json") == [{"sis_user_id": "S7"}]
     assert list(tmp_path.iterdir()) == []  # nothing written to the local disk
+
+
+def test_R17_a_stage_that_failed_is_named_with_its_error_in_the_course_and_the_grades(tmp_path):
+    """match raised (say, a mapping file that vanished after plan): the shard's courses say
+    which stage did not finish and why, and its unsettled grades are 'not posted', never
+    'not accepted by Aspen'."""
+    from canvas_aspen import report
+    from canvas_aspen.run_params import ParamError
+
+    run_dir = tmp_path / "run"
+    sd = run_dir / "shard-0000"
+    storage.write_json(sd / "failed-courses.json", {})
+    storage.write_frame(sd / "rows.parquet", pd.DataFrame({
+        "bucket": ["eligible", "eligible", "empty"], "canvas_course_id": [101] * 3, "sis_course_id": "C",
+        "aspen_class_id": "A", "error": [None] * 3}))
+    stages.record_stage_error(run_dir, 0, "match", ParamError("mapping_file /m.csv: no such file"))
+    df, failed, _, _ = stages._shard_outcome(run_dir, 0, [101])
+    assert failed == {"101": "match did not finish: ParamError: mapping_file /m.csv: no such file"}
+    assert set(df.loc[df["bucket"].eq("failed"), "error"]) == {
+        "not posted: match did not finish: ParamError: mapping_file /m.csv: no such file"}
+    doc = report.build(run_id="r", dry_run=True, params={}, started_at="s", finished_at="f", rows=df,
+                       failed_courses=failed, findings=[], verify={"checked": 0, "mismatched": 0})
+    assert doc["failed_reasons"] == ["1 course(s) failed", "2 grade(s) not posted (not posted: match did not "
+                                     "finish: ParamError: mapping_file /m.csv: no such file)"]
