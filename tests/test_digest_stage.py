@@ -37,8 +37,8 @@ def run(tmp_path: Path):
     run_dir, reports = tmp_path / "stage" / "run", tmp_path / "reports"
     storage.write_json(run_dir / "plan.json", {"params": {}, "shards": [[101], [103]], "courses": {
         "101": {"id": 101, "name": "Algebra I"}, "103": {"id": 103, "name": "English 10"}}})
-    storage.write_json(run_dir / "shard-0000" / "courses.json", [{"course": {"id": 101}, "teachers": [DANA]}])
-    storage.write_json(run_dir / "shard-0001" / "courses.json", [{"course": {"id": 103}, "teachers": [MARCUS]}])
+    stages.write_canvas_answers(run_dir / "shard-0000", [{"course": {"id": 101}, "teachers": [DANA]}])
+    stages.write_canvas_answers(run_dir / "shard-0001", [{"course": {"id": 103}, "teachers": [MARCUS]}])
     report = {"run_id": RUN, "dry_run": False, "params": {}, "started_at": "", "finished_at": "",
               "totals": {"considered": 0, "posted": 0, "unchanged": 0, "empty": 0, "hidden": 0, "held_back": 0,
                          "failed": 0},

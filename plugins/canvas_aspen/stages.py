@@ -321,12 +321,16 @@ def _course_bundle(canvas: CanvasApi, course_id: int, course: dict[str, Any] | N
 
 
 def write_canvas_answers(sd: Any, bundles: list[dict[str, Any]]) -> None:
-    """extract's output: ``canvas.json`` (every answer) for validate, and ``courses.json``,
-    each course without its enrollments and submissions, which is all deltas (R10) and post
-    (the class guard) read (parsing a shard's whole canvas.json cost each of them seconds)."""
+    """extract's output: ``canvas.json`` (every answer) for validate, ``courses.json``, each
+    course without its enrollments, submissions and teachers, which is all deltas (R10) and post
+    (the class guard) read (parsing a shard's whole canvas.json cost each of them seconds), and
+    ``teachers.json`` (course -> its teachers) for the report and the teacher digest."""
     storage.write_json(sd / "canvas.json", bundles)
-    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items() if k not in ("enrollments", "submissions")}
+    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items()
+                                              if k not in ("enrollments", "submissions", "teachers")}
                                              for b in bundles])
+    storage.write_json(sd / "teachers.json", {str(b["course"]["id"]): b.get("teachers") for b in bundles
+                                              if isinstance(b.get("course"), dict)})
 
 
 def extract(canvas: CanvasApi, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
@@ -886,10 +890,9 @@ def course_teachers(run_dir: Any) -> dict[int, list[dict[str, Any]] | None]:
     (None: Canvas would not list them). A shard whose extract did not finish has none."""
     out: dict[int, list[dict[str, Any]] | None] = {}
     for shard in range(len(_plan(run_dir)["shards"])):
-        path = _shard_dir(run_dir, shard) / "courses.json"
+        path = _shard_dir(run_dir, shard) / "teachers.json"
         if path.exists():
-            for b in storage.read_json(path):
-                out[int(b["course"]["id"])] = b.get("teachers")
+            out.update({int(course): teachers for course, teachers in storage.read_json(path).items()})
     return out
 
 
