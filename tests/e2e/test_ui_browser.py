@@ -37,7 +37,7 @@ from playwright.sync_api import expect
 
 from sandbox.airflow_stack import AirflowStack, StackError, StackUnavailable
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1500)]  # ~6 min on a quiet machine
 
 DAG_ID = "canvas_aspen_grade_passback"
 REPO = Path(__file__).resolve().parents[2]
