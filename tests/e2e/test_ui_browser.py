@@ -97,7 +97,9 @@ def page(stack: AirflowStack) -> Iterator[Any]:
 
 
 def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"ui-{name}.png"), full_page=True)
+    path = ARTIFACTS / f"ui-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    path.chmod(0o600)  # student ids (the sandbox's) on screen: owner-only, like the reports
 
 
 def _sign_in(page: Any, stack: AirflowStack) -> None:
@@ -233,6 +235,11 @@ def test_the_data_teams_path_in_the_airflow_ui(stack: AirflowStack, page: Any) -
     for other in ("102", "103"):
         expect(courses.get_by_role("cell", name=other, exact=True)).to_have_count(0)
     assert sb.state() == aspen_after_district, "the dry run changed Aspen"
+    ledger = stack.home / "canvas_aspen" / "ledger.db"  # the package's default ledger: owner-only
+    assert ledger.exists(), f"no ledger at {ledger}"
+    open_to_others = {p.name: oct(p.stat().st_mode & 0o777) for p in (ledger.parent, *ledger.parent.glob("ledger.db*"))
+                      if p.stat().st_mode & 0o077}
+    assert not open_to_others, f"the ledger holds student ids and scores but is open to others: {open_to_others}"
 
     # 4. Browse → Grade passback reports: both runs, the dry run marked.
     frame = _reports_list(page, "7-reports-list")
