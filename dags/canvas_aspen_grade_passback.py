@@ -29,8 +29,8 @@ the connection's `max_concurrency` requests in flight (dedicated pools: see the 
 
 **Manual runs (R12):** the **Trigger** button (top right of this DAG's page) opens the
 trigger dialog; keep **Single Run** selected and fill **Run Parameters**: `course_ids` for a
-backfill of a few courses (empty: every course), tick `dry_run` to see what would happen,
-`full_resync` to post every eligible grade again; every field may stay empty. The dialog's
+backfill of a few courses (a JSON list; `[]`: every course), switch on **Dry run** to see what would
+happen, **Full resync** to post every eligible grade again; every field may stay empty. The dialog's
 other choice, **Backfill** (a date range), is Airflow's own: it re-runs the nightly schedule
 for past dates, which is *not* a backfill of courses (every such run covers every course).
 Each run writes a report: the run's **Grade passback report** tab, or Browse -> Grade
