@@ -204,6 +204,8 @@ def test_the_data_teams_path_in_the_airflow_ui(stack: AirflowStack, page: Any) -
     state, _ = _wait(stack, district, RUN_TIMEOUT)
     assert state == "success", f"{district}: {state}\n{stack.task_summary(district)}"
     assert stack.dag()["is_paused"] is False
+    pools = {t["pool"] for t in stack.task_instances(district)}
+    assert pools == {"default_pool"}, f"a plain Airflow has only default_pool, the run used {pools}"
     _run_page(page, district, "Success")
     frame = _report_tab(page, district, "4-report-district")
     expect(frame.locator(".badge.ok", has_text="succeeded")).to_be_visible()
