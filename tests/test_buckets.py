@@ -4,6 +4,8 @@ report.json and XCom summaries still hold the plain strings they always held."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -51,3 +53,11 @@ def test_r17_report_totals_are_keyed_by_plain_strings():
     assert json.dumps(totals) == ('{"considered": 3, "posted": 1, "unchanged": 0, "empty": 0, "hidden": 1, '
                                   '"held_back": 0, "failed": 1}')
     assert [set(c) >= set(buckets.TOTAL_KEYS) for c in report.course_table(df, {})] == [True, True]
+
+
+def test_the_ui_plugin_reads_the_bucket_names_without_importing_pandas():
+    probe = ("import sys, canvas_aspen.ui_plugin\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'pyarrow')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"  # the API server's plugin stays light
