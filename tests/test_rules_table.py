@@ -58,3 +58,28 @@ def test_every_module_and_test_the_rules_table_names_exists():
             if test not in names.setdefault(file, _test_names(file)):
                 missing.append(f"{rule}: {path}::{test}")
     assert not missing, missing
+
+
+def _section(title: str) -> str:
+    return DESIGN.read_text(encoding="utf-8").split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_rows_frame_table_names_every_column_the_stages_write():
+    import pandas as pd
+
+    from canvas_aspen import match, rows, stages, students
+
+    written = set(rows.COLUMNS) | {"error", "held_kinds", stages.REFUSED}
+    written |= set(match.match_table(pd.DataFrame(columns=["aspen_class_id", "group_id", "group_name"]), {}).columns)
+    written |= set(students.StudentMatch._fields)
+    documented = set(re.findall(r"`(\w+)`", "\n".join(
+        line.split("|")[1] for line in _section("The rows frame").splitlines() if line.startswith("| `"))))
+    assert not written - documented, f"rows columns missing in docs/design.md: {sorted(written - documented)}"
+
+
+def test_the_stage_files_table_names_every_file_the_stages_write():
+    source = (REPO / "plugins" / "canvas_aspen" / "stages.py").read_text(encoding="utf-8")
+    written = set(re.findall(r"\"([a-z][\w-]*\.(?:json|parquet))\"", source))
+    documented = _section("Stage files")
+    missing = sorted(name for name in written if f"`{name}`" not in documented)
+    assert not missing, f"stage files missing in docs/design.md: {missing}"
