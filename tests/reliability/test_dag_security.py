@@ -7,8 +7,8 @@ else, those three end ``failed`` with Aspen's message, the report is written, an
 run fails. Everything the run printed or stored is searched: the Canvas token, the Aspen
 client secret and every Aspen access token issued appear nowhere (logs, task log files,
 reports, Data Docs, XCom, stage files, ledger); no student name appears in logs or reports
-(nor anywhere else); XCom holds counts only; the report folder and the stage files are
-readable by their owner only.
+(nor anywhere else), no teacher's name or email in logs or XCom; XCom holds counts only; the
+report folder and the stage files are readable by their owner only.
 
 Run 2 (healthy servers): exactly the three failed grades are posted, nothing else.
 """
@@ -36,12 +36,27 @@ def rejected_ids() -> list[str]:
     return [next(k for k in keys if f"-s{section}-" in k) for section in (1011, 1022, 1031)]
 
 
+def _enrolled_as(kind: str) -> set[int]:
+    return {e["user_id"] for c in DEMO["canvas"]["courses"] for e in c.get("enrollments") or []
+            if e.get("type", "StudentEnrollment") == kind}
+
+
 def names() -> list[str]:
+    """Every student's name, as "Given Family" and "Family, Given"."""
+    students = _enrolled_as("StudentEnrollment")
     out = []
     for u in DEMO["canvas"]["users"]:
-        given, _, family = u["name"].partition(" ")
-        out += [u["name"], f"{family}, {given}"]
+        if u["id"] in students:
+            given, _, family = u["name"].partition(" ")
+            out += [u["name"], f"{family}, {given}"]
     return out
+
+
+def teachers() -> list[str]:
+    """Every teacher's name and email: not student data (the digest and the report name them),
+    but never in logs or XCom."""
+    ids = _enrolled_as("TeacherEnrollment")
+    return [v for u in DEMO["canvas"]["users"] if u["id"] in ids for v in (u["name"], u.get("email")) if v]
 
 
 def text_of(path: Path) -> str:
@@ -119,6 +134,10 @@ def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_ne
     for name in names():
         for where, text in (("logs", logged), ("reports", reports), ("xcom", xcom), ("stage files/ledger", stored)):
             assert name not in text, f"student name {name!r} in {where}"
+    assert names() and teachers()
+    for who in teachers():
+        for where, text in (("logs", logged), ("xcom", xcom)):
+            assert who not in text, f"a teacher's name or email ({who!r}) in {where}"
     for where, text in (("logs", logged), ("reports", reports), ("stage files", stored)):
         assert '"familyName"' not in text and '"givenName"' not in text, where  # no Aspen roster record
     # XCom: only counts (no student ids, scores or paths of the data)
