@@ -255,7 +255,7 @@ def no_report_reason(airflow_run: dict[str, Any] | None) -> str | None:
     if airflow_run and airflow_run.get("missing_pools"):
         parts = [f"task(s) {', '.join(tasks)} wait for the pool {pool!r}, which does not exist"
                  for pool, tasks in airflow_run["missing_pools"].items()]
-        names = " / ".join(f"`airflow pools set {p} 1 \"grade passback\"`" for p in airflow_run["missing_pools"])
+        names = " / ".join(f'airflow pools set {p} 1 "grade passback"' for p in airflow_run["missing_pools"])
         return ("the run cannot finish: " + "; ".join(parts) + " (Airflow never schedules them). Create the pool "
                 f"({names}, or Admin → Pools), or unset CANVAS_ASPEN_CANVAS_POOL / CANVAS_ASPEN_ASPEN_POOL; "
                 "then clear the waiting tasks or trigger again")
