@@ -9,8 +9,9 @@ What runs (all on 127.0.0.1, started and stopped by ``sandbox.airflow_stack.Airf
   ``airflow celery worker`` processes (Celery nodes ``w1@…``/``w2@…``, task instance hostnames
   ``canvas-aspen-e2e-w1``/``-w2``), sharing one temporary ``AIRFLOW_HOME``, one JWT secret, one API
   secret key and one Fernet key. Each worker has one slot (concurrency 1, prefetch 1, late acks),
-  so whenever two shards are queued at once they run on different workers. The pools
-  ``canvas_api``/``aspen_api`` are made as docker compose's ``airflow-init`` makes them.
+  so whenever two shards are queued at once they run on different workers. The optional dedicated
+  pools ``canvas_api``/``aspen_api`` (one slot each) are made as docker compose's ``airflow-init``
+  makes them when ``.env`` names them, and named to the DAG (``CANVAS_ASPEN_CANVAS_POOL``/``_ASPEN_POOL``).
 * The sandbox Canvas and Aspen (``sandbox.control``, scenario ``demo``).
 
 The test unpauses the DAG and triggers it through the REST API v2: first with
@@ -61,6 +62,8 @@ def cluster() -> Iterator[AirflowStack]:
                                        worker_concurrency=1, shards=SHARDS, ledger="postgres",
                                        pools={"canvas_api": 1, "aspen_api": 1}, hostname_prefix="canvas-aspen-e2e",
                                        env={"CANVAS_ASPEN_COURSES_PER_SHARD": "1",  # SHARDS shards of 3 courses
+                                            "CANVAS_ASPEN_CANVAS_POOL": "canvas_api",
+                                            "CANVAS_ASPEN_ASPEN_POOL": "aspen_api",
                                             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"})
         except StackUnavailable as exc:
             if os.environ.get("CI_REQUIRE_SERVICES") == "1":
@@ -197,6 +200,9 @@ def test_passback_on_a_celery_cluster(cluster: AirflowStack) -> None:
     run = c.run(second)
     mapped_second = _mapped(c, second)
     assert len(mapped_second) == len(STAGES) * SHARDS, len(mapped_second)
+    pools = {(t["task_id"], t["pool"]) for t in mapped_second}
+    assert pools == {("extract", "canvas_api"), ("validate", "default_pool"),
+                     *((stage, "aspen_api") for stage in ("match", "deltas", "post", "verify"))}, pools
     assert _hosts(mapped_second) == workers, (
         f"the district run's shards ran on {_hosts(mapped_second)}, expected both workers {workers}\n"
         f"{c.task_summary(second)}")
