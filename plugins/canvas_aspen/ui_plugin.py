@@ -435,7 +435,7 @@ _TEMPLATES = {
  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 20px; color: #1d2330; }
  h1 { font-size: 19px; margin: 0 0 10px; } .muted { color: #5b6475; }
  table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #dde1e8; padding: 4px 8px; text-align: left; }
- th { background: #eef1f6; white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+ th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
  .ok { background: #dff5e3; color: #17652a; } .bad { background: #fde2e1; color: #9b1c1c; }
  .dry { background: #fff3cd; color: #7a5a00; } .none { background: #eef1f6; color: #5b6475; }

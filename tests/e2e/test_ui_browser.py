@@ -249,6 +249,9 @@ def test_the_data_teams_path_in_the_airflow_ui(stack: AirflowStack, page: Any) -
     expect(_row(frame, district).locator(".badge.dry")).to_have_count(0)
     expect(_row(frame, dry)).to_contain_text("succeeded")
     expect(_row(frame, dry).locator(".badge.dry")).to_be_visible()
+    # each run's links are on screen in a 1400 px wide window, not cut off at the frame's edge
+    for link in ("report", "findings.csv", "Data Docs"):
+        expect(_row(frame, district).get_by_role("link", name=link, exact=True)).to_be_in_viewport(ratio=1)
 
     # 5. A course that does not exist: failed within a minute, listed with its reason.
     _open_dag(page)
