@@ -46,6 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--airflow", choices=("local", "celery"),
                    help="run the DAG under a real Airflow (LocalExecutor, or CeleryExecutor with two workers) "
                         "triggered through its REST API, instead of the model; the naive DAG right after")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="with --airflow: a variable for every Airflow process (repeatable), e.g. "
+                        "CANVAS_ASPEN_PRELOAD=off CANVAS_ASPEN_COURSES_PER_SHARD=1 for the set-up before those")
     p.add_argument("--with-model", action="store_true",
                    help="with --airflow: also the model's runs of the same district, in this invocation")
     return p.parse_args(argv)

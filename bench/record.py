@@ -100,7 +100,9 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
                                         else " (Data Docs off)") + (
                         f", {rec['slots']} slots" if rec.get("slots", 1) > 1 else "") + (
                         f" [{rec['code']}]" if rec.get("code") else "") + (
-                        f" [{rec['airflow']}]" if rec.get("airflow") else "")
+                        f" [{rec['airflow']}]" if rec.get("airflow") else "") + (
+                        " [" + " ".join(f"{k}={v}" for k, v in sorted(rec["env"].items())) + "]"
+                        if rec.get("env") else "")
                     out[(rec["size"], run)] = rec
     return out
 

@@ -129,11 +129,12 @@ class StackSession:
     ledger file replaced) when a run needs another starting state."""
 
     def __init__(self, size: Size, work: Path, *, executor: str, shards: int, courses_per_shard: int,
-                 data_docs: bool, log) -> None:
+                 data_docs: bool, log, env: dict[str, str] | None = None) -> None:
         from sandbox.airflow_stack import free_port
 
         self.size, self.work, self.executor, self.log = size, work, EXECUTORS[executor], log
         self.shards, self.courses_per_shard, self.data_docs = shards, courses_per_shard, data_docs
+        self.extra_env = dict(env or {})
         self.ports = {"canvas_port": free_port(), "aspen_port": free_port()}
         # fixed credentials: every sandbox of this session answers to the stack's connections
         self.credentials = {"canvas_token": secrets.token_urlsafe(24), "aspen_client_id": "bench",
@@ -181,7 +182,7 @@ class StackSession:
                    {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{self.ledger}"}}),
                "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off",
                "CANVAS_ASPEN_COURSES_PER_SHARD": str(self.courses_per_shard),
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", **self.extra_env}
         self.stack = AirflowStack.start(conn_env=self.conn_env(), executor=self.executor, celery_workers=2,
                                         worker_concurrency=SLOTS // 2, parallelism=SLOTS, shards=self.shards,
                                         ledger="default", pools=POOLS, env=env, dags_folder=self.dags)
@@ -340,8 +341,10 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         setup = (setup_scenario, setup_ledger)
     model = _model_runs(size, args, setup, log) if args.with_model else {}
     work = runner.new_workdir(args.workdir)
+    extra_env = dict(item.split("=", 1) for item in args.env)
     session = StackSession(size, work, executor=args.airflow, shards=args.shards,
-                           courses_per_shard=args.courses_per_shard, data_docs=not args.no_data_docs, log=log)
+                           courses_per_shard=args.courses_per_shard, data_docs=not args.no_data_docs, log=log,
+                           env=extra_env)
     records: dict[str, dict[str, Any]] = {}
 
     def measured(label: str, **kw) -> None:
@@ -352,7 +355,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         if n is not None:
             out["min_requests"]["aspen"] = bounds.naive_minimum(
                 out["min_requests"]["canvas"], len(session.classes), n["line_items"], n["results"])["aspen"]
-        extra = {"airflow": session.executor, "load_avg_before": load, "load_avg_after": load_average(),
+        extra = {"airflow": session.executor, "env": extra_env, "load_avg_before": load, "load_avg_after": load_average(),
                  "dag_run_s": out["dag_run_s"], "timeline": out["timeline"], "tasks": out["tasks"]}
         if n is not None:
             extra.update({"naive": n, "naive_stages": out["naive_stages"],
