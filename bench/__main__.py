@@ -34,7 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "set-up state)")
     p.add_argument("--fresh-setup", action="store_true", help="redo the cached set-up run")
     p.add_argument("--no-data-docs", action="store_true", help="runs without building GX Data Docs")
-    p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder")
+    p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder "
+                                                "(with --airflow: of every task process)")
     p.add_argument("--results", type=Path, default=record.RESULTS, help="JSON lines file to append to")
     p.add_argument("--no-record", action="store_true", help="print only: no results file, no docs table")
     p.add_argument("--workdir", type=Path, help="parent of the run folders (default: the system temp dir)")
@@ -56,7 +57,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.profile and args.slots > 1:  # the tasks run in forked processes the profiler does not follow
+    if args.profile and args.slots > 1 and not args.airflow:  # the tasks run in forked processes the profiler does not follow
         sys.exit("python -m bench: --profile needs --slots 1 (stage after stage, in one process)")
     if args.cache:
         os.environ["BENCH_CACHE"] = str(args.cache)

@@ -129,7 +129,7 @@ class StackSession:
     ledger file replaced) when a run needs another starting state."""
 
     def __init__(self, size: Size, work: Path, *, executor: str, shards: int, courses_per_shard: int,
-                 data_docs: bool, log, env: dict[str, str] | None = None) -> None:
+                 data_docs: bool, log, env: dict[str, str] | None = None, profile_dir: Path | None = None) -> None:
         from sandbox.airflow_stack import free_port
 
         self.size, self.work, self.executor, self.log = size, work, EXECUTORS[executor], log
@@ -144,6 +144,11 @@ class StackSession:
         self.dags.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "dags" / "canvas_aspen_grade_passback.py", self.dags)
         shutil.copy(REPO / "bench" / "naive_dag.py", self.dags / "canvas_aspen_naive_passback.py")
+        self.plugins = work / "plugins"  # the benchmark's own (the package's come by entry point)
+        self.plugins.mkdir(exist_ok=True)
+        if profile_dir is not None:
+            shutil.copy(REPO / "bench" / "task_profile_plugin.py", self.plugins)
+            self.extra_env["CANVAS_ASPEN_BENCH_PROFILE_DIR"] = str(profile_dir)
         self.sb: Any = None
         self.stack: Any = None
         self.scenario: Path | None = None
@@ -182,7 +187,8 @@ class StackSession:
                    {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{self.ledger}"}}),
                "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off",
                "CANVAS_ASPEN_COURSES_PER_SHARD": str(self.courses_per_shard),
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", **self.extra_env}
+               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins),
+               **self.extra_env}
         self.stack = AirflowStack.start(conn_env=self.conn_env(), executor=self.executor, celery_workers=2,
                                         worker_concurrency=SLOTS // 2, parallelism=SLOTS, shards=self.shards,
                                         ledger="default", pools=POOLS, env=env, dags_folder=self.dags)
@@ -329,8 +335,8 @@ def load_average() -> list[float]:
 def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, Any]]:
     """The real-scheduler runs of one size: no-change and nightly from the model's cached
     set-up state, then the first full run on the fresh district and, right after it, the
-    naive DAG; one JSON record each (``airflow`` says which executor), with the real/naive
-    ratios and, with ``--with-model``, the model's figures of the same runs beside."""
+    naive DAG; one JSON record each (``airflow`` says which executor), the naive one with
+    its wall over each of ours before it (``naive_over_runs``) and, with ``--with-model``, the model's figures of the same runs beside."""
     from bench import record, runner
 
     cap = {"canvas": DEFAULT_CAP, "aspen": DEFAULT_CAP}
@@ -344,7 +350,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
     extra_env = dict(item.split("=", 1) for item in args.env)
     session = StackSession(size, work, executor=args.airflow, shards=args.shards,
                            courses_per_shard=args.courses_per_shard, data_docs=not args.no_data_docs, log=log,
-                           env=extra_env)
+                           env=extra_env, profile_dir=args.profile.resolve() if args.profile else None)
     records: dict[str, dict[str, Any]] = {}
 
     def measured(label: str, **kw) -> None:
@@ -368,7 +374,10 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         naive_cap = {"canvas": 1, "aspen": 1}
         rec = record.build(size, "naive" if n is not None else label, out, latency=LATENCY,
                            cap=naive_cap if n is not None else cap, extra=extra)
+        if n is not None:  # the naive DAG runs last: its wall over each run of ours before it
+            rec["naive_over_runs"] = {k: round(rec["wall_s"] / r["wall_s"], 2) for k, r in records.items()}
         records[rec["run"]] = rec
+        emit(rec)  # at once: a later run that fails loses nothing measured
         log(f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s (bound {rec['bound_s']['total']:.1f}s, "
             f"dag run {out['dag_run_s']:.1f}s, no task running {out['timeline']['no_task_running_s']:.1f}s, "
             f"peak {rec['peak_rss_mb']:.0f} MB)")
@@ -396,10 +405,4 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         session.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    naive = records.get("naive")
-    for rec in records.values():
-        if naive is not None and rec is not naive:
-            rec["naive_over_real"] = round(naive["wall_s"] / rec["wall_s"], 2)
-    for rec in records.values():
-        emit(rec)
     return records

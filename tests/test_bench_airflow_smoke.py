@@ -71,4 +71,4 @@ def test_bench_under_a_real_local_executor_on_a_tiny_district(tmp_path, repo_roo
     assert [t["stage"] for t in naive["tasks"]] == ["naive"]
     assert naive["requests"]["aspen"].get("put_result", 0) == naive["naive"]["results"] > 0
     assert naive["max_in_flight"] == {"canvas": 1, "aspen": 1}
-    assert ours["naive_over_real"] == round(naive["wall_s"] / ours["wall_s"], 2)
+    assert naive["naive_over_runs"] == {"first": round(naive["wall_s"] / ours["wall_s"], 2)}
