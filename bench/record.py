@@ -102,7 +102,7 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
                         f" [{rec['code']}]" if rec.get("code") else "") + (
                         f" [{rec['airflow']}]" if rec.get("airflow") else "") + (
                         " [" + " ".join(f"{k}={v}" for k, v in sorted(rec["env"].items())) + "]"
-                        if rec.get("env") else "")
+                        if rec.get("env") else "") + (" [profiled]" if rec.get("profiled") else "")
                     out[(rec["size"], run)] = rec
     return out
 

@@ -366,7 +366,8 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         if n is not None:
             out["min_requests"]["aspen"] = bounds.naive_minimum(
                 out["min_requests"]["canvas"], len(session.classes), n["line_items"], n["results"])["aspen"]
-        extra = {"airflow": session.executor, "env": extra_env, "load_avg_before": load, "load_avg_after": load_average(),
+        extra = {"airflow": session.executor, "env": extra_env, "profiled": args.profile is not None,
+                 "load_avg_before": load, "load_avg_after": load_average(),
                  "dag_run_s": out["dag_run_s"], "timeline": out["timeline"], "tasks": out["tasks"]}
         if n is not None:
             extra.update({"naive": n, "naive_stages": out["naive_stages"],
