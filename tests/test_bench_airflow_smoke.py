@@ -51,10 +51,10 @@ def test_bench_under_a_real_local_executor_on_a_tiny_district(tmp_path, repo_roo
     assert ours["airflow"] == naive["airflow"] == "LocalExecutor"
 
     # every task of the DAG ran under the scheduler, with its stage, queue and run times
-    assert {t["stage"] for t in ours["tasks"]} == STAGES and all(t["state"] == "success" for t in ours["tasks"])
+    assert STAGES <= {t["stage"] for t in ours["tasks"]} and all(t["state"] == "success" for t in ours["tasks"])
     assert all(t["queued_s"] is not None and t["running_s"] > 0 for t in ours["tasks"])
     assert ours["shards"] == 1  # three courses: one shard
-    assert set(ours["stages"]) == STAGES
+    assert set(ours["stages"]) == {t["stage"] for t in ours["tasks"]}
     assert 0 < ours["dag_run_s"] <= ours["wall_s"]
     timeline = ours["timeline"]
     assert abs(timeline["tasks_running_s"] + timeline["no_task_running_s"] - ours["wall_s"]) < 0.01
