@@ -22,42 +22,78 @@ DEFAULT_SLOTS = 4  # an Airflow worker's task slots; the DAG's pools allow one C
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--size", default="M", choices=sorted(SIZES), help="district size (default M)")
-    p.add_argument("--shards", type=int, default=8, help="the most shards, as CANVAS_ASPEN_SHARDS (default 8)")
-    p.add_argument("--courses-per-shard", type=int, default=10,
-                   help="as CANVAS_ASPEN_COURSES_PER_SHARD (default 10): fewer shards for a small district")
-    p.add_argument("--slots", type=int, default=DEFAULT_SLOTS,
-                   help=f"task slots of the Airflow worker the runs model (default {DEFAULT_SLOTS}; 1: stage after "
-                        "stage, each over every shard, in one process)")
-    p.add_argument("--runs", default="all",
-                   help="comma-separated subset of setup,first,no-change,nightly,naive and, with --airflow, "
-                        "backfill (one course, dry run) (default: all the size has; setup only prepares the cached "
-                        "set-up state)")
+    p.add_argument(
+        "--shards", type=int, default=8, help="the most shards, as CANVAS_ASPEN_SHARDS (default 8)"
+    )
+    p.add_argument(
+        "--courses-per-shard",
+        type=int,
+        default=10,
+        help="as CANVAS_ASPEN_COURSES_PER_SHARD (default 10): fewer shards for a small district",
+    )
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=DEFAULT_SLOTS,
+        help=f"task slots of the Airflow worker the runs model (default {DEFAULT_SLOTS}; 1: stage after "
+        "stage, each over every shard, in one process)",
+    )
+    p.add_argument(
+        "--runs",
+        default="all",
+        help="comma-separated subset of setup,first,no-change,nightly,naive and, with --airflow, "
+        "backfill (one course, dry run) (default: all the size has; setup only prepares the cached "
+        "set-up state)",
+    )
     p.add_argument("--fresh-setup", action="store_true", help="redo the cached set-up run")
     p.add_argument("--no-data-docs", action="store_true", help="runs without building GX Data Docs")
-    p.add_argument("--profile", type=Path, help="pyinstrument profiles of each measured run into this folder "
-                                                "(with --airflow: of every task process)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="pyinstrument profiles of each measured run into this folder "
+        "(with --airflow: of every task process)",
+    )
     p.add_argument("--results", type=Path, default=record.RESULTS, help="JSON lines file to append to")
     p.add_argument("--no-record", action="store_true", help="print only: no results file, no docs table")
     p.add_argument("--workdir", type=Path, help="parent of the run folders (default: the system temp dir)")
-    p.add_argument("--cache", type=Path, help="where districts and set-up states are kept (default bench/.cache)")
+    p.add_argument(
+        "--cache", type=Path, help="where districts and set-up states are kept (default bench/.cache)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the run folders (stage files, reports, ledger)")
-    p.add_argument("--code", type=Path, help="run the stages of another checkout (its plugins/ and expectations/), "
-                                            "e.g. an earlier commit extracted with git archive: before/after")
+    p.add_argument(
+        "--code",
+        type=Path,
+        help="run the stages of another checkout (its plugins/ and expectations/), "
+        "e.g. an earlier commit extracted with git archive: before/after",
+    )
     p.add_argument("--log-level", default="WARNING", help="log level of the runs' stages")
-    p.add_argument("--airflow", choices=("local", "celery"),
-                   help="run the DAG under a real Airflow (LocalExecutor, or CeleryExecutor with two workers) "
-                        "triggered through its REST API, instead of the model; the naive DAG right after")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="with --airflow: a variable for every Airflow process (repeatable), e.g. "
-                        "CANVAS_ASPEN_PRELOAD=off CANVAS_ASPEN_COURSES_PER_SHARD=1 for the set-up before those")
-    p.add_argument("--with-model", action="store_true",
-                   help="with --airflow: also the model's runs of the same district, in this invocation")
+    p.add_argument(
+        "--airflow",
+        choices=("local", "celery"),
+        help="run the DAG under a real Airflow (LocalExecutor, or CeleryExecutor with two workers) "
+        "triggered through its REST API, instead of the model; the naive DAG right after",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --airflow: a variable for every Airflow process (repeatable), e.g. "
+        "CANVAS_ASPEN_PRELOAD=off CANVAS_ASPEN_COURSES_PER_SHARD=1 for the set-up before those",
+    )
+    p.add_argument(
+        "--with-model",
+        action="store_true",
+        help="with --airflow: also the model's runs of the same district, in this invocation",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.profile and args.slots > 1 and not args.airflow:  # the tasks run in forked processes the profiler does not follow
+    if (
+        args.profile and args.slots > 1 and not args.airflow
+    ):  # the tasks run in forked processes the profiler does not follow
         sys.exit("python -m bench: --profile needs --slots 1 (stage after stage, in one process)")
     if args.cache:
         os.environ["BENCH_CACHE"] = str(args.cache)
@@ -90,10 +126,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def session(scenario: Path, ledger: Path | None) -> runner.Session:
         work = runner.new_workdir(args.workdir)
-        return runner.Session(size, work, scenario=scenario, ledger_src=ledger, shards=args.shards,
-                              courses_per_shard=args.courses_per_shard,
-                              data_docs=not args.no_data_docs, profile_dir=args.profile, log_level=args.log_level,
-                              code=args.code, slots=args.slots)
+        return runner.Session(
+            size,
+            work,
+            scenario=scenario,
+            ledger_src=ledger,
+            shards=args.shards,
+            courses_per_shard=args.courses_per_shard,
+            data_docs=not args.no_data_docs,
+            profile_dir=args.profile,
+            log_level=args.log_level,
+            code=args.code,
+            slots=args.slots,
+        )
 
     def done(s: runner.Session) -> None:
         s.close()
@@ -112,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"table updated in {record.DOC.relative_to(record.REPO)}")
         return 0
     if wanted & {"setup", "no-change", "nightly"}:
-        setup_scenario, setup_ledger, _ = runner.ensure_setup(size, shards=args.shards, fresh=args.fresh_setup, log=log)
+        setup_scenario, setup_ledger, _ = runner.ensure_setup(
+            size, shards=args.shards, fresh=args.fresh_setup, log=log
+        )
     if wanted & {"no-change", "nightly"}:
         s = session(setup_scenario, setup_ledger)
         try:
@@ -126,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                 dog = s.day_of_grading()
                 log(f"[{size.name}] day of grading {dog}; nightly run ...")
                 out = s.run("nightly", latency=True)
-                emit(record.build(size, "nightly", out, latency=runner.LATENCY, cap=cap,
-                                  extra={"day_of_grading": dog}))
+                emit(
+                    record.build(
+                        size, "nightly", out, latency=runner.LATENCY, cap=cap, extra={"day_of_grading": dog}
+                    )
+                )
         finally:
             done(s)
     if "first" in wanted:
@@ -145,20 +195,37 @@ def main(argv: list[str] | None = None) -> int:
             out = s.run("naive", latency=True, mode="naive", cap=1)
             n = out["naive"]
             out["min_requests"]["aspen"] = bounds.naive_minimum(
-                out["min_requests"]["canvas"], len(s.classes), n["line_items"], n["results"])["aspen"]
-            emit(record.build(size, "naive", out, latency=runner.LATENCY, cap={"canvas": 1, "aspen": 1},
-                              extra={"naive": n}))
+                out["min_requests"]["canvas"], len(s.classes), n["line_items"], n["results"]
+            )["aspen"]
+            emit(
+                record.build(
+                    size,
+                    "naive",
+                    out,
+                    latency=runner.LATENCY,
+                    cap={"canvas": 1, "aspen": 1},
+                    extra={"naive": n},
+                )
+            )
         finally:
             done(s)
     nightly = records.get("nightly")
     if nightly is not None:
         facts_classes = nightly["district"]["classes"] or 0
-        need = bounds.naive_minimum(nightly["min_requests"]["canvas"], facts_classes,
-                                    nightly.get("graded_line_items", 0), nightly.get("graded_results", 0))
+        need = bounds.naive_minimum(
+            nightly["min_requests"]["canvas"],
+            facts_classes,
+            nightly.get("graded_line_items", 0),
+            nightly.get("graded_results", 0),
+        )
         nb = {s_: sum(v.values()) for s_, v in need.items()}
         naive_bound = {
-            "ts": nightly["ts"], "commit": nightly["commit"], "size": size.name, "run": "naive-bound",
-            "min_requests": need, "min_requests_total": {**nb, "total": sum(nb.values())},
+            "ts": nightly["ts"],
+            "commit": nightly["commit"],
+            "size": size.name,
+            "run": "naive-bound",
+            "min_requests": need,
+            "min_requests_total": {**nb, "total": sum(nb.values())},
             "bound_s": bounds.bound_seconds(nb, runner.LATENCY, {"canvas": 1, "aspen": 1}),
             "nightly_speedup": None,
         }

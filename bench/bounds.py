@@ -61,7 +61,9 @@ def canvas_minimum(sb) -> dict[str, int]:
     s.trust_env = False
     api = sb.canvas_url + "/api/v1"
     need: Counter = Counter()
-    pages, _ = canvas_pages(s, f"{api}/accounts/{sb.canvas_account_id}/terms", [])  # R19: which terms are current
+    pages, _ = canvas_pages(
+        s, f"{api}/accounts/{sb.canvas_account_id}/terms", []
+    )  # R19: which terms are current
     need["list_terms"] += pages
     pages, _ = canvas_pages(s, f"{api}/accounts/{sb.canvas_account_id}/courses", [])
     need["list_courses"] += pages
@@ -81,19 +83,26 @@ def canvas_minimum(sb) -> dict[str, int]:
         if not any((x.get("sis_section_id") or "").strip() for x in sections):
             continue
         need["list_teachers"] += canvas_pages(
-            s, f"{api}/courses/{cid}/users", [("enrollment_type[]", "teacher"), ("include[]", "email")])[0]
+            s, f"{api}/courses/{cid}/users", [("enrollment_type[]", "teacher"), ("include[]", "email")]
+        )[0]
         need["list_student_enrollments"] += canvas_pages(
-            s, f"{api}/courses/{cid}/enrollments", [("type[]", "StudentEnrollment"), ("state[]", "active")])[0]
-        pages, groups = canvas_pages(s, f"{api}/courses/{cid}/assignment_groups",
-                                     [("include[]", "assignments"), ("include[]", "overrides")])
+            s, f"{api}/courses/{cid}/enrollments", [("type[]", "StudentEnrollment"), ("state[]", "active")]
+        )[0]
+        pages, groups = canvas_pages(
+            s,
+            f"{api}/courses/{cid}/assignment_groups",
+            [("include[]", "assignments"), ("include[]", "overrides")],
+        )
         need["list_assignment_groups"] += pages
         sendable = [a["id"] for g in groups for a in g.get("assignments") or [] if _sendable(a)]
         if pages > 1:  # (never at these sizes) the first page does not list every assignment
             raise NotImplementedError("more than 100 assignment groups in a course")
         if sendable:
             need["list_submissions"] += canvas_pages(
-                s, f"{api}/courses/{cid}/students/submissions",
-                [("student_ids[]", "all"), *(("assignment_ids[]", a) for a in sendable)])[0]
+                s,
+                f"{api}/courses/{cid}/students/submissions",
+                [("student_ids[]", "all"), *(("assignment_ids[]", a) for a in sendable)],
+            )[0]
     return dict(need)
 
 
@@ -120,15 +129,30 @@ def _ref(v: Any) -> Any:
 
 
 def _li_key(li: dict) -> tuple:
-    return (li.get("status"), li.get("title"), li.get("description"), li.get("assignDate"), li.get("dueDate"),
-            _ref(li.get("class")), _ref(li.get("category")), _ref(li.get("gradingPeriod")),
-            li.get("resultValueMin"), li.get("resultValueMax"))
+    return (
+        li.get("status"),
+        li.get("title"),
+        li.get("description"),
+        li.get("assignDate"),
+        li.get("dueDate"),
+        _ref(li.get("class")),
+        _ref(li.get("category")),
+        _ref(li.get("gradingPeriod")),
+        li.get("resultValueMin"),
+        li.get("resultValueMax"),
+    )
 
 
 def _result_key(r: dict) -> tuple:
     score = r.get("score")
-    return (r.get("status"), _ref(r.get("lineItem")), _ref(r.get("student")), r.get("scoreStatus"),
-            None if score is None else round(float(score), 6), r.get("comment"))
+    return (
+        r.get("status"),
+        _ref(r.get("lineItem")),
+        _ref(r.get("student")),
+        r.get("scoreStatus"),
+        None if score is None else round(float(score), 6),
+        r.get("comment"),
+    )
 
 
 def aspen_minimum(before: dict[str, dict], after: dict[str, dict]) -> tuple[dict[str, int], dict[str, int]]:
@@ -142,7 +166,9 @@ def aspen_minimum(before: dict[str, dict], after: dict[str, dict]) -> tuple[dict
         need["list_line_items"] += _aspen_pages(len(b["line_items"]))
         need["list_results"] += _aspen_pages(len(b["results"]))
         li_new = sum(1 for k in a["line_items"] if k not in b["line_items"])
-        li_changed = sum(1 for k, v in a["line_items"].items() if k in b["line_items"] and b["line_items"][k] != v)
+        li_changed = sum(
+            1 for k, v in a["line_items"].items() if k in b["line_items"] and b["line_items"][k] != v
+        )
         li_gone = sum(1 for k in b["line_items"] if k not in a["line_items"])
         r_new = sum(1 for k in a["results"] if k not in b["results"])
         r_changed = sum(1 for k, v in a["results"].items() if k in b["results"] and b["results"][k] != v)
@@ -151,18 +177,29 @@ def aspen_minimum(before: dict[str, dict], after: dict[str, dict]) -> tuple[dict
         need["put_result"] += r_new + r_changed
         if r_new + r_changed:  # R18: the results Aspen modified since the run began (OneRoster filter)
             need["verify_list_results"] += _aspen_pages(r_new + r_changed)
-        changes.update({"line_items_new": li_new, "line_items_changed": li_changed, "line_items_deleted": li_gone,
-                        "results_new": r_new, "results_changed": r_changed})
+        changes.update(
+            {
+                "line_items_new": li_new,
+                "line_items_changed": li_changed,
+                "line_items_deleted": li_gone,
+                "results_new": r_new,
+                "results_changed": r_changed,
+            }
+        )
     return {k: v for k, v in need.items() if v}, dict(changes)
 
 
-def bound_seconds(requests_by_system: dict[str, int], latency_ms: dict[str, float], cap: dict[str, int]) -> dict[str, float]:
+def bound_seconds(
+    requests_by_system: dict[str, int], latency_ms: dict[str, float], cap: dict[str, int]
+) -> dict[str, float]:
     out = {s: n * latency_ms[s] / 1000.0 / cap[s] for s, n in requests_by_system.items()}
     out["total"] = sum(out.values())
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def naive_minimum(canvas_need: dict[str, int], classes: int, line_items: int, results: int) -> dict[str, dict[str, int]]:
+def naive_minimum(
+    canvas_need: dict[str, int], classes: int, line_items: int, results: int
+) -> dict[str, dict[str, int]]:
     """What "Post Grades" in every course needs, one request at a time: the Canvas reads, the
     categories of each class (to name the category of each line item), and a PUT of every
     line item and every graded result, whatever Aspen holds already."""

@@ -28,15 +28,34 @@ def district_file(size: Size, cache: Path | None = None) -> Path:
 
         return scenario_mod.resolve(size.scenario)
     cache = cache or cache_dir()
-    path = cache / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}-seed{size.seed}.json"
+    path = (
+        cache
+        / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}-seed{size.seed}.json"
+    )
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         subprocess.run(
-            [sys.executable, "-m", "sandbox", "generate", "--courses", str(size.courses),
-             "--students-per-section", str(size.students_per_section), "--assignments", str(size.assignments),
-             "--seed", str(size.seed), "-o", str(tmp)],
-            cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "generate",
+                "--courses",
+                str(size.courses),
+                "--students-per-section",
+                str(size.students_per_section),
+                "--assignments",
+                str(size.assignments),
+                "--seed",
+                str(size.seed),
+                "-o",
+                str(tmp),
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         tmp.rename(path)
     return path
 

@@ -84,8 +84,9 @@ def union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def outside_by_stage(busy: list[tuple[float, float]], tasks: list[tuple[str, float, float]],
-                     start: float, end: float) -> dict[str, float]:
+def outside_by_stage(
+    busy: list[tuple[float, float]], tasks: list[tuple[str, float, float]], start: float, end: float
+) -> dict[str, float]:
     """Where the time outside HTTP waits went: each stretch of [start, end] with no request in
     flight, shared equally among the stages of the tasks running then ("(none)": no task ran,
     e.g. the worker forking or importing)."""
@@ -95,7 +96,9 @@ def outside_by_stage(busy: list[tuple[float, float]], tasks: list[tuple[str, flo
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    points = sorted({start, end, *(t for iv in merged for t in iv), *(t for _, a, b in tasks for t in (a, b))})
+    points = sorted(
+        {start, end, *(t for iv in merged for t in iv), *(t for _, a, b in tasks for t in (a, b))}
+    )
     out: dict[str, float] = {}
     i = 0
     for a, b in zip(points, points[1:], strict=False):
@@ -222,7 +225,11 @@ class StageTimer:
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
         for name, s in self.stages.items():
-            out[name] = {"wall_s": round(s["wall_s"], 3), "http_s": round(s["http_s"], 3),
-                         "outside_http_s": round(s["wall_s"] - s["http_s"], 3), "requests": int(s["requests"]),
-                         "rss_max_mb": round(s["rss_max_mb"], 1)}
+            out[name] = {
+                "wall_s": round(s["wall_s"], 3),
+                "http_s": round(s["http_s"], 3),
+                "outside_http_s": round(s["wall_s"] - s["http_s"], 3),
+                "requests": int(s["requests"]),
+                "rss_max_mb": round(s["rss_max_mb"], 1),
+            }
         return out

@@ -17,8 +17,14 @@ from typing import Any
 from bench.measure import HttpClock, RssSampler, StageTimer, peak_rss_bytes
 
 
-def run(spec: dict[str, Any], clock: HttpClock, sampler: RssSampler, *, canvas_conn_id: str = "canvas_default",
-        aspen_conn_id: str = "aspen_default") -> dict[str, Any]:
+def run(
+    spec: dict[str, Any],
+    clock: HttpClock,
+    sampler: RssSampler,
+    *,
+    canvas_conn_id: str = "canvas_default",
+    aspen_conn_id: str = "aspen_default",
+) -> dict[str, Any]:
     """The naive client over the connections named (each with ``max_concurrency`` 1)."""
     from canvas_aspen import match, oneroster, rows, rules, stages
     from canvas_aspen.hooks.aspen import AspenHook

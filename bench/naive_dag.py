@@ -14,8 +14,14 @@ from airflow.sdk import dag, get_current_context, task
 NAIVE_DAG_ID = "canvas_aspen_naive_passback"
 
 
-@dag(dag_id=NAIVE_DAG_ID, schedule=None, catchup=False, max_active_runs=1, tags=["benchmark"],
-     default_args={"retries": 0})
+@dag(
+    dag_id=NAIVE_DAG_ID,
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["benchmark"],
+    default_args={"retries": 0},
+)
 def canvas_aspen_naive_passback():
     @task
     def naive_passback() -> dict:

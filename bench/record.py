@@ -20,11 +20,25 @@ STAGES = ("plan", "extract", "validate", "match", "deltas", "post", "verify", "r
 
 def commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "plugins", "bench", "dags", "expectations",
-                                ":!bench/results.jsonl"], cwd=REPO,  # the record itself is not the code
-                               capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                "plugins",
+                "bench",
+                "dags",
+                "expectations",
+                ":!bench/results.jsonl",
+            ],
+            cwd=REPO,  # the record itself is not the code
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -34,8 +48,15 @@ def _total(d: dict[str, int]) -> int:
     return int(sum(d.values()))
 
 
-def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, float], cap: dict[str, int],
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build(
+    size: Size,
+    label: str,
+    out: dict[str, Any],
+    *,
+    latency: dict[str, float],
+    cap: dict[str, int],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One run's JSON line: measured numbers, the minimum and the bound, and their ratios."""
     sent = {s: _total(out["requests"][s]) for s in ("canvas", "aspen")}
     need = {s: _total(out["min_requests"][s]) for s in ("canvas", "aspen")}
@@ -48,9 +69,13 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
         "commit": commit(),
         "size": size.name,
         "run": label,
-        "district": {"courses": size.courses, "students_per_section": size.students_per_section,
-                     "assignments": size.assignments, "classes": len(out.get("facts", {}).get("classes", [])) or None,
-                     "grades": (out.get("totals") or {}).get("considered")},
+        "district": {
+            "courses": size.courses,
+            "students_per_section": size.students_per_section,
+            "assignments": size.assignments,
+            "classes": len(out.get("facts", {}).get("classes", [])) or None,
+            "grades": (out.get("totals") or {}).get("considered"),
+        },
         "shards": out.get("shards"),
         "slots": out.get("slots", 1),  # task slots of the modelled Airflow worker (1: stage after stage)
         "latency_ms": latency,
@@ -60,7 +85,9 @@ def build(size: Size, label: str, out: dict[str, Any], *, latency: dict[str, flo
         "wall_over_bound": round(wall / bound["total"], 3) if bound["total"] else None,
         "requests_total": {**sent, "total": sent["canvas"] + sent["aspen"]},
         "min_requests_total": {**need, "total": need["canvas"] + need["aspen"]},
-        "requests_over_min": round((sent["canvas"] + sent["aspen"]) / max(1, need["canvas"] + need["aspen"]), 3),
+        "requests_over_min": round(
+            (sent["canvas"] + sent["aspen"]) / max(1, need["canvas"] + need["aspen"]), 3
+        ),
         "requests": out["requests"],
         "min_requests": out["min_requests"],
         "http_errors": out.get("http_errors"),
@@ -96,13 +123,23 @@ def latest(path: Path = RESULTS) -> dict[tuple[str, str], dict[str, Any]]:
             if line.strip():
                 rec = json.loads(line)
                 if rec.get("size") in ("S", "M", "D40", "demo"):
-                    run = rec["run"] + ("" if rec.get("data_docs", True) or rec["run"].startswith("naive")
-                                        else " (Data Docs off)") + (
-                        f", {rec['slots']} slots" if rec.get("slots", 1) > 1 else "") + (
-                        f" [{rec['code']}]" if rec.get("code") else "") + (
-                        f" [{rec['airflow']}]" if rec.get("airflow") else "") + (
-                        " [" + " ".join(f"{k}={v}" for k, v in sorted(rec["env"].items())) + "]"
-                        if rec.get("env") else "") + (" [profiled]" if rec.get("profiled") else "")
+                    run = (
+                        rec["run"]
+                        + (
+                            ""
+                            if rec.get("data_docs", True) or rec["run"].startswith("naive")
+                            else " (Data Docs off)"
+                        )
+                        + (f", {rec['slots']} slots" if rec.get("slots", 1) > 1 else "")
+                        + (f" [{rec['code']}]" if rec.get("code") else "")
+                        + (f" [{rec['airflow']}]" if rec.get("airflow") else "")
+                        + (
+                            " [" + " ".join(f"{k}={v}" for k, v in sorted(rec["env"].items())) + "]"
+                            if rec.get("env")
+                            else ""
+                        )
+                        + (" [profiled]" if rec.get("profiled") else "")
+                    )
                     out[(rec["size"], run)] = rec
     return out
 
@@ -116,28 +153,59 @@ def _fmt(x: Any, digits: int = 1) -> str:
 
 
 def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
-    order = {"backfill": -1, "first": 0, "no-change": 1, "nightly": 2, "first (Data Docs off)": 3, "no-change (Data Docs off)": 4,
-             "nightly (Data Docs off)": 5, "naive": 6, "naive-bound": 7}
-    head = ("| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
-            "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |")
+    order = {
+        "backfill": -1,
+        "first": 0,
+        "no-change": 1,
+        "nightly": 2,
+        "first (Data Docs off)": 3,
+        "no-change (Data Docs off)": 4,
+        "nightly (Data Docs off)": 5,
+        "naive": 6,
+        "naive-bound": 7,
+    }
+    head = (
+        "| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
+        "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |"
+    )
     lines = [head, "|" + "---|" * (12 + len(STAGES))]
+
     def rank(kv):
         (size, run), r = kv
-        return ({"demo": 0, "D40": 1, "S": 2, "M": 3}.get(size, 9), "[" not in run, r.get("slots", 1), order.get(run.split(" [")[0].split(",")[0], 9), run)
+        return (
+            {"demo": 0, "D40": 1, "S": 2, "M": 3}.get(size, 9),
+            "[" not in run,
+            r.get("slots", 1),
+            order.get(run.split(" [")[0].split(",")[0], 9),
+            run,
+        )
 
     for (size, run), r in sorted(records.items(), key=rank):
         st = r.get("stages") or {}
         rt, mt = r.get("requests_total") or {}, r.get("min_requests_total") or {}
-        lines.append("| " + " | ".join([
-            size, run, r.get("code") or r.get("commit", ""), _fmt(r.get("wall_s")), _fmt((r.get("bound_s") or {}).get("total")),
-            _fmt(r.get("wall_over_bound"), 2),
-            f"{rt.get('canvas', '–')}+{rt.get('aspen', '–')}" if rt else "–",
-            f"{mt.get('canvas', '–')}+{mt.get('aspen', '–')}" if mt else "–",
-            _fmt(r.get("requests_over_min"), 3), _fmt(r.get("posted")),
-            f"{r['outside_http_share'] * 100:.0f}%" if r.get("outside_http_share") is not None else "–",
-            _fmt(r.get("peak_rss_mb"), 0),
-            *[_fmt((st.get(s) or {}).get("wall_s")) for s in STAGES],
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    size,
+                    run,
+                    r.get("code") or r.get("commit", ""),
+                    _fmt(r.get("wall_s")),
+                    _fmt((r.get("bound_s") or {}).get("total")),
+                    _fmt(r.get("wall_over_bound"), 2),
+                    f"{rt.get('canvas', '–')}+{rt.get('aspen', '–')}" if rt else "–",
+                    f"{mt.get('canvas', '–')}+{mt.get('aspen', '–')}" if mt else "–",
+                    _fmt(r.get("requests_over_min"), 3),
+                    _fmt(r.get("posted")),
+                    f"{r['outside_http_share'] * 100:.0f}%"
+                    if r.get("outside_http_share") is not None
+                    else "–",
+                    _fmt(r.get("peak_rss_mb"), 0),
+                    *[_fmt((st.get(s) or {}).get("wall_s")) for s in STAGES],
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -158,18 +226,27 @@ TARGETS = (
     ("nightly wall ≤ 1.5 × bound", lambda n, z, nb: n["wall_over_bound"], 1.5),
     ("nightly requests ≤ 1.1 × minimum", lambda n, z, nb: n["requests_over_min"], 1.1),
     ("no-change wall ≤ 1.5 × its bound", lambda n, z, nb: z["wall_over_bound"], 1.5),
-    ("no-change posts nothing (PUTs)", lambda n, z, nb: sum(v for k, v in z["requests"]["aspen"].items()
-                                                            if k.startswith(("put_", "delete_"))), 0),
+    (
+        "no-change posts nothing (PUTs)",
+        lambda n, z, nb: sum(
+            v for k, v in z["requests"]["aspen"].items() if k.startswith(("put_", "delete_"))
+        ),
+        0,
+    ),
     ("outside HTTP ≤ 15% of nightly wall", lambda n, z, nb: n["outside_http_share"], 0.15),
     ("peak RSS ≤ 2048 MB", lambda n, z, nb: max(n["peak_rss_mb"], z["peak_rss_mb"]), 2048),
     ("naive bound ≥ 20 × nightly wall", lambda n, z, nb: nb["bound_s"]["total"] / n["wall_s"], None),
 )
 
 
-def targets(nightly: dict[str, Any], no_change: dict[str, Any], naive_bound: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(
+    nightly: dict[str, Any], no_change: dict[str, Any], naive_bound: dict[str, Any]
+) -> list[dict[str, Any]]:
     out = []
     for name, fn, limit in TARGETS:
         value = fn(nightly, no_change, naive_bound)
         ok = value >= 20 if limit is None else value <= limit
-        out.append({"target": name, "value": round(value, 3) if isinstance(value, float) else value, "met": bool(ok)})
+        out.append(
+            {"target": name, "value": round(value, 3) if isinstance(value, float) else value, "met": bool(ok)}
+        )
     return out

@@ -25,18 +25,29 @@ from bench.sizes import ASPEN_LATENCY_MS, CANVAS_LATENCY_MS, Size
 REPO = Path(__file__).resolve().parents[1]
 LATENCY = {"canvas": CANVAS_LATENCY_MS, "aspen": ASPEN_LATENCY_MS}
 DEFAULT_CAP = 8  # HttpSettings.max_concurrency: the hooks' default
-DAY_OF_GRADING = {"fraction": 0.02, "add_assignments": 3, "delete_assignments": 2, "seed": 7, "scripted": False}
+DAY_OF_GRADING = {
+    "fraction": 0.02,
+    "add_assignments": 3,
+    "delete_assignments": 2,
+    "seed": 7,
+    "scripted": False,
+}
 
 
 def endpoint_name(key: str, system: str) -> str:
     """A sandbox stats key ("GET /api/v1/courses/{course_id}/sections") as the hook method."""
     method, _, path = key.partition(" ")
     if system == "canvas":
-        for suffix, name in (("/students/submissions", "list_submissions"), ("/sections", "list_sections"),
-                             ("/enrollments", "list_student_enrollments"), ("/users", "list_teachers"),
-                             ("/assignment_groups", "list_assignment_groups"),
-                             ("/accounts/{account_id}/courses", "list_courses"),
-                             ("/accounts/{account_id}/terms", "list_terms"), ("/courses/{course_id}", "get_course")):
+        for suffix, name in (
+            ("/students/submissions", "list_submissions"),
+            ("/sections", "list_sections"),
+            ("/enrollments", "list_student_enrollments"),
+            ("/users", "list_teachers"),
+            ("/assignment_groups", "list_assignment_groups"),
+            ("/accounts/{account_id}/courses", "list_courses"),
+            ("/accounts/{account_id}/terms", "list_terms"),
+            ("/courses/{course_id}", "get_course"),
+        ):
             if path.endswith(suffix):
                 return name
         return key
@@ -45,15 +56,21 @@ def endpoint_name(key: str, system: str) -> str:
     if method in ("PUT", "DELETE"):
         kind = "line_item" if "/lineItems/" in path else "result"
         return f"{method.lower()}_{kind}"
-    for suffix, name in (("/categories", "list_categories"), ("/gradingPeriods", "list_grading_periods"),
-                         ("/lineItems", "list_line_items"), ("/results", "list_results"),
-                         ("/students", "list_students")):
+    for suffix, name in (
+        ("/categories", "list_categories"),
+        ("/gradingPeriods", "list_grading_periods"),
+        ("/lineItems", "list_line_items"),
+        ("/results", "list_results"),
+        ("/students", "list_students"),
+    ):
         if path.endswith(suffix):
             return name
     return key
 
 
-def by_endpoint(stats: dict[str, Any], system: str) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
+def by_endpoint(
+    stats: dict[str, Any], system: str
+) -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
     """Requests per endpoint (hook names), non-2xx statuses, and the mean time the sandbox
     took per request of each endpoint (its injected latency included), from its stats."""
     out: dict[str, int] = {}
@@ -69,9 +86,22 @@ def by_endpoint(stats: dict[str, Any], system: str) -> tuple[dict[str, int], dic
 class Session:
     """One sandbox and one ledger, the runs measured one after the other."""
 
-    def __init__(self, size: Size, work: Path, *, scenario: Path, ledger_src: Path | None, shards: int,
-                 courses_per_shard: int = 1, cap: int = DEFAULT_CAP, data_docs: bool = True, profile_dir: Path | None = None,
-                 log_level: str = "WARNING", code: Path | None = None, slots: int = 1) -> None:
+    def __init__(
+        self,
+        size: Size,
+        work: Path,
+        *,
+        scenario: Path,
+        ledger_src: Path | None,
+        shards: int,
+        courses_per_shard: int = 1,
+        cap: int = DEFAULT_CAP,
+        data_docs: bool = True,
+        profile_dir: Path | None = None,
+        log_level: str = "WARNING",
+        code: Path | None = None,
+        slots: int = 1,
+    ) -> None:
         from sandbox.control import Sandbox
 
         self.size, self.work, self.shards, self.cap, self.slots = size, work, shards, cap, slots
@@ -99,9 +129,14 @@ class Session:
             conn = json.loads(value)
             conn["extra"]["max_concurrency"] = cap
             env[key] = json.dumps(conn)
-        env.update({"AIRFLOW_HOME": str(self.work / "airflow"), "GX_ANALYTICS_ENABLED": "False",
-                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                    "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off"})
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.work / "airflow"),
+                "GX_ANALYTICS_ENABLED": "False",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off",
+            }
+        )
         return env
 
     def _worker(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -110,17 +145,35 @@ class Session:
         out_path = self.work / f"out-{self.runs}.json"
         spec_path.write_text(json.dumps(spec))
         paths = [str(self.code / "plugins")] if self.code else []
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*paths, str(REPO), os.environ.get("PYTHONPATH")])))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [*paths, str(REPO), os.environ.get("PYTHONPATH")])),
+        )
         if self.code:
             env["CANVAS_ASPEN_EXPECTATIONS_DIR"] = str(self.code / "expectations")
-        proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)], cwd=REPO,
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"bench worker failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+            raise RuntimeError(
+                f"bench worker failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+            )
         return json.loads(out_path.read_text())
 
-    def run(self, label: str, *, latency: bool, params: dict[str, Any] | None = None, mode: str = "dag",
-            cap: int | None = None, measure: bool = True) -> dict[str, Any]:
+    def run(
+        self,
+        label: str,
+        *,
+        latency: bool,
+        params: dict[str, Any] | None = None,
+        mode: str = "dag",
+        cap: int | None = None,
+        measure: bool = True,
+    ) -> dict[str, Any]:
         """One run; with ``measure``, also the sandbox's request counts and the lower bound."""
         cap = cap or self.cap
         if measure:
@@ -130,11 +183,19 @@ class Session:
         self.latency(latency)
         self.sb.reset_stats()
         run_id = f"bench-{self.size.name}-{label}-{int(time.time())}"
-        spec = {"env": self.env(cap), "run_id": run_id, "params": params or {}, "shards": self.shards,
-                "courses_per_shard": self.courses_per_shard,
-                "ledger_url": f"sqlite:///{self.ledger}", "stage_root": f"file://{self.work / 'stage'}",
-                "reports_dir": str(self.work / "reports"), "mode": mode,
-                "log_level": self.log_level, "slots": self.slots}
+        spec = {
+            "env": self.env(cap),
+            "run_id": run_id,
+            "params": params or {},
+            "shards": self.shards,
+            "courses_per_shard": self.courses_per_shard,
+            "ledger_url": f"sqlite:///{self.ledger}",
+            "stage_root": f"file://{self.work / 'stage'}",
+            "reports_dir": str(self.work / "reports"),
+            "mode": mode,
+            "log_level": self.log_level,
+            "slots": self.slots,
+        }
         if self.profile_dir is not None and measure:
             spec["profile"] = str(self.profile_dir / f"profile-{self.size.name}-{label}.html")
         t0 = time.perf_counter()
@@ -158,8 +219,12 @@ class Session:
     def day_of_grading(self) -> dict[str, Any]:
         done = self.sb.day_of_grading(**DAY_OF_GRADING)
         c = done["canvas"]
-        return {"changed": len(c["changed"]), "slots": c["slots"], "added_assignments": len(c["added_assignments"]),
-                "deleted_assignments": len(c["deleted_assignments"])}
+        return {
+            "changed": len(c["changed"]),
+            "slots": c["slots"],
+            "added_assignments": len(c["added_assignments"]),
+            "deleted_assignments": len(c["deleted_assignments"]),
+        }
 
 
 def new_workdir(root: Path | None = None) -> Path:

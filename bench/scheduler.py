@@ -84,15 +84,19 @@ def task_table(tis: list[dict[str, Any]], started: float) -> list[dict[str, Any]
     rows = []
     for ti in tis:
         queued, start, end = _ts(ti.get("queued_when")), _ts(ti.get("start_date")), _ts(ti.get("end_date"))
-        rows.append({
-            "stage": ti["task_id"].split(".")[-1].replace("naive_passback", "naive"),
-            "map_index": ti.get("map_index", -1), "state": ti.get("state"), "try": ti.get("try_number"),
-            "hostname": ti.get("hostname"),
-            "queued_s": round(start - queued, 3) if queued and start else None,
-            "running_s": round(end - start, 3) if start and end else None,
-            "start_s": round(start - started, 3) if start else None,
-            "end_s": round(end - started, 3) if end else None,
-        })
+        rows.append(
+            {
+                "stage": ti["task_id"].split(".")[-1].replace("naive_passback", "naive"),
+                "map_index": ti.get("map_index", -1),
+                "state": ti.get("state"),
+                "try": ti.get("try_number"),
+                "hostname": ti.get("hostname"),
+                "queued_s": round(start - queued, 3) if queued and start else None,
+                "running_s": round(end - start, 3) if start and end else None,
+                "start_s": round(start - started, 3) if start else None,
+                "end_s": round(end - started, 3) if end else None,
+            }
+        )
     return sorted(rows, key=lambda r: (r["start_s"] is None, r["start_s"] or 0))
 
 
@@ -112,7 +116,9 @@ def stage_table(tasks: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def timeline(tasks: list[dict[str, Any]], wall: float) -> dict[str, float]:
     """Where the run's wall time went: with ≥ 1 task process running, and with none (the
     scheduler between tasks: a finished task seen, the next one queued, a process started)."""
-    spans = sorted((t["start_s"], t["end_s"]) for t in tasks if t["start_s"] is not None and t["end_s"] is not None)
+    spans = sorted(
+        (t["start_s"], t["end_s"]) for t in tasks if t["start_s"] is not None and t["end_s"] is not None
+    )
     busy, end = 0.0, float("-inf")
     for a, b in spans:
         if b <= end:
@@ -120,16 +126,30 @@ def timeline(tasks: list[dict[str, Any]], wall: float) -> dict[str, float]:
         busy += b - max(a, end)
         end = b
     first = spans[0][0] if spans else 0.0
-    return {"tasks_running_s": round(busy, 3), "no_task_running_s": round(max(0.0, wall - busy), 3),
-            "until_first_task_s": round(first, 3)}
+    return {
+        "tasks_running_s": round(busy, 3),
+        "no_task_running_s": round(max(0.0, wall - busy), 3),
+        "until_first_task_s": round(first, 3),
+    }
 
 
 class StackSession:
     """One real Airflow for a size's runs; the sandbox restarted on the same ports (and the
     ledger file replaced) when a run needs another starting state."""
 
-    def __init__(self, size: Size, work: Path, *, executor: str, shards: int, courses_per_shard: int,
-                 data_docs: bool, log, env: dict[str, str] | None = None, profile_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        size: Size,
+        work: Path,
+        *,
+        executor: str,
+        shards: int,
+        courses_per_shard: int,
+        data_docs: bool,
+        log,
+        env: dict[str, str] | None = None,
+        profile_dir: Path | None = None,
+    ) -> None:
         from sandbox.airflow_stack import free_port
 
         self.size, self.work, self.executor, self.log = size, work, EXECUTORS[executor], log
@@ -137,8 +157,11 @@ class StackSession:
         self.extra_env = dict(env or {})
         self.ports = {"canvas_port": free_port(), "aspen_port": free_port()}
         # fixed credentials: every sandbox of this session answers to the stack's connections
-        self.credentials = {"canvas_token": secrets.token_urlsafe(24), "aspen_client_id": "bench",
-                            "aspen_client_secret": secrets.token_urlsafe(24)}
+        self.credentials = {
+            "canvas_token": secrets.token_urlsafe(24),
+            "aspen_client_id": "bench",
+            "aspen_client_secret": secrets.token_urlsafe(24),
+        }
         self.ledger = work / "ledger.db"
         self.dags = work / "dags"
         self.dags.mkdir(parents=True, exist_ok=True)
@@ -183,18 +206,36 @@ class StackSession:
         from sandbox.airflow_stack import AirflowStack
 
         t0 = time.monotonic()
-        env = {"AIRFLOW_CONN_CANVAS_ASPEN_LEDGER": json.dumps(
-                   {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{self.ledger}"}}),
-               "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off",
-               "CANVAS_ASPEN_COURSES_PER_SHARD": str(self.courses_per_shard),
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins),
-               **self.extra_env}
-        self.stack = AirflowStack.start(conn_env=self.conn_env(), executor=self.executor, celery_workers=2,
-                                        worker_concurrency=SLOTS // 2, parallelism=SLOTS, shards=self.shards,
-                                        ledger="default", pools=POOLS, env=env, dags_folder=self.dags)
+        env = {
+            "AIRFLOW_CONN_CANVAS_ASPEN_LEDGER": json.dumps(
+                {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{self.ledger}"}}
+            ),
+            "CANVAS_ASPEN_DATA_DOCS": "on" if self.data_docs else "off",
+            "CANVAS_ASPEN_COURSES_PER_SHARD": str(self.courses_per_shard),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins),
+            **self.extra_env,
+        }
+        self.stack = AirflowStack.start(
+            conn_env=self.conn_env(),
+            executor=self.executor,
+            celery_workers=2,
+            worker_concurrency=SLOTS // 2,
+            parallelism=SLOTS,
+            shards=self.shards,
+            ledger="default",
+            pools=POOLS,
+            env=env,
+            dags_folder=self.dags,
+        )
         for dag_id in (self.stack.dag_id, NAIVE_DAG_ID):
-            self.stack.poll(f"the dag-processor to parse {dag_id}", lambda d=dag_id: self.stack.request(
-                "GET", f"/api/v2/dags/{d}", expect=(200, 404)).get("dag_id") == d, 300)
+            self.stack.poll(
+                f"the dag-processor to parse {dag_id}",
+                lambda d=dag_id: (
+                    self.stack.request("GET", f"/api/v2/dags/{d}", expect=(200, 404)).get("dag_id") == d
+                ),
+                300,
+            )
             self.stack.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
         self.log(f"[{self.size.name}] Airflow ({self.executor}) up in {time.monotonic() - t0:.0f}s")
 
@@ -211,7 +252,9 @@ class StackSession:
     # --- one run ---------------------------------------------------------------------------
 
     def warm(self, course_id: int) -> None:
-        run_id, state, _, _ = self._trigger_and_wait(self.stack.dag_id, {"course_ids": [course_id], "dry_run": True})
+        run_id, state, _, _ = self._trigger_and_wait(
+            self.stack.dag_id, {"course_ids": [course_id], "dry_run": True}
+        )
         if state != "success":
             raise RuntimeError(f"warm-up run {run_id} ended {state}\n{self.stack.task_summary(run_id)}")
 
@@ -220,8 +263,11 @@ class StackSession:
         run_id = f"bench__{dag_id.rsplit('_', 1)[-1]}_{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
         started = time.time()
         t0 = time.monotonic()
-        st.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                   json={"dag_run_id": run_id, "logical_date": None, "conf": conf})
+        st.request(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
+        )
         deadline = t0 + RUN_TIMEOUT_S
         while True:
             state = st.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
@@ -244,12 +290,14 @@ class StackSession:
         out_file = self.work / f"naive-{label}.json"
         dag_id = NAIVE_DAG_ID if naive else self.stack.dag_id
         with TreePss([c.popen.pid for c in self.stack.components]) as tree:
-            run_id, state, wall, started = self._trigger_and_wait(dag_id, {"out": str(out_file)} if naive
-                                                                  else dict(conf or {}))
+            run_id, state, wall, started = self._trigger_and_wait(
+                dag_id, {"out": str(out_file)} if naive else dict(conf or {})
+            )
         stats = {s: self.sb.stats(s) for s in ("canvas", "aspen")}
         self.latency(False)
-        tis = self.stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                                 params={"limit": 1000})["task_instances"]
+        tis = self.stack.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+        )["task_instances"]
         if state != "success":
             summary = self.stack.task_summary(run_id) if not naive else json.dumps(tis)[:3000]
             raise RuntimeError(f"{label}: run {run_id} ended {state}\n{summary}")
@@ -269,8 +317,15 @@ class StackSession:
         }
         if naive:
             got = json.loads(out_file.read_text())
-            out.update({"naive": got["naive"], "shards": 1, "naive_stages": got["stages"],
-                        "naive_task_wall_s": got["wall_s"], "naive_http_busy_s": got["http_busy_s"]})
+            out.update(
+                {
+                    "naive": got["naive"],
+                    "shards": 1,
+                    "naive_stages": got["stages"],
+                    "naive_task_wall_s": got["wall_s"],
+                    "naive_http_busy_s": got["http_busy_s"],
+                }
+            )
         else:
             report = self.stack.report(run_id)
             shard_ids = sorted({t["map_index"] for t in tasks if t["stage"] == "extract"})
@@ -279,8 +334,14 @@ class StackSession:
             from canvas_aspen.ids import run_folder_name
 
             run_dir = ObjectStoragePath(self.stack.stage_root) / run_folder_name(run_id)
-            out.update({"facts": _facts(run_dir, shard_ids), "totals": report["totals"],
-                        "verify": report.get("verify"), "shards": len(shard_ids)})
+            out.update(
+                {
+                    "facts": _facts(run_dir, shard_ids),
+                    "totals": report["totals"],
+                    "verify": report.get("verify"),
+                    "shards": len(shard_ids),
+                }
+            )
         out["requests"], out["http_errors"], out["server_ms"] = {}, {}, {}
         for s in ("canvas", "aspen"):
             out["requests"][s], out["http_errors"][s], out["server_ms"][s] = by_endpoint(stats[s], s)
@@ -301,9 +362,17 @@ def _model_runs(size: Size, args, setup: tuple[Path, Path], log) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
 
     def session(scenario: Path, ledger: Path | None) -> runner.Session:
-        return runner.Session(size, runner.new_workdir(args.workdir), scenario=scenario, ledger_src=ledger,
-                              shards=args.shards, courses_per_shard=args.courses_per_shard,
-                              data_docs=not args.no_data_docs, log_level=args.log_level, slots=SLOTS)
+        return runner.Session(
+            size,
+            runner.new_workdir(args.workdir),
+            scenario=scenario,
+            ledger_src=ledger,
+            shards=args.shards,
+            courses_per_shard=args.courses_per_shard,
+            data_docs=not args.no_data_docs,
+            log_level=args.log_level,
+            slots=SLOTS,
+        )
 
     s = session(*setup)
     try:
@@ -347,15 +416,24 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
     cap = {"canvas": DEFAULT_CAP, "aspen": DEFAULT_CAP}
     setup = None
     if wanted & {"no-change", "nightly", "backfill"} or args.with_model:
-        setup_scenario, setup_ledger, _ = runner.ensure_setup(size, shards=args.shards, fresh=args.fresh_setup,
-                                                              log=log)
+        setup_scenario, setup_ledger, _ = runner.ensure_setup(
+            size, shards=args.shards, fresh=args.fresh_setup, log=log
+        )
         setup = (setup_scenario, setup_ledger)
     model = _model_runs(size, args, setup, log) if args.with_model else {}
     work = runner.new_workdir(args.workdir)
     extra_env = dict(item.split("=", 1) for item in args.env)
-    session = StackSession(size, work, executor=args.airflow, shards=args.shards,
-                           courses_per_shard=args.courses_per_shard, data_docs=not args.no_data_docs, log=log,
-                           env=extra_env, profile_dir=args.profile.resolve() if args.profile else None)
+    session = StackSession(
+        size,
+        work,
+        executor=args.airflow,
+        shards=args.shards,
+        courses_per_shard=args.courses_per_shard,
+        data_docs=not args.no_data_docs,
+        log=log,
+        env=extra_env,
+        profile_dir=args.profile.resolve() if args.profile else None,
+    )
     records: dict[str, dict[str, Any]] = {}
 
     def measured(label: str, **kw) -> None:
@@ -365,28 +443,52 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         n = out.get("naive")
         if n is not None:
             out["min_requests"]["aspen"] = bounds.naive_minimum(
-                out["min_requests"]["canvas"], len(session.classes), n["line_items"], n["results"])["aspen"]
-        extra = {"airflow": session.executor, "env": extra_env, "profiled": args.profile is not None,
-                 "load_avg_before": load, "load_avg_after": load_average(),
-                 "dag_run_s": out["dag_run_s"], "timeline": out["timeline"], "tasks": out["tasks"]}
+                out["min_requests"]["canvas"], len(session.classes), n["line_items"], n["results"]
+            )["aspen"]
+        extra = {
+            "airflow": session.executor,
+            "env": extra_env,
+            "profiled": args.profile is not None,
+            "load_avg_before": load,
+            "load_avg_after": load_average(),
+            "dag_run_s": out["dag_run_s"],
+            "timeline": out["timeline"],
+            "tasks": out["tasks"],
+        }
         if n is not None:
-            extra.update({"naive": n, "naive_stages": out["naive_stages"],
-                          "naive_task_wall_s": out["naive_task_wall_s"]})
+            extra.update(
+                {
+                    "naive": n,
+                    "naive_stages": out["naive_stages"],
+                    "naive_task_wall_s": out["naive_task_wall_s"],
+                }
+            )
         m = model.get(label)
         if m is not None:
-            extra["model"] = {"wall_s": m["wall_s"], "peak_rss_mb": m["peak_rss_mb"],
-                              "stages": {k: v["wall_s"] for k, v in m["stages"].items()}}
+            extra["model"] = {
+                "wall_s": m["wall_s"],
+                "peak_rss_mb": m["peak_rss_mb"],
+                "stages": {k: v["wall_s"] for k, v in m["stages"].items()},
+            }
             extra["real_over_model"] = round(out["wall_s"] / m["wall_s"], 3)
         naive_cap = {"canvas": 1, "aspen": 1}
-        rec = record.build(size, "naive" if n is not None else label, out, latency=LATENCY,
-                           cap=naive_cap if n is not None else cap, extra=extra)
+        rec = record.build(
+            size,
+            "naive" if n is not None else label,
+            out,
+            latency=LATENCY,
+            cap=naive_cap if n is not None else cap,
+            extra=extra,
+        )
         if n is not None:  # the naive DAG runs last: its wall over each run of ours before it
             rec["naive_over_runs"] = {k: round(rec["wall_s"] / r["wall_s"], 2) for k, r in records.items()}
         records[rec["run"]] = rec
         emit(rec)  # at once: a later run that fails loses nothing measured
-        log(f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s (bound {rec['bound_s']['total']:.1f}s, "
+        log(
+            f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s (bound {rec['bound_s']['total']:.1f}s, "
             f"dag run {out['dag_run_s']:.1f}s, no task running {out['timeline']['no_task_running_s']:.1f}s, "
-            f"peak {rec['peak_rss_mb']:.0f} MB)")
+            f"peak {rec['peak_rss_mb']:.0f} MB)"
+        )
 
     try:
         first_scenario = district.district_file(size)

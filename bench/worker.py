@@ -42,13 +42,24 @@ def _call(fn, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
-PARAM_DEFAULTS = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
-                  "category_mappings": {}, "mapping_file": ""}
+PARAM_DEFAULTS = {
+    "course_ids": [],
+    "dry_run": False,
+    "full_resync": False,
+    "delete_orphans": False,
+    "category_mappings": {},
+    "mapping_file": "",
+}
 
 
 STAGES = ("extract", "validate", "match", "deltas", "post", "verify")
-POOL = {"extract": "canvas_api", "match": "aspen_api", "deltas": "aspen_api", "post": "aspen_api",
-        "verify": "aspen_api"}  # the DAG's pools: one task at a time per system
+POOL = {
+    "extract": "canvas_api",
+    "match": "aspen_api",
+    "deltas": "aspen_api",
+    "post": "aspen_api",
+    "verify": "aspen_api",
+}  # the DAG's pools: one task at a time per system
 
 
 class _Stages:
@@ -84,33 +95,74 @@ class _Stages:
 
     def plan(self) -> list[int]:
         self.ledger.migrate()
-        self.ledger.start_run(self.run_id, params=self.params, dry_run=self.params["dry_run"], started_at=self.started)
-        shards = _call(self.stages.plan, *self.hooks(), self.run_dir, params=self.params,
-                       shard_count=self.spec["shards"], courses_per_shard=self.spec.get("courses_per_shard", 1))
+        self.ledger.start_run(
+            self.run_id, params=self.params, dry_run=self.params["dry_run"], started_at=self.started
+        )
+        shards = _call(
+            self.stages.plan,
+            *self.hooks(),
+            self.run_dir,
+            params=self.params,
+            shard_count=self.spec["shards"],
+            courses_per_shard=self.spec.get("courses_per_shard", 1),
+        )
         return [s["shard"] for s in shards]
 
     def call(self, stage: str, k: int) -> Any:
         st, p, run_id = self.stages, self.params, self.run_id
         if stage == "extract":
-            return _call(st.extract, self.hooks()[0], self.run_dir, k, ledger=self.ledger, run_id=run_id, lease=self.lease)
+            return _call(
+                st.extract,
+                self.hooks()[0],
+                self.run_dir,
+                k,
+                ledger=self.ledger,
+                run_id=run_id,
+                lease=self.lease,
+            )
         if stage == "validate":
-            return st.validate(self.run_dir, k, timezone_name=self.spec.get("timezone", "America/New_York"),
-                               docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "validate"))
+            return st.validate(
+                self.run_dir,
+                k,
+                timezone_name=self.spec.get("timezone", "America/New_York"),
+                docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "validate"),
+            )
         if stage == "match":
-            return st.match_stage(self.hooks()[1], self.run_dir, k, mappings=self.mappings,
-                                  docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "match"))
+            return st.match_stage(
+                self.hooks()[1],
+                self.run_dir,
+                k,
+                mappings=self.mappings,
+                docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "match"),
+            )
         if stage == "deltas":
-            return st.deltas_stage(self.hooks()[1], self.ledger, self.run_dir, k, full_resync=p["full_resync"])
+            return st.deltas_stage(
+                self.hooks()[1], self.ledger, self.run_dir, k, full_resync=p["full_resync"]
+            )
         if stage == "post":
-            return _call(st.post, self.hooks()[1], self.ledger, self.run_dir, k, run_id=run_id, dry_run=p["dry_run"],
-                         delete_orphans=p["delete_orphans"], lease=self.lease)
+            return _call(
+                st.post,
+                self.hooks()[1],
+                self.ledger,
+                self.run_dir,
+                k,
+                run_id=run_id,
+                dry_run=p["dry_run"],
+                delete_orphans=p["delete_orphans"],
+                lease=self.lease,
+            )
         if stage == "verify":
             return st.verify(self.hooks()[1], self.run_dir, k, dry_run=p["dry_run"])
         raise ValueError(stage)
 
     def report(self) -> dict[str, Any]:
-        return self.stages.report_stage(self.ledger, self.run_dir, self.reports_dir, run_id=self.run_id,
-                                        started_at=self.started.isoformat())
+        return self.stages.report_stage(
+            self.ledger,
+            self.run_dir,
+            self.reports_dir,
+            run_id=self.run_id,
+            started_at=self.started.isoformat(),
+        )
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -185,13 +237,30 @@ def _task(run_: _Stages, clock: HttpClock, stage: str, k: int, conn) -> None:
 
         error = traceback.format_exc()[-4000:]
     t1 = time.perf_counter()
-    conn.send({"start": t0, "end": t1, "wall_s": t1 - t0, "http_s": clock.busy(), "requests": clock.requests,
-               "intervals": clock.intervals, "rss_max_mb": peak_rss_bytes() / 2**20, "error": error})
+    conn.send(
+        {
+            "start": t0,
+            "end": t1,
+            "wall_s": t1 - t0,
+            "http_s": clock.busy(),
+            "requests": clock.requests,
+            "intervals": clock.intervals,
+            "rss_max_mb": peak_rss_bytes() / 2**20,
+            "error": error,
+        }
+    )
     conn.close()
 
 
-def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock, timer: StageTimer,
-              tree: TreeSampler, spans: list[tuple[str, float, float]]) -> list[tuple[float, float]]:
+def _pipeline(
+    run_: _Stages,
+    shard_ids: list[int],
+    slots: int,
+    clock: HttpClock,
+    timer: StageTimer,
+    tree: TreeSampler,
+    spans: list[tuple[str, float, float]],
+) -> list[tuple[float, float]]:
     """The DAG's mapped task group on one Airflow worker with ``slots`` task slots: a shard's
     stage k+1 starts once its stage k is done; at most one task per pool (``POOL``) at a time;
     among the tasks ready, Airflow's default priority (``weight_rule="downstream"``: earlier
@@ -211,7 +280,9 @@ def _pipeline(run_: _Stages, shard_ids: list[int], slots: int, clock: HttpClock,
     def ready() -> list[tuple[int, int]]:
         """(stage index, shard) of each shard's next stage, if its stage before is done."""
         busy_shards = {k for _, k, _ in running.values()}
-        return sorted((done_upto[k], k) for k in shard_ids if done_upto[k] < len(STAGES) and k not in busy_shards)
+        return sorted(
+            (done_upto[k], k) for k in shard_ids if done_upto[k] < len(STAGES) and k not in busy_shards
+        )
 
     while running or any(i < len(STAGES) for i in done_upto.values()):
         for i, k in ready():
@@ -263,8 +334,11 @@ def _facts(run_dir: Any, shard_ids: list[int]) -> dict[str, Any]:
         name = next((n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
         if name:
             frames.append(storage.read_frame(sd / name)[["aspen_class_id", "line_item_id", "bucket"]])
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["aspen_class_id", "line_item_id", "bucket"])
+    df = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["aspen_class_id", "line_item_id", "bucket"])
+    )
     graded = df[df["bucket"].ne("empty") & df["aspen_class_id"].notna()]
     return {
         "classes": sorted(df["aspen_class_id"].dropna().unique().tolist()),
@@ -289,8 +363,10 @@ def run_naive(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     spec_path, out_path = argv
     spec = json.loads(Path(spec_path).read_text())
-    logging.basicConfig(level=getattr(logging, spec.get("log_level", "WARNING")),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, spec.get("log_level", "WARNING")),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     fn = run_naive if spec.get("mode") == "naive" else run
     if spec.get("profile"):
         from pyinstrument import Profiler

@@ -98,23 +98,48 @@ def _stage():
     # Airflow's Trigger form requires every param whose schema type lacks "null": a type list
     # with "null" lets a field stay empty (the form sends null, which means the default)
     params={
-        "course_ids": Param([], type=["null", "array"], items={"type": "integer"}, title="Canvas course ids",
-                            description="Backfill only these courses, e.g. [101, 102], whatever their term or "
-                                        "state. Empty: the available courses of the current Canvas terms."),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Compute and report everything; post nothing to Aspen."),
-        "full_resync": Param(False, type="boolean", title="Full resync",
-                             description="Post every eligible grade again, whatever the ledger says "
-                                         "(Aspen-side edits are still kept and reported)."),
-        "delete_orphans": Param(False, type="boolean", title="Delete orphaned line items",
-                                description="Remove Aspen line items whose Canvas assignment was deleted (R10)."),
-        "category_mappings": Param({}, type=["null", "object"], title="Category mapping overrides",
-                                   description='Optional. {"<Aspen class id>": {"<Canvas group name or id>": '
-                                               '"<Aspen category sourcedId>"}}'),
-        "mapping_file": Param(None, type=["null", "string"], title="Mapping file",
-                              description="Optional. Path (on the Airflow workers) to a JSON or CSV file of "
-                                          "mapping overrides (columns aspen_class_id,canvas_group,"
-                                          "category_sourced_id)."),
+        "course_ids": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "integer"},
+            title="Canvas course ids",
+            description="Backfill only these courses, e.g. [101, 102], whatever their term or "
+            "state. Empty: the available courses of the current Canvas terms.",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Compute and report everything; post nothing to Aspen.",
+        ),
+        "full_resync": Param(
+            False,
+            type="boolean",
+            title="Full resync",
+            description="Post every eligible grade again, whatever the ledger says "
+            "(Aspen-side edits are still kept and reported).",
+        ),
+        "delete_orphans": Param(
+            False,
+            type="boolean",
+            title="Delete orphaned line items",
+            description="Remove Aspen line items whose Canvas assignment was deleted (R10).",
+        ),
+        "category_mappings": Param(
+            {},
+            type=["null", "object"],
+            title="Category mapping overrides",
+            description='Optional. {"<Aspen class id>": {"<Canvas group name or id>": '
+            '"<Aspen category sourcedId>"}}',
+        ),
+        "mapping_file": Param(
+            None,
+            type=["null", "string"],
+            title="Mapping file",
+            description="Optional. Path (on the Airflow workers) to a JSON or CSV file of "
+            "mapping overrides (columns aspen_class_id,canvas_group,"
+            "category_sourced_id).",
+        ),
     },
 )
 def canvas_aspen_grade_passback():
@@ -130,12 +155,21 @@ def canvas_aspen_grade_passback():
             canvas, aspen = glue.hooks(s)
             params = glue.params_for_report(run_params.check(canvas, params))  # before any work
             glue.ledger(s).start_run(run_id, params=params, dry_run=params["dry_run"], started_at=started)
-            shards = stages.plan(canvas, aspen, glue.run_dir(s, run_id), params=params,
-                                 shard_count=s.shard_count, courses_per_shard=s.courses_per_shard,
-                                 today=glue.run_date(ctx, s), term_refs=s.terms, timezone_name=s.timezone)
+            shards = stages.plan(
+                canvas,
+                aspen,
+                glue.run_dir(s, run_id),
+                params=params,
+                shard_count=s.shard_count,
+                courses_per_shard=s.courses_per_shard,
+                today=glue.run_date(ctx, s),
+                term_refs=s.terms,
+                timezone_name=s.timezone,
+            )
         except Exception as exc:  # the run's report folder says why at once; report writes the report
-            stages.write_plan_failure(s.reports_dir, run_id, exc, params=params,
-                                      started_at=started.isoformat() if started else None)
+            stages.write_plan_failure(
+                s.reports_dir, run_id, exc, params=params, started_at=started.isoformat() if started else None
+            )
             raise
         stages.clear_plan_failure(s.reports_dir, run_id)
         return shards
@@ -146,8 +180,14 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.extract(glue.hooks(s)[0], glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                              ledger=glue.ledger(s), run_id=ctx["run_id"], lease=glue.lease(s))
+        return stages.extract(
+            glue.hooks(s)[0],
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            ledger=glue.ledger(s),
+            run_id=ctx["run_id"],
+            lease=glue.lease(s),
+        )
 
     @task
     @_not_retried_when_certain
@@ -155,8 +195,12 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.validate(glue.run_dir(s, ctx["run_id"]), shard["shard"], timezone_name=s.timezone,
-                               docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"))
+        return stages.validate(
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            timezone_name=s.timezone,
+            docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"),
+        )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
@@ -164,9 +208,13 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.match_stage(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                                  mappings=glue.mappings(ctx["params"]),
-                                  docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"))
+        return stages.match_stage(
+            glue.hooks(s)[1],
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            mappings=glue.mappings(ctx["params"]),
+            docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"),
+        )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
@@ -174,8 +222,13 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.deltas_stage(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]),
-                                   shard["shard"], full_resync=bool(ctx["params"].get("full_resync")))
+        return stages.deltas_stage(
+            glue.hooks(s)[1],
+            glue.ledger(s),
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            full_resync=bool(ctx["params"].get("full_resync")),
+        )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
@@ -183,9 +236,16 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.post(glue.hooks(s)[1], glue.ledger(s), glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                           run_id=ctx["run_id"], dry_run=bool(ctx["params"].get("dry_run")),
-                           delete_orphans=bool(ctx["params"].get("delete_orphans")), lease=glue.lease(s))
+        return stages.post(
+            glue.hooks(s)[1],
+            glue.ledger(s),
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            run_id=ctx["run_id"],
+            dry_run=bool(ctx["params"].get("dry_run")),
+            delete_orphans=bool(ctx["params"].get("delete_orphans")),
+            lease=glue.lease(s),
+        )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
@@ -193,8 +253,12 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.verify(glue.hooks(s)[1], glue.run_dir(s, ctx["run_id"]), shard["shard"],
-                             dry_run=bool(ctx["params"].get("dry_run")))
+        return stages.verify(
+            glue.hooks(s)[1],
+            glue.run_dir(s, ctx["run_id"]),
+            shard["shard"],
+            dry_run=bool(ctx["params"].get("dry_run")),
+        )
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report() -> dict:
@@ -203,8 +267,13 @@ def canvas_aspen_grade_passback():
 
         from canvas_aspen import stages
 
-        out = stages.report_stage(glue.ledger(s), glue.run_dir(s, ctx["run_id"]), s.reports_dir,
-                                  run_id=ctx["run_id"], started_at=str(ctx["dag_run"].start_date))
+        out = stages.report_stage(
+            glue.ledger(s),
+            glue.run_dir(s, ctx["run_id"]),
+            s.reports_dir,
+            run_id=ctx["run_id"],
+            started_at=str(ctx["dag_run"].start_date),
+        )
         if out["failed_reasons"]:
             raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
         return out
@@ -222,16 +291,25 @@ def canvas_aspen_grade_passback():
         mode, days = s.digest_settings()
         mailer = glue.DigestMailer(s.smtp_conn_id) if mode == "send" else None
         try:
-            out = stages.digest_stage(glue.ledger(s), glue.run_dir(s, ctx["run_id"]), s.reports_dir,
-                                      run_id=ctx["run_id"], mode=mode, resend_after=timedelta(days=days),
-                                      mailer=mailer, canvas_url=glue.canvas_url(s) if mode != "off" else None,
-                                      timezone_name=s.timezone)
+            out = stages.digest_stage(
+                glue.ledger(s),
+                glue.run_dir(s, ctx["run_id"]),
+                s.reports_dir,
+                run_id=ctx["run_id"],
+                mode=mode,
+                resend_after=timedelta(days=days),
+                mailer=mailer,
+                canvas_url=glue.canvas_url(s) if mode != "off" else None,
+                timezone_name=s.timezone,
+            )
         finally:
             if mailer is not None:
                 mailer.close()
         if out["counts"].get("failed"):
-            raise AirflowFailException(f"{out['counts']['failed']} of {out['teachers']} teacher digest(s) not sent "
-                                       "(recorded; retried next run); the passback itself is not affected")
+            raise AirflowFailException(
+                f"{out['counts']['failed']} of {out['teachers']} teacher digest(s) not sent "
+                "(recorded; retried next run); the passback itself is not affected"
+            )
         return out
 
     @task_group(group_id="shard", prefix_group_id=False)

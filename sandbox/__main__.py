@@ -20,10 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="start the Canvas and Aspen stand-ins on 127.0.0.1")
-    serve.add_argument("--scenario", default="demo", help="a scenario name (sandbox/scenarios/NAME.json) or path")
-    serve.add_argument("--aspen-student-ids", action="store_true",
-                       help="serve the scenario with Aspen-style student sourcedIds (std_000123); the Canvas "
-                            "sis_user_id is then each Aspen user's identifier")
+    serve.add_argument(
+        "--scenario", default="demo", help="a scenario name (sandbox/scenarios/NAME.json) or path"
+    )
+    serve.add_argument(
+        "--aspen-student-ids",
+        action="store_true",
+        help="serve the scenario with Aspen-style student sourcedIds (std_000123); the Canvas "
+        "sis_user_id is then each Aspen user's identifier",
+    )
     serve.add_argument("--canvas-port", type=int, default=0, help="default: a free port")
     serve.add_argument("--aspen-port", type=int, default=0, help="default: a free port")
     serve.add_argument("--urls-file", help="write the URLs and credentials here as JSON once serving")
@@ -34,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--aspen-jitter-ms", type=float)
     serve.add_argument("--canvas-faults", type=_json_arg, default={}, help='JSON, e.g. {"error_rate": 0.05}')
     serve.add_argument("--aspen-faults", type=_json_arg, default={}, help="JSON (see sandbox/README.md)")
-    serve.add_argument("--settings", type=_json_arg, default={}, help='JSON, e.g. {"canvas_omit_last_link": true}')
+    serve.add_argument(
+        "--settings", type=_json_arg, default={}, help='JSON, e.g. {"canvas_omit_last_link": true}'
+    )
     serve.add_argument("--log-level", default="warning")
 
     gen = sub.add_parser("generate", help="write a generated district scenario")
@@ -42,16 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--students-per-section", type=int, required=True)
     gen.add_argument("--assignments", type=int, required=True, help="sendable assignments per course")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--sections-per-course", default="1:0.7,2:0.27,3:0.03",
-                     help="N, or a distribution 'count:weight,...' (default 1:0.7,2:0.27,3:0.03)")
-    gen.add_argument("--messiness", type=float, default=1.0, help="scale of the messy cases (0: a clean district)")
+    gen.add_argument(
+        "--sections-per-course",
+        default="1:0.7,2:0.27,3:0.03",
+        help="N, or a distribution 'count:weight,...' (default 1:0.7,2:0.27,3:0.03)",
+    )
+    gen.add_argument(
+        "--messiness", type=float, default=1.0, help="scale of the messy cases (0: a clean district)"
+    )
     gen.add_argument("--lock-periods", default="", help="comma-separated grading periods to lock, e.g. Q1")
-    gen.add_argument("--aspen-student-ids", action="store_true",
-                     help="Aspen users get Aspen-style sourcedIds (std_000123); Canvas sis_user_id = their identifier")
-    gen.add_argument("--past-courses", type=int, default=0,
-                     help="last year's concluded courses (a past term; their Aspen classes do not exist)")
-    gen.add_argument("--hidden-assignments", type=float, default=0.0,
-                     help="fraction of sendable assignments with a manual posting policy and hidden grades")
+    gen.add_argument(
+        "--aspen-student-ids",
+        action="store_true",
+        help="Aspen users get Aspen-style sourcedIds (std_000123); Canvas sis_user_id = their identifier",
+    )
+    gen.add_argument(
+        "--past-courses",
+        type=int,
+        default=0,
+        help="last year's concluded courses (a past term; their Aspen classes do not exist)",
+    )
+    gen.add_argument(
+        "--hidden-assignments",
+        type=float,
+        default=0.0,
+        help="fraction of sendable assignments with a manual posting policy and hidden grades",
+    )
     gen.add_argument("-o", "--output", required=True)
 
     check = sub.add_parser("check", help="load and check a scenario, print its size")
@@ -68,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.aspen_error_style:
             settings["aspen_error_style"] = args.aspen_error_style
         canvas_faults, aspen_faults = dict(args.canvas_faults), dict(args.aspen_faults)
-        for faults, latency, jitter in ((canvas_faults, args.canvas_latency_ms, args.canvas_jitter_ms),
-                                        (aspen_faults, args.aspen_latency_ms, args.aspen_jitter_ms)):
+        for faults, latency, jitter in (
+            (canvas_faults, args.canvas_latency_ms, args.canvas_jitter_ms),
+            (aspen_faults, args.aspen_latency_ms, args.aspen_jitter_ms),
+        ):
             if latency is not None:
                 faults["latency_ms"] = latency
             if jitter is not None:
@@ -80,21 +105,39 @@ def main(argv: list[str] | None = None) -> int:
             from sandbox.student_ids import aspen_style_student_ids
 
             scenario = aspen_style_student_ids(scenario_mod.load(scenario))
-        serve(scenario, canvas_port=args.canvas_port, aspen_port=args.aspen_port, urls_file=args.urls_file,
-              settings=settings, canvas_faults=canvas_faults, aspen_faults=aspen_faults, log_level=args.log_level)
+        serve(
+            scenario,
+            canvas_port=args.canvas_port,
+            aspen_port=args.aspen_port,
+            urls_file=args.urls_file,
+            settings=settings,
+            canvas_faults=canvas_faults,
+            aspen_faults=aspen_faults,
+            log_level=args.log_level,
+        )
         return 0
     if args.command == "generate":
         from sandbox.generator import generate, write
 
         started = time.perf_counter()
-        data = generate(courses=args.courses, students_per_section=args.students_per_section,
-                        assignments=args.assignments, seed=args.seed, sections_per_course=args.sections_per_course,
-                        messiness=args.messiness,
-                        lock_periods=[p for p in args.lock_periods.split(",") if p],
-                        aspen_student_ids=args.aspen_student_ids, past_courses=args.past_courses,
-                        hidden_assignments=args.hidden_assignments)
+        data = generate(
+            courses=args.courses,
+            students_per_section=args.students_per_section,
+            assignments=args.assignments,
+            seed=args.seed,
+            sections_per_course=args.sections_per_course,
+            messiness=args.messiness,
+            lock_periods=[p for p in args.lock_periods.split(",") if p],
+            aspen_student_ids=args.aspen_student_ids,
+            past_courses=args.past_courses,
+            hidden_assignments=args.hidden_assignments,
+        )
         write(data, args.output)
-        print(json.dumps(dict(data["stats"], seconds=round(time.perf_counter() - started, 2), output=args.output)))
+        print(
+            json.dumps(
+                dict(data["stats"], seconds=round(time.perf_counter() - started, 2), output=args.output)
+            )
+        )
         return 0
     if args.command == "check":
         from sandbox import scenario

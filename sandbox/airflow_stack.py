@@ -132,15 +132,17 @@ def _postgres_databases(stack: contextlib.ExitStack, *prefixes: str) -> list[Any
     from sqlalchemy.pool import NullPool
 
     admin_url = sa.make_url(os.environ.get("CANVAS_ASPEN_TEST_PG_URL", DEFAULT_PG_URL))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                             connect_args={"connect_timeout": 3})
+    admin = sa.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool, connect_args={"connect_timeout": 3}
+    )
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         admin.dispose()
-        raise StackUnavailable(f"PostgreSQL not reachable at {admin_url.render_as_string()}: "
-                               f"{_first_line(exc)}") from None
+        raise StackUnavailable(
+            f"PostgreSQL not reachable at {admin_url.render_as_string()}: {_first_line(exc)}"
+        ) from None
     suffix = uuid.uuid4().hex[:10]
     created: list[str] = []
 
@@ -179,6 +181,7 @@ def _redis_database(stack: contextlib.ExitStack) -> str:
     for number in range(count - 1, 0, -1):  # from the top: db 0 is everybody's default
         client = redis.Redis.from_url(redis_url, db=number, socket_timeout=5)
         if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True):
+
             def release(client=client) -> None:
                 if client.get(CLAIM_KEY) == token.encode():
                     client.flushdb()
@@ -196,8 +199,18 @@ def _redis_database(stack: contextlib.ExitStack) -> str:
 class AirflowStack:
     """A running Airflow. Make one with ``AirflowStack.start(...)`` (a context manager)."""
 
-    def __init__(self, home: Path, env: dict[str, str], api_port: int, password: str, *,
-                 executor: str, broker_url: str | None, workers: tuple[str, ...], hostname_prefix: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        env: dict[str, str],
+        api_port: int,
+        password: str,
+        *,
+        executor: str,
+        broker_url: str | None,
+        workers: tuple[str, ...],
+        hostname_prefix: str,
+    ) -> None:
         self.home = home
         self.env = env
         self.api_url = f"http://127.0.0.1:{api_port}"
@@ -233,13 +246,24 @@ class AirflowStack:
     # --- life cycle --------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, sandbox: Any = None, *, conn_env: dict[str, str] | None = None,
-              executor: str = "LocalExecutor", celery_workers: int = 2, worker_concurrency: int = 1,
-              parallelism: int = 4, shards: int = 2, ledger: str = "postgres",
-              pools: dict[str, int] | None = None, env: dict[str, str] | None = None,
-              hostname_prefix: str = "canvas-aspen-stack", dags_folder: str | Path | None = None,
-              keep: bool | None = None,
-              startup_timeout: float = STARTUP_TIMEOUT) -> AirflowStack:
+    def start(
+        cls,
+        sandbox: Any = None,
+        *,
+        conn_env: dict[str, str] | None = None,
+        executor: str = "LocalExecutor",
+        celery_workers: int = 2,
+        worker_concurrency: int = 1,
+        parallelism: int = 4,
+        shards: int = 2,
+        ledger: str = "postgres",
+        pools: dict[str, int] | None = None,
+        env: dict[str, str] | None = None,
+        hostname_prefix: str = "canvas-aspen-stack",
+        dags_folder: str | Path | None = None,
+        keep: bool | None = None,
+        startup_timeout: float = STARTUP_TIMEOUT,
+    ) -> AirflowStack:
         """Start everything and wait until the API answers, the scheduler and dag-processor are
         healthy, every Celery worker answers a ping and the DAG is parsed without import errors.
 
@@ -256,8 +280,9 @@ class AirflowStack:
 
         exit_stack = contextlib.ExitStack()
         try:
-            databases = _postgres_databases(exit_stack, "airflow_stack", *(["ledger_stack"] if ledger == "postgres"
-                                                                          else []))
+            databases = _postgres_databases(
+                exit_stack, "airflow_stack", *(["ledger_stack"] if ledger == "postgres" else [])
+            )
             broker_url = _redis_database(exit_stack) if executor == "CeleryExecutor" else None
             # Not under pytest's basetemp: another pytest session may prune that while we run.
             home = Path(tempfile.mkdtemp(prefix="canvas-aspen-airflow-stack-"))
@@ -273,15 +298,33 @@ class AirflowStack:
             if executor == "CeleryExecutor":
                 (home / "canvas_aspen_stack_hostname.py").write_text(HOSTNAME_MODULE)
             api_port = free_port()
-            base = _base_env(home, metadata_url=databases[0], ledger_url=databases[1] if ledger == "postgres" else None,
-                             broker_url=broker_url, api_port=api_port, password_file=password_file,
-                             executor=executor, parallelism=parallelism, shards=shards,
-                             dags_folder=Path(dags_folder) if dags_folder else REPO / "dags")
+            base = _base_env(
+                home,
+                metadata_url=databases[0],
+                ledger_url=databases[1] if ledger == "postgres" else None,
+                broker_url=broker_url,
+                api_port=api_port,
+                password_file=password_file,
+                executor=executor,
+                parallelism=parallelism,
+                shards=shards,
+                dags_folder=Path(dags_folder) if dags_folder else REPO / "dags",
+            )
             base.update(connections)
             base.update(env or {})
-            workers = tuple(f"w{i + 1}" for i in range(celery_workers)) if executor == "CeleryExecutor" else ()
-            st = cls(home, base, api_port, password, executor=executor, broker_url=broker_url,
-                     workers=workers, hostname_prefix=hostname_prefix)
+            workers = (
+                tuple(f"w{i + 1}" for i in range(celery_workers)) if executor == "CeleryExecutor" else ()
+            )
+            st = cls(
+                home,
+                base,
+                api_port,
+                password,
+                executor=executor,
+                broker_url=broker_url,
+                workers=workers,
+                hostname_prefix=hostname_prefix,
+            )
             st.sandbox = sandbox
             st._exit = exit_stack
             exit_stack.callback(st._kill_all)
@@ -291,25 +334,44 @@ class AirflowStack:
             exit_stack.close()
             raise
 
-    def _boot(self, pools: dict[str, int], worker_concurrency: int, hostname_prefix: str, timeout: float) -> None:
+    def _boot(
+        self, pools: dict[str, int], worker_concurrency: int, hostname_prefix: str, timeout: float
+    ) -> None:
         self._cli("db", "migrate", timeout=MIGRATE_TIMEOUT)
         for pool, slots in pools.items():
             self._cli("pools", "set", pool, str(slots), "grade passback", timeout=120)
-        self.spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port),
-                   "--workers", "1")
+        self.spawn(
+            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"
+        )
         self.spawn("scheduler", "scheduler", "--skip-serve-logs")  # task logs are read from the shared home
         self.spawn("dag-processor", "dag-processor")
         for name in self.workers:
-            self.spawn(f"worker-{name}", "celery", "worker", "--celery-hostname", f"{name}@{hostname_prefix}",
-                       "--concurrency", str(worker_concurrency), "--skip-serve-logs", "--without-gossip",
-                       "--without-mingle",
-                       extra_env={"AIRFLOW__CORE__HOSTNAME_CALLABLE": "canvas_aspen_stack_hostname.hostname",
-                                  "CANVAS_ASPEN_STACK_HOSTNAME": f"{hostname_prefix}-{name}"})
+            self.spawn(
+                f"worker-{name}",
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@{hostname_prefix}",
+                "--concurrency",
+                str(worker_concurrency),
+                "--skip-serve-logs",
+                "--without-gossip",
+                "--without-mingle",
+                extra_env={
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "canvas_aspen_stack_hostname.hostname",
+                    "CANVAS_ASPEN_STACK_HOSTNAME": f"{hostname_prefix}-{name}",
+                },
+            )
 
         self.poll("the API server", lambda: self.request("GET", "/api/v2/monitor/health"), timeout)
-        self.poll("the scheduler and the dag-processor to report healthy", lambda: all(
-            (self.request("GET", "/api/v2/monitor/health").get(part) or {}).get("status") == "healthy"
-            for part in ("metadatabase", "scheduler", "dag_processor")), timeout)
+        self.poll(
+            "the scheduler and the dag-processor to report healthy",
+            lambda: all(
+                (self.request("GET", "/api/v2/monitor/health").get(part) or {}).get("status") == "healthy"
+                for part in ("metadatabase", "scheduler", "dag_processor")
+            ),
+            timeout,
+        )
         if self.workers:
             nodes = {f"{name}@{hostname_prefix}" for name in self.workers}
             self.poll("every Celery worker to answer a ping", lambda: nodes <= self.celery_nodes(), timeout)
@@ -339,13 +401,22 @@ class AirflowStack:
 
     def _cli(self, *args: str, timeout: float) -> str:
         try:
-            out = subprocess.run([str(BIN / "airflow"), *args], env=self.env, cwd=self.home, capture_output=True,
-                                 text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            out = subprocess.run(
+                [str(BIN / "airflow"), *args],
+                env=self.env,
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as exc:
             raise StackError(f"airflow {' '.join(args)} did not finish in {timeout:.0f}s") from exc
         if out.returncode != 0:
-            raise StackError(f"airflow {' '.join(args)} exited with {out.returncode}:\n"
-                             f"{out.stdout[-3000:]}{out.stderr[-3000:]}")
+            raise StackError(
+                f"airflow {' '.join(args)} exited with {out.returncode}:\n"
+                f"{out.stdout[-3000:]}{out.stderr[-3000:]}"
+            )
         return out.stdout
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Component:
@@ -353,9 +424,15 @@ class AirflowStack:
         log = self.logs_dir / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
-            popen = subprocess.Popen([str(BIN / "airflow"), *args], env={**self.env, **(extra_env or {})},
-                                     cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
+            popen = subprocess.Popen(
+                [str(BIN / "airflow"), *args],
+                env={**self.env, **(extra_env or {})},
+                cwd=self.home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_child_setup,
+            )
         component = Component(name, popen, log)
         self.components.append(component)
         return component
@@ -394,10 +471,13 @@ class AirflowStack:
 
     def diagnostics(self, lines: int = 25) -> str:
         """The tail of each component's log."""
-        return "\n".join(f"--- {c.name} (exit {c.popen.poll()}) {c.log}\n{c.tail(lines)}" for c in self.components)
+        return "\n".join(
+            f"--- {c.name} (exit {c.popen.poll()}) {c.log}\n{c.tail(lines)}" for c in self.components
+        )
 
-    def poll(self, what: str, probe: Callable[[], Any], timeout: float,
-             fatal: tuple[type[BaseException], ...] = ()) -> Any:
+    def poll(
+        self, what: str, probe: Callable[[], Any], timeout: float, fatal: tuple[type[BaseException], ...] = ()
+    ) -> Any:
         """Call ``probe()`` until it returns something truthy (at most ``timeout`` s); exceptions
         count as "not yet" except ``fatal`` ones. Fails with every component's log tail."""
         deadline = time.monotonic() + timeout
@@ -415,8 +495,10 @@ class AirflowStack:
                     return result
                 last = result
             if time.monotonic() > deadline:
-                raise StackError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n"
-                                 f"{self.diagnostics()}")
+                raise StackError(
+                    f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})\n"
+                    f"{self.diagnostics()}"
+                )
             time.sleep(1)
 
     def celery_nodes(self) -> set[str]:
@@ -435,13 +517,26 @@ class AirflowStack:
     def token(self) -> str:
         """A JWT for the REST API (SimpleAuthManager's ``POST /auth/token``), fetched once."""
         if self._token is None:
-            body = self.request("POST", "/auth/token", expect=(200, 201), auth=False,
-                                json={"username": self.username, "password": self.password})
+            body = self.request(
+                "POST",
+                "/auth/token",
+                expect=(200, 201),
+                auth=False,
+                json={"username": self.username, "password": self.password},
+            )
             self._token = body["access_token"]
         return self._token
 
-    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), auth: bool = True,
-                _again: bool = True, **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: tuple[int, ...] = (200,),
+        auth: bool = True,
+        _again: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         """``method path`` on the API server; the JSON answer, or ``StackError`` if the status is not
         in ``expect``."""
         import requests
@@ -449,8 +544,9 @@ class AirflowStack:
         headers = {"Authorization": f"Bearer {self.token()}"} if auth and path.startswith("/api/") else {}
         with requests.Session() as session:
             session.trust_env = False  # loopback: never through a proxy
-            response = session.request(method, f"{self.api_url}{path}", headers=headers, timeout=REQUEST_TIMEOUT,
-                                       **kwargs)
+            response = session.request(
+                method, f"{self.api_url}{path}", headers=headers, timeout=REQUEST_TIMEOUT, **kwargs
+            )
         if response.status_code == 401 and auth and _again and path.startswith("/api/"):  # expired: once more
             self._token = None
             return self.request(method, path, expect=expect, auth=auth, _again=False, **kwargs)
@@ -488,23 +584,28 @@ class AirflowStack:
                 return state
             self.check_alive()
             if time.monotonic() > deadline:
-                raise StackError(f"run {run_id} still {state} after {timeout:.0f}s\n"
-                                 f"{self.task_summary(run_id)}\n{self.diagnostics()}")
+                raise StackError(
+                    f"run {run_id} still {state} after {timeout:.0f}s\n"
+                    f"{self.task_summary(run_id)}\n{self.diagnostics()}"
+                )
             time.sleep(1)
 
     def task_instances(self, run_id: str) -> list[dict]:
         """The run's task instances as the REST API gives them (``task_id``, ``map_index``, ``state``,
         ``pool``, ``queued_when``, ``start_date``, ``end_date``, ``hostname``, ``try_number`` …)."""
-        body = self.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-                            params={"limit": 1000})
+        body = self.request(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+        )
         return body["task_instances"]
 
     def task_summary(self, run_id: str) -> str:
         """One line per task instance; the log tail of each that did not succeed."""
         lines = []
         for ti in sorted(self.task_instances(run_id), key=lambda t: (t["task_id"], t["map_index"])):
-            lines.append(f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti['hostname']} "
-                         f"pool {ti.get('pool')} try {ti['try_number']}")
+            lines.append(
+                f"  {ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti['hostname']} "
+                f"pool {ti.get('pool')} try {ti['try_number']}"
+            )
             if ti["state"] not in ("success", None, "skipped"):
                 lines.append(self.task_log_tail(run_id, ti))
         return "\n".join(lines)
@@ -526,59 +627,80 @@ class AirflowStack:
         raise StackError(f"no report.json for {run_id} under {self.reports_dir}")
 
 
-def _base_env(home: Path, *, metadata_url: Any, ledger_url: Any, broker_url: str | None, api_port: int,
-              password_file: Path, executor: str, parallelism: int, shards: int, dags_folder: Path) -> dict[str, str]:
+def _base_env(
+    home: Path,
+    *,
+    metadata_url: Any,
+    ledger_url: Any,
+    broker_url: str | None,
+    api_port: int,
+    password_file: Path,
+    executor: str,
+    parallelism: int,
+    shards: int,
+    dags_folder: Path,
+) -> dict[str, str]:
     """One configuration for every process; nothing from the caller's Airflow settings leaks in."""
     from cryptography.fernet import Fernet
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_CONFIG", "CANVAS_ASPEN_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_CONFIG", "CANVAS_ASPEN_"))
+    }
     metadata = metadata_url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(home), str(REPO), os.environ.get("PYTHONPATH")])),
-        "AIRFLOW__CORE__EXECUTOR": executor,
-        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "CANVAS_ASPEN_SHARDS": str(shards),
-        "CANVAS_ASPEN_STAGE_ROOT": f"file://{home / 'canvas_aspen' / 'stage'}",
-        "CANVAS_ASPEN_REPORTS_DIR": str(home / "canvas_aspen" / "reports"),
-        "GX_ANALYTICS_ENABLED": "False",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(home), str(REPO), os.environ.get("PYTHONPATH")])),
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "CANVAS_ASPEN_SHARDS": str(shards),
+            "CANVAS_ASPEN_STAGE_ROOT": f"file://{home / 'canvas_aspen' / 'stage'}",
+            "CANVAS_ASPEN_REPORTS_DIR": str(home / "canvas_aspen" / "reports"),
+            "GX_ANALYTICS_ENABLED": "False",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
     if executor == "CeleryExecutor":
         backend = metadata_url.set(drivername="postgresql").render_as_string(hide_password=False)
-        env.update({
-            "AIRFLOW__CELERY__BROKER_URL": broker_url or "",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{backend}",
-            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "canvas_aspen.celery_config.CELERY_CONFIG",  # as docker compose
-            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
-        })
+        env.update(
+            {
+                "AIRFLOW__CELERY__BROKER_URL": broker_url or "",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{backend}",
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "canvas_aspen.celery_config.CELERY_CONFIG",  # as docker compose
+                "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+                "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+            }
+        )
     if ledger_url is not None:
-        ledger_conn = {"conn_type": "postgres", "host": ledger_url.host or "127.0.0.1",
-                       "port": ledger_url.port or 5432, "login": ledger_url.username or "postgres",
-                       "schema": ledger_url.database}
+        ledger_conn = {
+            "conn_type": "postgres",
+            "host": ledger_url.host or "127.0.0.1",
+            "port": ledger_url.port or 5432,
+            "login": ledger_url.username or "postgres",
+            "schema": ledger_url.database,
+        }
         if ledger_url.password:
             ledger_conn["password"] = ledger_url.password
         env["AIRFLOW_CONN_CANVAS_ASPEN_LEDGER"] = json.dumps(ledger_conn)

@@ -28,20 +28,41 @@ from sandbox.grading_day import aspen_day_of_grading
 from sandbox.settings import Settings
 
 FILTER = re.compile(r"""^\s*([A-Za-z_][\w.]*)\s*(!=|>=|<=|=|>|<|~)\s*(?:'([^']*)'|"([^"]*)"|(\S+))\s*$""")
-HTTP_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Entity",
-               429: "Too Many Requests", 500: "Internal Server Error"}
-CODE_MINOR = {400: "invaliddata", 401: "unauthorisedrequest", 403: "forbidden", 404: "unknownobject",
-              422: "invaliddata", 429: "server_busy", 500: "internal_server_error"}
+HTTP_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+CODE_MINOR = {
+    400: "invaliddata",
+    401: "unauthorisedrequest",
+    403: "forbidden",
+    404: "unknownobject",
+    422: "invaliddata",
+    429: "server_busy",
+    500: "internal_server_error",
+}
 
 
 def error_payload(style: str, status: int, code_minor: str, message: str) -> tuple[str, bytes]:
     if style == "text":
         return "text/plain; charset=utf-8", message.encode()
-    return "application/json", json_bytes({
-        "imsx_codeMajor": "failure", "imsx_severity": "error", "imsx_description": message,
-        "imsx_CodeMinor": {"imsx_codeMinorField": [
-            {"imsx_codeMinorFieldName": "TargetEndSystem", "imsx_codeMinorFieldValue": code_minor}]},
-    })
+    return "application/json", json_bytes(
+        {
+            "imsx_codeMajor": "failure",
+            "imsx_severity": "error",
+            "imsx_description": message,
+            "imsx_CodeMinor": {
+                "imsx_codeMinorField": [
+                    {"imsx_codeMinorFieldName": "TargetEndSystem", "imsx_codeMinorFieldValue": code_minor}
+                ]
+            },
+        }
+    )
 
 
 def error_response(settings: Settings, exc: AspenError) -> Response:
@@ -71,14 +92,23 @@ def matches(item: dict, field: str, op: str, value: str) -> bool:
     actual = _field(item, field)
     text = "" if actual is None else str(actual)
     return {
-        "=": text == value, "!=": text != value, "~": value.lower() in text.lower(),
-        ">": text > value, ">=": text >= value, "<": text < value, "<=": text <= value,
+        "=": text == value,
+        "!=": text != value,
+        "~": value.lower() in text.lower(),
+        ">": text > value,
+        ">=": text >= value,
+        "<": text < value,
+        "<=": text <= value,
     }[op]
 
 
 def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> tuple[FastAPI, ServerContext]:
-    ctx = ServerContext("aspen", scenario, settings, faults, lambda sc: AspenState(sc, settings.aspen_api_path))
-    app = FastAPI(title="Sandbox Follett Aspen (OneRoster 1.1)", docs_url=None, redoc_url=None, openapi_url=None)
+    ctx = ServerContext(
+        "aspen", scenario, settings, faults, lambda sc: AspenState(sc, settings.aspen_api_path)
+    )
+    app = FastAPI(
+        title="Sandbox Follett Aspen (OneRoster 1.1)", docs_url=None, redoc_url=None, openapi_url=None
+    )
     api = APIRouter(prefix=settings.aspen_api_path)
 
     @app.exception_handler(AspenError)
@@ -94,10 +124,19 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
         if faults.tokens_expire_now():
             state().expire_tokens()
         if not token or not state().token_valid(token):
-            raise AspenError(401, "unauthorisedrequest", "Unauthorized: missing, unknown or expired access token")
+            raise AspenError(
+                401, "unauthorisedrequest", "Unauthorized: missing, unknown or expired access token"
+            )
 
-    def collection(request: Request, key: str, items, render, total: int | None = None,
-                   filtered: bool = False, render_text=None) -> Response:
+    def collection(
+        request: Request,
+        key: str,
+        items,
+        render,
+        total: int | None = None,
+        filtered: bool = False,
+        render_text=None,
+    ) -> Response:
         """limit/offset paging, with the optional filter and sort of OneRoster collections."""
         q = request.query_params
         use_filter = bool(q.get("filter")) and not filtered
@@ -115,14 +154,18 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
                 f, op, value = parse_filter(q["filter"])
                 rendered = [x for x in rendered if matches(x, f, op, value)]
             if q.get("sort"):
-                rendered.sort(key=lambda x: str(_field(x, q["sort"]) or ""), reverse=q.get("orderBy") == "desc")
-            total, page = len(rendered), rendered[offset: offset + limit]
+                rendered.sort(
+                    key=lambda x: str(_field(x, q["sort"]) or ""), reverse=q.get("orderBy") == "desc"
+                )
+            total, page = len(rendered), rendered[offset : offset + limit]
         elif render_text is not None:
             page = None
             text = ",".join(map(render_text, islice(items, offset, offset + limit)))
         else:
             page = [render(x) for x in islice(items, offset, offset + limit)]
-        headers = {"X-Total-Count": str(total)} if settings.aspen_total_count_header and total is not None else None
+        headers = (
+            {"X-Total-Count": str(total)} if settings.aspen_total_count_header and total is not None else None
+        )
         if page is None:
             return Response(f'{{"{key}":[{text}]}}'.encode(), media_type="application/json", headers=headers)
         return json_response({key: page}, headers=headers)
@@ -139,12 +182,22 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
                 pass
         if form.get("grant_type") != "client_credentials":
             return json_response({"error": "unsupported_grant_type"}, 400)
-        expected = (settings.aspen_client_id or state().client_id, settings.aspen_client_secret or state().client_secret)
+        expected = (
+            settings.aspen_client_id or state().client_id,
+            settings.aspen_client_secret or state().client_secret,
+        )
         if (client_id, client_secret) != expected:
-            return json_response({"error": "invalid_client", "error_description": "Bad client credentials"}, 401)
+            return json_response(
+                {"error": "invalid_client", "error_description": "Bad client credentials"}, 401
+            )
         lifetime = settings.aspen_token_lifetime_s
-        return json_response({"access_token": state().issue_token(lifetime), "token_type": "bearer",
-                              "expires_in": int(lifetime)})
+        return json_response(
+            {
+                "access_token": state().issue_token(lifetime),
+                "token_type": "bearer",
+                "expires_in": int(lifetime),
+            }
+        )
 
     @api.get("/categories")
     async def categories(request: Request) -> Response:
@@ -156,14 +209,21 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
             if f == "metadata.classId" and op == "=":  # the common case, from the class index
                 cats = list(s.class_categories.get(value, {}).values())
                 return collection(request, "categories", cats, s.category_json, len(cats), filtered=True)
-        return collection(request, "categories", list(s.categories.values()), s.category_json, len(s.categories))
+        return collection(
+            request, "categories", list(s.categories.values()), s.category_json, len(s.categories)
+        )
 
     @api.get("/gradingPeriods")
     async def grading_periods(request: Request) -> Response:
         authorize(request)
         s = state()
-        return collection(request, "gradingPeriods", list(s.grading_periods.values()), s.grading_period_json,
-                          len(s.grading_periods))
+        return collection(
+            request,
+            "gradingPeriods",
+            list(s.grading_periods.values()),
+            s.grading_period_json,
+            len(s.grading_periods),
+        )
 
     @api.get("/classes")
     async def classes(request: Request) -> Response:
@@ -190,7 +250,9 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
         s = state()
         s.klass(class_id)
         items = s.class_results[class_id]
-        return collection(request, "results", items.values(), s.result_json, len(items), render_text=s.result_text)
+        return collection(
+            request, "results", items.values(), s.result_json, len(items), render_text=s.result_text
+        )
 
     @api.get("/classes/{class_id}/students")
     async def class_students(request: Request, class_id: str) -> Response:
@@ -220,9 +282,15 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
         authorize(request)
         payload = await _payload(request)
         created, body = state().put_line_item(
-            sourced_id, payload, require_due_date=settings.aspen_require_due_date,
-            due_in_period=settings.aspen_check_due_date_in_period, store=not faults.lose_write(),
-            column_code_length=settings.aspen_column_code_length if settings.aspen_unique_column_codes else None)
+            sourced_id,
+            payload,
+            require_due_date=settings.aspen_require_due_date,
+            due_in_period=settings.aspen_check_due_date_in_period,
+            store=not faults.lose_write(),
+            column_code_length=settings.aspen_column_code_length
+            if settings.aspen_unique_column_codes
+            else None,
+        )
         return json_response({"lineItem": body}, 201 if created else 200)
 
     @api.put("/results/{sourced_id}")
@@ -262,7 +330,9 @@ def build_aspen_app(scenario: dict, settings: Settings, faults: FaultState) -> t
         if proxied:
             return proxied
         title = HTTP_TITLES.get(status, "Error")
-        return error_payload(settings.aspen_error_style, status, CODE_MINOR.get(status, "internal_server_error"), title)
+        return error_payload(
+            settings.aspen_error_style, status, CODE_MINOR.get(status, "internal_server_error"), title
+        )
 
     return StatsMiddleware(FaultMiddleware(app, faults, ctx.stats, fault_body), ctx.stats, resolve), ctx
 

@@ -116,7 +116,11 @@ class AspenState:
         for u in scenario["canvas"].get("users", []):  # Canvas students with a SIS id exist in Aspen too
             if u.get("sis_user_id"):
                 first, _, last = u.get("name", "").partition(" ")
-                self.users[u["sis_user_id"]] = {"sourcedId": u["sis_user_id"], "givenName": first, "familyName": last}
+                self.users[u["sis_user_id"]] = {
+                    "sourcedId": u["sis_user_id"],
+                    "givenName": first,
+                    "familyName": last,
+                }
         for u in aspen.get("students", []):
             self.users[u["sourcedId"]] = dict(self.users.get(u["sourcedId"], {}), **u)
         self.classes: dict[str, AspenClass] = {}
@@ -131,19 +135,34 @@ class AspenState:
             roster = list(c.get("roster", []))
             for sid in roster:
                 self.users.setdefault(sid, {"sourcedId": sid, "givenName": "Student", "familyName": sid})
-            self.classes[c["sourcedId"]] = AspenClass(c["sourcedId"], c.get("title", c["sourcedId"]),
-                                                      c.get("classCode", c["sourcedId"]), roster, frozenset(roster), stamp)
+            self.classes[c["sourcedId"]] = AspenClass(
+                c["sourcedId"],
+                c.get("title", c["sourcedId"]),
+                c.get("classCode", c["sourcedId"]),
+                roster,
+                frozenset(roster),
+                stamp,
+            )
             self.class_categories[c["sourcedId"]] = {}
             self.class_line_items[c["sourcedId"]] = {}
             self.class_results[c["sourcedId"]] = {}
             for cat in c.get("categories", []):
                 sid = cat.get("sourcedId") or category_sourced_id(c["sourcedId"], cat)
-                category = Category(sid, cat["title"], c["sourcedId"], cat.get("weight"), cat.get("code"),
-                                    cat.get("status", "active"), stamp)
+                category = Category(
+                    sid,
+                    cat["title"],
+                    c["sourcedId"],
+                    cat.get("weight"),
+                    cat.get("code"),
+                    cat.get("status", "active"),
+                    stamp,
+                )
                 self.categories[sid] = category
                 self.class_categories[c["sourcedId"]][sid] = category
         for li in aspen.get("lineItems", []):  # what Aspen already holds: loaded as is, not validated
-            self._store_line_item(self._line_item_from(li["sourcedId"], li, li.get("dateLastModified", stamp)))
+            self._store_line_item(
+                self._line_item_from(li["sourcedId"], li, li.get("dateLastModified", stamp))
+            )
         for r in aspen.get("results", []):
             self._store_result(self._result_from(r["sourcedId"], r, r.get("dateLastModified", stamp)))
 
@@ -172,46 +191,94 @@ class AspenState:
         return {"href": f"{self.api}/{kind}/{sourced_id}", "sourcedId": sourced_id, "type": type_}
 
     def class_json(self, c: AspenClass) -> dict:
-        return {"sourcedId": c.sourcedId, "status": "active", "dateLastModified": c.dateLastModified,
-                "title": c.title, "classCode": c.classCode, "classType": "scheduled", "location": None,
-                "grades": [], "subjects": [], "periods": []}
+        return {
+            "sourcedId": c.sourcedId,
+            "status": "active",
+            "dateLastModified": c.dateLastModified,
+            "title": c.title,
+            "classCode": c.classCode,
+            "classType": "scheduled",
+            "location": None,
+            "grades": [],
+            "subjects": [],
+            "periods": [],
+        }
 
     def category_json(self, c: Category) -> dict:
         metadata: dict[str, Any] = {"classId": c.class_id}
         if c.weight is not None:
             metadata["weight"] = c.weight
-        return {"sourcedId": c.sourcedId, "status": c.status, "dateLastModified": c.dateLastModified,
-                "title": c.title, "metadata": metadata}
+        return {
+            "sourcedId": c.sourcedId,
+            "status": c.status,
+            "dateLastModified": c.dateLastModified,
+            "title": c.title,
+            "metadata": metadata,
+        }
 
     def grading_period_json(self, gp: dict) -> dict:
-        return {"sourcedId": gp["sourcedId"], "status": "active",
-                "dateLastModified": gp.get("dateLastModified", "2025-08-20T12:00:00.000Z"),
-                "title": gp.get("title", gp["sourcedId"]), "type": "gradingPeriod",
-                "startDate": gp["startDate"], "endDate": gp["endDate"], "schoolYear": gp.get("schoolYear"),
-                "metadata": {"locked": bool(gp.get("locked", False))}}
+        return {
+            "sourcedId": gp["sourcedId"],
+            "status": "active",
+            "dateLastModified": gp.get("dateLastModified", "2025-08-20T12:00:00.000Z"),
+            "title": gp.get("title", gp["sourcedId"]),
+            "type": "gradingPeriod",
+            "startDate": gp["startDate"],
+            "endDate": gp["endDate"],
+            "schoolYear": gp.get("schoolYear"),
+            "metadata": {"locked": bool(gp.get("locked", False))},
+        }
 
     def user_json(self, sid: str) -> dict:
         u = self.users[sid]
-        return {"sourcedId": sid, "status": "active", "dateLastModified": "2025-08-20T12:00:00.000Z",
-                "username": u.get("username", sid.lower()), "userIds": [], "enabledUser": True,
-                "givenName": u.get("givenName", ""), "familyName": u.get("familyName", ""), "middleName": None,
-                "role": "student", "identifier": u.get("identifier", sid), "email": u.get("email"),
-                "sms": None, "phone": None,
-                "agents": [], "orgs": [], "grades": []}
+        return {
+            "sourcedId": sid,
+            "status": "active",
+            "dateLastModified": "2025-08-20T12:00:00.000Z",
+            "username": u.get("username", sid.lower()),
+            "userIds": [],
+            "enabledUser": True,
+            "givenName": u.get("givenName", ""),
+            "familyName": u.get("familyName", ""),
+            "middleName": None,
+            "role": "student",
+            "identifier": u.get("identifier", sid),
+            "email": u.get("email"),
+            "sms": None,
+            "phone": None,
+            "agents": [],
+            "orgs": [],
+            "grades": [],
+        }
 
     def line_item_json(self, li: LineItem) -> dict:
-        return {"sourcedId": li.sourcedId, "status": li.status, "dateLastModified": li.dateLastModified,
-                "title": li.title, "description": li.description, "assignDate": li.assignDate, "dueDate": li.dueDate,
-                "class": self.ref("classes", li.class_id, "class"),
-                "category": self.ref("categories", li.category_id, "category"),
-                "gradingPeriod": self.ref("academicSessions", li.grading_period_id, "academicSession"),
-                "resultValueMin": li.resultValueMin, "resultValueMax": li.resultValueMax}
+        return {
+            "sourcedId": li.sourcedId,
+            "status": li.status,
+            "dateLastModified": li.dateLastModified,
+            "title": li.title,
+            "description": li.description,
+            "assignDate": li.assignDate,
+            "dueDate": li.dueDate,
+            "class": self.ref("classes", li.class_id, "class"),
+            "category": self.ref("categories", li.category_id, "category"),
+            "gradingPeriod": self.ref("academicSessions", li.grading_period_id, "academicSession"),
+            "resultValueMin": li.resultValueMin,
+            "resultValueMax": li.resultValueMax,
+        }
 
     def result_json(self, r: Result) -> dict:
-        return {"sourcedId": r.sourcedId, "status": r.status, "dateLastModified": r.dateLastModified,
-                "lineItem": self.ref("lineItems", r.line_item_id, "lineItem"),
-                "student": self.ref("users", r.student_id, "user"),
-                "scoreStatus": r.scoreStatus, "score": r.score, "scoreDate": r.scoreDate, "comment": r.comment}
+        return {
+            "sourcedId": r.sourcedId,
+            "status": r.status,
+            "dateLastModified": r.dateLastModified,
+            "lineItem": self.ref("lineItems", r.line_item_id, "lineItem"),
+            "student": self.ref("users", r.student_id, "user"),
+            "scoreStatus": r.scoreStatus,
+            "score": r.score,
+            "scoreDate": r.scoreDate,
+            "comment": r.comment,
+        }
 
     def result_text(self, r: Result) -> str:
         """``result_json`` rendered straight to JSON text (a district holds ~450k results)."""
@@ -233,17 +300,35 @@ class AspenState:
     # --- storage ---------------------------------------------------------------------------
 
     def _line_item_from(self, sid: str, body: dict, stamp: str) -> LineItem:
-        return LineItem(sid, body.get("status", "active"), stamp, body.get("title", ""), body.get("description"),
-                        body.get("assignDate"), body.get("dueDate"), _ref_id(body, "class") or "",
-                        _ref_id(body, "category") or "", _ref_id(body, "gradingPeriod") or "",
-                        _number(body.get("resultValueMin")), _number(body.get("resultValueMax")))
+        return LineItem(
+            sid,
+            body.get("status", "active"),
+            stamp,
+            body.get("title", ""),
+            body.get("description"),
+            body.get("assignDate"),
+            body.get("dueDate"),
+            _ref_id(body, "class") or "",
+            _ref_id(body, "category") or "",
+            _ref_id(body, "gradingPeriod") or "",
+            _number(body.get("resultValueMin")),
+            _number(body.get("resultValueMax")),
+        )
 
     def _result_from(self, sid: str, body: dict, stamp: str) -> Result:
         li_id = _ref_id(body, "lineItem") or ""
         li = self.line_items.get(li_id)
-        return Result(sid, body.get("status", "active"), stamp, li.sourcedId if li else li_id,
-                      _ref_id(body, "student") or "", body.get("scoreStatus", "fully graded"),
-                      _number(body.get("score")), body.get("scoreDate"), body.get("comment"))
+        return Result(
+            sid,
+            body.get("status", "active"),
+            stamp,
+            li.sourcedId if li else li_id,
+            _ref_id(body, "student") or "",
+            body.get("scoreStatus", "fully graded"),
+            _number(body.get("score")),
+            body.get("scoreDate"),
+            body.get("comment"),
+        )
 
     def _store_line_item(self, li: LineItem) -> None:
         old = self.line_items.get(li.sourcedId)
@@ -275,9 +360,16 @@ class AspenState:
 
     # --- the writes Aspen validates ----------------------------------------------------------
 
-    def put_line_item(self, sid: str, payload: Any, *, require_due_date: bool = True,
-                      due_in_period: bool = False, store: bool = True,
-                      column_code_length: int | None = 10) -> tuple[bool, dict]:
+    def put_line_item(
+        self,
+        sid: str,
+        payload: Any,
+        *,
+        require_due_date: bool = True,
+        due_in_period: bool = False,
+        store: bool = True,
+        column_code_length: int | None = 10,
+    ) -> tuple[bool, dict]:
         """Create or replace a line item. ``column_code_length``: Aspen makes the first that many
         characters of the title the class's gradebook column code and refuses a second line item
         with the same code in the class (None: no such check)."""
@@ -330,8 +422,14 @@ class AspenState:
         has the same column code (the line item itself, replaced under its own sourcedId, is fine)."""
         code = column_code(title, length)
         for other in self.class_line_items.get(class_id, {}).values():
-            if other.sourcedId != sid and other.status != "tobedeleted" and column_code(other.title, length) == code:
-                raise AspenError(422, "invaliddata", f'GB column name "{title.strip()[:length].strip()}" already exists')
+            if (
+                other.sourcedId != sid
+                and other.status != "tobedeleted"
+                and column_code(other.title, length) == code
+            ):
+                raise AspenError(
+                    422, "invaliddata", f'GB column name "{title.strip()[:length].strip()}" already exists'
+                )
 
     def put_result(self, sid: str, payload: Any, *, store: bool = True) -> tuple[bool, dict]:
         body = _unwrap(payload, "result", sid)
@@ -346,7 +444,11 @@ class AspenState:
             raise invalid("student.sourcedId is required")
         cls = self.classes.get(li.class_id)
         if cls is None or student not in cls.roster_set:
-            raise AspenError(404, "unknownobject", f"Student Not Found In Class: {student} is not enrolled in {li.class_id}")
+            raise AspenError(
+                404,
+                "unknownobject",
+                f"Student Not Found In Class: {student} is not enrolled in {li.class_id}",
+            )
         status = body.get("scoreStatus")
         if status not in SCORE_STATUSES:
             raise invalid(f"scoreStatus {status!r} is not one of {sorted(SCORE_STATUSES)}")
@@ -426,21 +528,37 @@ class AspenState:
             self.klass(class_id)
         wanted = [class_id] if class_id else list(self.classes)
         return {
-            "classes": {cid: dict(self.class_json(self.classes[cid]), roster=self.classes[cid].roster)
-                        for cid in wanted},
-            "categories": {c.sourcedId: self.category_json(c) for cid in wanted
-                           for c in self.class_categories[cid].values()},
+            "classes": {
+                cid: dict(self.class_json(self.classes[cid]), roster=self.classes[cid].roster)
+                for cid in wanted
+            },
+            "categories": {
+                c.sourcedId: self.category_json(c)
+                for cid in wanted
+                for c in self.class_categories[cid].values()
+            },
             "gradingPeriods": {sid: self.grading_period_json(gp) for sid, gp in self.grading_periods.items()},
-            "lineItems": {li.sourcedId: self.line_item_json(li) for cid in wanted
-                          for li in self.class_line_items.get(cid, {}).values()},
-            "results": {r.sourcedId: self.result_json(r) for cid in wanted
-                        for r in self.class_results.get(cid, {}).values()},
+            "lineItems": {
+                li.sourcedId: self.line_item_json(li)
+                for cid in wanted
+                for li in self.class_line_items.get(cid, {}).values()
+            },
+            "results": {
+                r.sourcedId: self.result_json(r)
+                for cid in wanted
+                for r in self.class_results.get(cid, {}).values()
+            },
         }
 
     def summary(self) -> dict:
-        return {"classes": len(self.classes), "categories": len(self.categories),
-                "gradingPeriods": len(self.grading_periods), "lineItems": len(self.line_items),
-                "results": len(self.results), "tokens_issued": len(self.tokens)}
+        return {
+            "classes": len(self.classes),
+            "categories": len(self.categories),
+            "gradingPeriods": len(self.grading_periods),
+            "lineItems": len(self.line_items),
+            "results": len(self.results),
+            "tokens_issued": len(self.tokens),
+        }
 
 
 def _unwrap(payload: Any, key: str, sid: str) -> dict:
@@ -448,5 +566,7 @@ def _unwrap(payload: Any, key: str, sid: str) -> dict:
         raise AspenError(400, "invaliddata", f'Invalid payload: expected {{"{key}": {{...}}}}')
     body = payload[key]
     if body.get("sourcedId") not in (None, sid):
-        raise AspenError(400, "invaliddata", f"sourcedId {body.get('sourcedId')!r} does not match the URL ({sid!r})")
+        raise AspenError(
+            400, "invaliddata", f"sourcedId {body.get('sourcedId')!r} does not match the URL ({sid!r})"
+        )
     return body

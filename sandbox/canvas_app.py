@@ -32,7 +32,11 @@ API = "/api/v1"
 
 
 def throttled_body(status: int) -> bytes:
-    return b"403 Forbidden (Rate Limit Exceeded)" if status == 403 else b"429 Too Many Requests (Rate Limit Exceeded)"
+    return (
+        b"403 Forbidden (Rate Limit Exceeded)"
+        if status == 403
+        else b"429 Too Many Requests (Rate Limit Exceeded)"
+    )
 
 
 def canvas_error_body(status: int) -> tuple[str, bytes]:
@@ -83,8 +87,13 @@ class CanvasThrottle:
             headers = [("X-Request-Cost", "0")]
             if s.canvas_throttling:
                 headers.append(("X-Rate-Limit-Remaining", self.remaining()))
-            await send_simple(send, s.canvas_throttle_status, throttled_body(s.canvas_throttle_status), "text/plain",
-                              headers)
+            await send_simple(
+                send,
+                s.canvas_throttle_status,
+                throttled_body(s.canvas_throttle_status),
+                "text/plain",
+                headers,
+            )
             return
         up_front = s.canvas_up_front_cost if s.canvas_throttling else 0.0
         self.level += up_front
@@ -121,14 +130,20 @@ class CanvasThrottle:
 
 def authorize(request: Request, ctx: ServerContext) -> None:
     header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else request.query_params.get("access_token")
+    token = (
+        header[7:].strip()
+        if header.lower().startswith("bearer ")
+        else request.query_params.get("access_token")
+    )
     if not token:
         raise CanvasError(401, "user authorization required")
     if token != (ctx.settings.canvas_token or ctx.state.token):
         raise CanvasError(401, "Invalid access token.")
 
 
-def paginate(request: Request, ctx: ServerContext, items: list, render_text=None, wrap: str | None = None) -> Response:
+def paginate(
+    request: Request, ctx: ServerContext, items: list, render_text=None, wrap: str | None = None
+) -> Response:
     """One page of ``items`` with Canvas's ``Link`` header (current, next, prev, first, last).
     ``render_text`` turns an item into its JSON text (else items are JSON-ready values); with
     ``wrap`` the page is an object holding the items under that key (the terms listing)."""
@@ -137,9 +152,11 @@ def paginate(request: Request, ctx: ServerContext, items: list, render_text=None
     per_page = min(max(per_page, 1), s.canvas_max_per_page)
     page = max(_int(request.query_params.get("page"), 1), 1)
     last = max(1, math.ceil(len(items) / per_page))
-    chunk = items[(page - 1) * per_page: page * per_page]
+    chunk = items[(page - 1) * per_page : page * per_page]
 
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page", "access_token")]
+    params = [
+        (k, v) for k, v in request.query_params.multi_items() if k not in ("page", "per_page", "access_token")
+    ]
     base = str(request.url.replace(query=""))
 
     def link(n: int, rel: str) -> str:
@@ -202,16 +219,30 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
     @app.get(f"{API}/users/self")
     async def user_self(request: Request) -> Response:
         authorize(request, ctx)
-        return json_response({"id": 1, "name": "Sandbox Admin", "sortable_name": "Admin, Sandbox",
-                              "short_name": "Sandbox Admin", "login_id": "sandbox-admin"})
+        return json_response(
+            {
+                "id": 1,
+                "name": "Sandbox Admin",
+                "sortable_name": "Admin, Sandbox",
+                "short_name": "Sandbox Admin",
+                "login_id": "sandbox-admin",
+            }
+        )
 
     @app.get(f"{API}/accounts/{{account_id}}")
     async def account(request: Request, account_id: str) -> Response:
         authorize(request, ctx)
         if account_id not in (str(ctx.state.account_id), "self"):
             raise CanvasError(404, "The specified resource does not exist.")
-        return json_response({"id": ctx.state.account_id, "name": ctx.scenario.get("name", "Sandbox District"),
-                              "workflow_state": "active", "parent_account_id": None, "root_account_id": None})
+        return json_response(
+            {
+                "id": ctx.state.account_id,
+                "name": ctx.scenario.get("name", "Sandbox District"),
+                "workflow_state": "active",
+                "parent_account_id": None,
+                "root_account_id": None,
+            }
+        )
 
     @app.get(f"{API}/accounts/{{account_id}}/terms")
     async def account_terms(request: Request, account_id: str) -> Response:
@@ -240,22 +271,29 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
         authorize(request, ctx)
         q = request.query_params
         c = _course(ctx, course_id)
-        return paginate(request, ctx, ctx.state.enrollments_json(c, q.getlist("type[]"), q.getlist("state[]")))
+        return paginate(
+            request, ctx, ctx.state.enrollments_json(c, q.getlist("type[]"), q.getlist("state[]"))
+        )
 
     @app.get(f"{API}/courses/{{course_id}}/users")
     async def course_users(request: Request, course_id: str) -> Response:
         authorize(request, ctx)
         q = request.query_params
         c = _course(ctx, course_id)
-        return paginate(request, ctx, ctx.state.course_users_json(c, q.getlist("enrollment_type[]"),
-                                                                  set(q.getlist("include[]"))))
+        return paginate(
+            request,
+            ctx,
+            ctx.state.course_users_json(c, q.getlist("enrollment_type[]"), set(q.getlist("include[]"))),
+        )
 
     @app.get(f"{API}/courses/{{course_id}}/assignment_groups")
     async def assignment_groups(request: Request, course_id: str) -> Response:
         authorize(request, ctx)
         include = set(request.query_params.getlist("include[]"))
         c = _course(ctx, course_id)
-        items = ctx.state.groups_json(c, "assignments" in include, "assignments" in include and "overrides" in include)
+        items = ctx.state.groups_json(
+            c, "assignments" in include, "assignments" in include and "overrides" in include
+        )
         return paginate(request, ctx, items)
 
     @app.get(f"{API}/courses/{{course_id}}/students/submissions")
@@ -283,7 +321,9 @@ def build_canvas_app(scenario: dict, settings: Settings, faults: FaultState) -> 
                 return route.path
         return None
 
-    inner = FaultMiddleware(app, faults, ctx.stats, canvas_error_body, busy_status=lambda: settings.canvas_throttle_status)
+    inner = FaultMiddleware(
+        app, faults, ctx.stats, canvas_error_body, busy_status=lambda: settings.canvas_throttle_status
+    )
     throttle = CanvasThrottle(inner, settings)
     ctx.reset_hooks.append(throttle.clear)
     return StatsMiddleware(throttle, ctx.stats, resolve), ctx

@@ -17,15 +17,52 @@ from typing import Any
 from sandbox.faults import js
 from sandbox.scenario import canvas_time, now_utc, parse_time, plus_days
 
-LETTERS = [(94, "A"), (90, "A-"), (87, "B+"), (84, "B"), (80, "B-"), (77, "C+"), (74, "C"), (70, "C-"),
-           (67, "D+"), (64, "D"), (61, "D-"), (0, "F")]
-SUBMISSION_FIELDS = {"score", "grade", "excused", "late", "missing", "late_policy_status", "workflow_state",
-                     "graded_at", "submitted_at", "seconds_late", "posted_at"}
-ASSIGNMENT_FIELDS = {"name", "points_possible", "grading_type", "published", "post_to_sis", "due_at", "unlock_at",
-                     "lock_at", "only_visible_to_overrides", "omit_from_final_grade", "overrides", "position",
-                     "post_manually"}
+LETTERS = [
+    (94, "A"),
+    (90, "A-"),
+    (87, "B+"),
+    (84, "B"),
+    (80, "B-"),
+    (77, "C+"),
+    (74, "C"),
+    (70, "C-"),
+    (67, "D+"),
+    (64, "D"),
+    (61, "D-"),
+    (0, "F"),
+]
+SUBMISSION_FIELDS = {
+    "score",
+    "grade",
+    "excused",
+    "late",
+    "missing",
+    "late_policy_status",
+    "workflow_state",
+    "graded_at",
+    "submitted_at",
+    "seconds_late",
+    "posted_at",
+}
+ASSIGNMENT_FIELDS = {
+    "name",
+    "points_possible",
+    "grading_type",
+    "published",
+    "post_to_sis",
+    "due_at",
+    "unlock_at",
+    "lock_at",
+    "only_visible_to_overrides",
+    "omit_from_final_grade",
+    "overrides",
+    "position",
+    "post_manually",
+}
 DEFAULT_TERM = {"id": 1, "name": "Default Term"}  # every Canvas account has one, without dates
-COURSE_STATES = {"unpublished": {"created", "claimed", "unpublished"}}  # stored state -> state[] values that list it
+COURSE_STATES = {
+    "unpublished": {"created", "claimed", "unpublished"}
+}  # stored state -> state[] values that list it
 
 
 class CanvasError(Exception):
@@ -103,9 +140,11 @@ _UNSUBMITTED_TAIL = (
 @functools.lru_cache(maxsize=4096)
 def _plain_tail(graded_at: str | None) -> str:
     ga = js(graded_at)
-    return ('"excused":false,"late":false,"missing":false,"late_policy_status":null,"workflow_state":"graded",'
-            f'"graded_at":{ga},"submitted_at":null,"posted_at":{ga},"seconds_late":0,"points_deducted":null,'
-            '"attempt":null,"grade_matches_current_submission":true,"submission_type":null}')
+    return (
+        '"excused":false,"late":false,"missing":false,"late_policy_status":null,"workflow_state":"graded",'
+        f'"graded_at":{ga},"submitted_at":null,"posted_at":{ga},"seconds_late":0,"points_deducted":null,'
+        '"attempt":null,"grade_matches_current_submission":true,"submission_type":null}'
+    )
 
 
 @dataclass(slots=True)
@@ -168,7 +207,9 @@ class CanvasState:
         for raw in canvas["courses"]:
             course = self._load_course(raw)
             self.courses[course.id] = course
-        self.next_assignment_id = 1 + max((a for c in self.courses.values() for a in c.assignments), default=0)
+        self.next_assignment_id = 1 + max(
+            (a for c in self.courses.values() for a in c.assignments), default=0
+        )
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -177,10 +218,15 @@ class CanvasState:
         sections = [dict(s, course_id=cid) for s in raw.get("sections", [])]
         enrollments = []
         for e in raw.get("enrollments", []):
-            enrollments.append({
-                "id": e.get("id", self._next_enrollment_id), "user_id": e["user_id"], "section_id": e["section_id"],
-                "type": e.get("type", "StudentEnrollment"), "state": e.get("state", "active"),
-            })
+            enrollments.append(
+                {
+                    "id": e.get("id", self._next_enrollment_id),
+                    "user_id": e["user_id"],
+                    "section_id": e["section_id"],
+                    "type": e.get("type", "StudentEnrollment"),
+                    "state": e.get("state", "active"),
+                }
+            )
             self._next_enrollment_id += 1
         groups, assignments = [], {}
         for gpos, g in enumerate(raw.get("assignment_groups", []), start=1):
@@ -188,27 +234,56 @@ class CanvasState:
             for apos, a in enumerate(g.get("assignments", []), start=1):
                 assignments[a["id"]] = self._load_assignment(cid, g["id"], a, apos)
                 ids.append(a["id"])
-            groups.append({"id": g["id"], "name": g["name"], "position": g.get("position", gpos),
-                           "group_weight": g.get("group_weight", 0), "assignment_ids": ids})
+            groups.append(
+                {
+                    "id": g["id"],
+                    "name": g["name"],
+                    "position": g.get("position", gpos),
+                    "group_weight": g.get("group_weight", 0),
+                    "assignment_ids": ids,
+                }
+            )
         groups.sort(key=lambda g: g["position"])
-        return Course(raw=raw, id=cid, sections=sections, enrollments=enrollments, groups=groups,
-                      assignments=assignments)
+        return Course(
+            raw=raw,
+            id=cid,
+            sections=sections,
+            enrollments=enrollments,
+            groups=groups,
+            assignments=assignments,
+        )
 
     def _load_assignment(self, course_id: int, group_id: int, a: dict, position: int) -> Assignment:
-        created = (canvas_time(a.get("created_at")) or plus_days(a.get("due_at"), -14)
-                   or canvas_time(self.default_graded_at) or "2026-08-24T12:00:00Z")
+        created = (
+            canvas_time(a.get("created_at"))
+            or plus_days(a.get("due_at"), -14)
+            or canvas_time(self.default_graded_at)
+            or "2026-08-24T12:00:00Z"
+        )
         state = a.get("workflow_state") or ("published" if a.get("published", True) else "unpublished")
         asg = Assignment(
-            id=a["id"], course_id=course_id, group_id=group_id, name=a["name"],
-            position=a.get("position", position), points_possible=a.get("points_possible"),
-            grading_type=a.get("grading_type", "points"), published=state == "published",
-            post_to_sis=a.get("post_to_sis", True), only_visible_to_overrides=a.get("only_visible_to_overrides", False),
-            omit_from_final_grade=a.get("omit_from_final_grade", False), due_at=canvas_time(a.get("due_at")),
-            unlock_at=canvas_time(a.get("unlock_at")), lock_at=canvas_time(a.get("lock_at")), created_at=created,
-            updated_at=canvas_time(a.get("updated_at")) or created, deleted=state == "deleted",
+            id=a["id"],
+            course_id=course_id,
+            group_id=group_id,
+            name=a["name"],
+            position=a.get("position", position),
+            points_possible=a.get("points_possible"),
+            grading_type=a.get("grading_type", "points"),
+            published=state == "published",
+            post_to_sis=a.get("post_to_sis", True),
+            only_visible_to_overrides=a.get("only_visible_to_overrides", False),
+            omit_from_final_grade=a.get("omit_from_final_grade", False),
+            due_at=canvas_time(a.get("due_at")),
+            unlock_at=canvas_time(a.get("unlock_at")),
+            lock_at=canvas_time(a.get("lock_at")),
+            created_at=created,
+            updated_at=canvas_time(a.get("updated_at")) or created,
+            deleted=state == "deleted",
             overrides=[dict(o) for o in a.get("overrides", [])],
-            default_graded_at=canvas_time(a.get("graded_at")) or plus_days(a.get("due_at"), 1)
-            or canvas_time(self.default_graded_at) or created,
+            default_graded_at=canvas_time(a.get("graded_at"))
+            or plus_days(a.get("due_at"), 1)
+            or canvas_time(self.default_graded_at)
+            or created,
             post_manually=a.get("post_manually") is True,
         )
         default, default_ts = asg.default_graded_at, _timestamp(asg.default_graded_at)
@@ -216,22 +291,40 @@ class CanvasState:
         subs = asg.submissions
         for s in a.get("submissions", ()):
             if len(s) == 2 and s.get("score") is not None:  # {"user_id", "score"}: the common case, kept fast
-                subs[s["user_id"]] = Submission(s["score"], None, False, False, False, False, None, "graded",
-                                                default, default_ts, None, 0, posted)
+                subs[s["user_id"]] = Submission(
+                    s["score"],
+                    None,
+                    False,
+                    False,
+                    False,
+                    False,
+                    None,
+                    "graded",
+                    default,
+                    default_ts,
+                    None,
+                    0,
+                    posted,
+                )
             else:
                 subs[s["user_id"]] = self._make_submission(asg, s, default)
         return asg
 
-    def _make_submission(self, a: Assignment, s: dict, default_graded_at: str | None,
-                         was_posted: bool = False) -> Submission:
+    def _make_submission(
+        self, a: Assignment, s: dict, default_graded_at: str | None, was_posted: bool = False
+    ) -> Submission:
         """One submission; ``posted_at`` as Canvas sets it: the grading time under the automatic
         posting policy, null under a manual one until the teacher posts (a submission posted
         before stays posted when it is graded again); given explicitly, as given."""
         excused = bool(s.get("excused", False))
         score = s.get("score")
         graded = excused or score is not None
-        state = s.get("workflow_state") or ("graded" if graded else ("submitted" if s.get("submitted_at") else "unsubmitted"))
-        graded_at = canvas_time(s.get("graded_at")) if "graded_at" in s else (default_graded_at if graded else None)
+        state = s.get("workflow_state") or (
+            "graded" if graded else ("submitted" if s.get("submitted_at") else "unsubmitted")
+        )
+        graded_at = (
+            canvas_time(s.get("graded_at")) if "graded_at" in s else (default_graded_at if graded else None)
+        )
         late = bool(s.get("late", s.get("late_policy_status") == "late"))
         missing = bool(s.get("missing", s.get("late_policy_status") == "missing"))
         if "posted_at" in s:
@@ -241,10 +334,19 @@ class CanvasState:
         else:
             posted_at = graded_at if (not a.post_manually or was_posted) else None
         return Submission(
-            score=score, grade=s.get("grade"), grade_given="grade" in s, excused=excused, late=late, missing=missing,
-            late_policy_status=s.get("late_policy_status"), workflow_state=state, graded_at=graded_at,
-            graded_ts=_timestamp(graded_at), submitted_at=canvas_time(s.get("submitted_at")),
-            seconds_late=int(s.get("seconds_late", 86400 if late else 0)), posted_at=posted_at,
+            score=score,
+            grade=s.get("grade"),
+            grade_given="grade" in s,
+            excused=excused,
+            late=late,
+            missing=missing,
+            late_policy_status=s.get("late_policy_status"),
+            workflow_state=state,
+            graded_at=graded_at,
+            graded_ts=_timestamp(graded_at),
+            submitted_at=canvas_time(s.get("submitted_at")),
+            seconds_late=int(s.get("seconds_late", 86400 if late else 0)),
+            posted_at=posted_at,
         )
 
     # --- derived views -----------------------------------------------------------------------
@@ -258,14 +360,18 @@ class CanvasState:
     def active_students(self, course: Course) -> tuple[list[int], dict[int, set[int]]]:
         """(sorted user ids with an active StudentEnrollment, section id -> those user ids); in a
         concluded course the students' enrollments are ``completed``, and they count instead."""
+
         def build():
             by_section: dict[int, set[int]] = {}
-            states = {"active", "completed"} if course.raw.get("workflow_state") == "completed" else {"active"}
+            states = (
+                {"active", "completed"} if course.raw.get("workflow_state") == "completed" else {"active"}
+            )
             for e in course.enrollments:
                 if e["type"] == "StudentEnrollment" and e["state"] in states:
                     by_section.setdefault(e["section_id"], set()).add(e["user_id"])
             everyone = sorted(set().union(*by_section.values())) if by_section else []
             return everyone, by_section
+
         return course.cached("students", build)
 
     def assigned_students(self, course: Course, a: Assignment) -> list[int]:
@@ -284,10 +390,17 @@ class CanvasState:
 
     @staticmethod
     def _term_json(t: dict) -> dict:
-        return {"id": t["id"], "name": t["name"], "start_at": canvas_time(t.get("start_at")),
-                "end_at": canvas_time(t.get("end_at")), "created_at": canvas_time(t.get("created_at")),
-                "workflow_state": t.get("workflow_state", "active"), "grading_period_group_id": None,
-                "sis_term_id": t.get("sis_term_id"), "sis_import_id": None}
+        return {
+            "id": t["id"],
+            "name": t["name"],
+            "start_at": canvas_time(t.get("start_at")),
+            "end_at": canvas_time(t.get("end_at")),
+            "created_at": canvas_time(t.get("created_at")),
+            "workflow_state": t.get("workflow_state", "active"),
+            "grading_period_group_id": None,
+            "sis_term_id": t.get("sis_term_id"),
+            "sis_import_id": None,
+        }
 
     def terms_of_account(self, account_id: Any) -> list[dict]:
         """The account's enrollment terms (``GET /accounts/{id}/terms``), deleted ones left out."""
@@ -308,13 +421,21 @@ class CanvasState:
     def course_json(self, course: Course) -> dict:
         raw = course.raw
         return {
-            "id": course.id, "name": raw["name"], "course_code": raw.get("course_code", raw["name"]),
-            "sis_course_id": raw.get("sis_course_id"), "workflow_state": raw.get("workflow_state", "available"),
-            "account_id": self.account_id, "enrollment_term_id": raw.get("enrollment_term_id", 1),
+            "id": course.id,
+            "name": raw["name"],
+            "course_code": raw.get("course_code", raw["name"]),
+            "sis_course_id": raw.get("sis_course_id"),
+            "workflow_state": raw.get("workflow_state", "available"),
+            "account_id": self.account_id,
+            "enrollment_term_id": raw.get("enrollment_term_id", 1),
             "apply_assignment_group_weights": raw.get("apply_assignment_group_weights", False),
-            "start_at": canvas_time(raw.get("start_at")), "end_at": canvas_time(raw.get("end_at")),
-            "time_zone": raw.get("time_zone", "America/New_York"), "default_view": "modules", "is_public": False,
-            "integration_id": None, "uuid": f"sandbox-course-{course.id}",
+            "start_at": canvas_time(raw.get("start_at")),
+            "end_at": canvas_time(raw.get("end_at")),
+            "time_zone": raw.get("time_zone", "America/New_York"),
+            "default_view": "modules",
+            "is_public": False,
+            "integration_id": None,
+            "uuid": f"sandbox-course-{course.id}",
         }
 
     def courses_of_account(self, account_id: Any, term_id: str | None, states: list[str]) -> list[dict]:
@@ -339,12 +460,23 @@ class CanvasState:
     def sections_json(self, course: Course) -> list[dict]:
         def build():
             sis_course = course.raw.get("sis_course_id")
-            return [{
-                "id": s["id"], "name": s["name"], "course_id": course.id, "sis_section_id": s.get("sis_section_id"),
-                "sis_course_id": sis_course, "integration_id": None, "sis_import_id": None,
-                "nonxlist_course_id": s.get("nonxlist_course_id"), "start_at": None, "end_at": None,
-                "restrict_enrollments_to_section_dates": None,
-            } for s in course.sections]
+            return [
+                {
+                    "id": s["id"],
+                    "name": s["name"],
+                    "course_id": course.id,
+                    "sis_section_id": s.get("sis_section_id"),
+                    "sis_course_id": sis_course,
+                    "integration_id": None,
+                    "sis_import_id": None,
+                    "nonxlist_course_id": s.get("nonxlist_course_id"),
+                    "start_at": None,
+                    "end_at": None,
+                    "restrict_enrollments_to_section_dates": None,
+                }
+                for s in course.sections
+            ]
+
         return course.cached("sections", build)
 
     def enrollments_json(self, course: Course, types: list[str], states: list[str]) -> list[dict]:
@@ -357,18 +489,33 @@ class CanvasState:
                 continue
             user = self.users[e["user_id"]]
             section = sections[e["section_id"]]
-            out.append({
-                "id": e["id"], "user_id": e["user_id"], "course_id": course.id, "course_section_id": e["section_id"],
-                "type": e["type"], "role": e["type"], "enrollment_state": e["state"], "root_account_id": 1,
-                "sis_user_id": user.get("sis_user_id"), "sis_section_id": section.get("sis_section_id"),
-                "sis_course_id": course.raw.get("sis_course_id"), "limit_privileges_to_course_section": False,
-                "user": self.user_json(user),
-            })
+            out.append(
+                {
+                    "id": e["id"],
+                    "user_id": e["user_id"],
+                    "course_id": course.id,
+                    "course_section_id": e["section_id"],
+                    "type": e["type"],
+                    "role": e["type"],
+                    "enrollment_state": e["state"],
+                    "root_account_id": 1,
+                    "sis_user_id": user.get("sis_user_id"),
+                    "sis_section_id": section.get("sis_section_id"),
+                    "sis_course_id": course.raw.get("sis_course_id"),
+                    "limit_privileges_to_course_section": False,
+                    "user": self.user_json(user),
+                }
+            )
         return out
 
     # Canvas's enrollment_type[] values of GET /courses/{id}/users, and the enrollment types they mean
-    USER_ENROLLMENT_TYPES = {"teacher": "TeacherEnrollment", "student": "StudentEnrollment", "ta": "TaEnrollment",
-                             "observer": "ObserverEnrollment", "designer": "DesignerEnrollment"}
+    USER_ENROLLMENT_TYPES = {
+        "teacher": "TeacherEnrollment",
+        "student": "StudentEnrollment",
+        "ta": "TaEnrollment",
+        "observer": "ObserverEnrollment",
+        "designer": "DesignerEnrollment",
+    }
 
     def course_users_json(self, course: Course, enrollment_types: list[str], include: set[str]) -> list[dict]:
         """GET /courses/{id}/users: each user once (a teacher of two sections is one user), with
@@ -391,21 +538,41 @@ class CanvasState:
         name = user.get("name", f"User {user['id']}")
         first, _, last = name.partition(" ")
         return {
-            "id": user["id"], "name": name, "sortable_name": user.get("sortable_name", f"{last}, {first}" if last else name),
-            "short_name": user.get("short_name", name), "sis_user_id": user.get("sis_user_id"),
-            "login_id": user.get("login_id", f"user{user['id']}"), "integration_id": None,
+            "id": user["id"],
+            "name": name,
+            "sortable_name": user.get("sortable_name", f"{last}, {first}" if last else name),
+            "short_name": user.get("short_name", name),
+            "sis_user_id": user.get("sis_user_id"),
+            "login_id": user.get("login_id", f"user{user['id']}"),
+            "integration_id": None,
         }
 
     def assignment_json(self, a: Assignment, with_overrides: bool) -> dict:
         out = {
-            "id": a.id, "name": a.name, "description": "", "course_id": a.course_id,
-            "assignment_group_id": a.group_id, "position": a.position, "points_possible": a.points_possible,
-            "grading_type": a.grading_type, "published": a.published,
-            "workflow_state": "published" if a.published else "unpublished", "post_to_sis": a.post_to_sis,
-            "only_visible_to_overrides": a.only_visible_to_overrides, "omit_from_final_grade": a.omit_from_final_grade,
-            "due_at": a.due_at, "unlock_at": a.unlock_at, "lock_at": a.lock_at, "created_at": a.created_at,
-            "updated_at": a.updated_at, "has_overrides": bool(a.overrides), "submission_types": ["online_upload"],
-            "integration_id": None, "sis_assignment_id": None, "muted": False, "post_manually": a.post_manually,
+            "id": a.id,
+            "name": a.name,
+            "description": "",
+            "course_id": a.course_id,
+            "assignment_group_id": a.group_id,
+            "position": a.position,
+            "points_possible": a.points_possible,
+            "grading_type": a.grading_type,
+            "published": a.published,
+            "workflow_state": "published" if a.published else "unpublished",
+            "post_to_sis": a.post_to_sis,
+            "only_visible_to_overrides": a.only_visible_to_overrides,
+            "omit_from_final_grade": a.omit_from_final_grade,
+            "due_at": a.due_at,
+            "unlock_at": a.unlock_at,
+            "lock_at": a.lock_at,
+            "created_at": a.created_at,
+            "updated_at": a.updated_at,
+            "has_overrides": bool(a.overrides),
+            "submission_types": ["online_upload"],
+            "integration_id": None,
+            "sis_assignment_id": None,
+            "muted": False,
+            "post_manually": a.post_manually,
             "html_url": f"/courses/{a.course_id}/assignments/{a.id}",
         }
         if with_overrides:
@@ -414,9 +581,14 @@ class CanvasState:
 
     @staticmethod
     def override_json(a: Assignment, ov: dict) -> dict:
-        out = {"id": ov["id"], "assignment_id": a.id, "due_at": canvas_time(ov.get("due_at")),
-               "unlock_at": canvas_time(ov.get("unlock_at")), "lock_at": canvas_time(ov.get("lock_at")),
-               "all_day": False}
+        out = {
+            "id": ov["id"],
+            "assignment_id": a.id,
+            "due_at": canvas_time(ov.get("due_at")),
+            "unlock_at": canvas_time(ov.get("unlock_at")),
+            "lock_at": canvas_time(ov.get("lock_at")),
+            "all_day": False,
+        }
         if "student_ids" in ov:
             out["student_ids"] = list(ov["student_ids"])
             out["title"] = ov.get("title", f"{len(ov['student_ids'])} students")
@@ -429,25 +601,52 @@ class CanvasState:
         def build():
             out = []
             for g in course.groups:
-                item = {"id": g["id"], "name": g["name"], "position": g["position"], "group_weight": g["group_weight"],
-                        "sis_source_id": None, "integration_data": {}, "rules": {}}
+                item = {
+                    "id": g["id"],
+                    "name": g["name"],
+                    "position": g["position"],
+                    "group_weight": g["group_weight"],
+                    "sis_source_id": None,
+                    "integration_data": {},
+                    "rules": {},
+                }
                 if with_assignments:
-                    live = [course.assignments[aid] for aid in g["assignment_ids"] if not course.assignments[aid].deleted]
+                    live = [
+                        course.assignments[aid]
+                        for aid in g["assignment_ids"]
+                        if not course.assignments[aid].deleted
+                    ]
                     item["assignments"] = [self.assignment_json(a, with_overrides) for a in live]
                 out.append(item)
             return out
+
         return course.cached(("groups", with_assignments, with_overrides), build)
 
     def submission_json(self, a: Assignment, user_id: int) -> dict:
         s = a.submissions.get(user_id) or _UNSUBMITTED
-        grade = s.grade if s.grade_given else derive_grade(s.score, a.points_possible, a.grading_type, s.excused)
+        grade = (
+            s.grade if s.grade_given else derive_grade(s.score, a.points_possible, a.grading_type, s.excused)
+        )
         return {
-            "id": a.id * 10_000_000 + user_id % 10_000_000, "assignment_id": a.id, "user_id": user_id,
-            "score": s.score, "grade": grade, "entered_score": s.score, "entered_grade": grade,
-            "excused": s.excused, "late": s.late, "missing": s.missing, "late_policy_status": s.late_policy_status,
-            "workflow_state": s.workflow_state, "graded_at": s.graded_at, "submitted_at": s.submitted_at,
-            "posted_at": s.posted_at, "seconds_late": s.seconds_late, "points_deducted": None,
-            "attempt": 1 if s.submitted_at else None, "grade_matches_current_submission": True,
+            "id": a.id * 10_000_000 + user_id % 10_000_000,
+            "assignment_id": a.id,
+            "user_id": user_id,
+            "score": s.score,
+            "grade": grade,
+            "entered_score": s.score,
+            "entered_grade": grade,
+            "excused": s.excused,
+            "late": s.late,
+            "missing": s.missing,
+            "late_policy_status": s.late_policy_status,
+            "workflow_state": s.workflow_state,
+            "graded_at": s.graded_at,
+            "submitted_at": s.submitted_at,
+            "posted_at": s.posted_at,
+            "seconds_late": s.seconds_late,
+            "points_deducted": None,
+            "attempt": 1 if s.submitted_at else None,
+            "grade_matches_current_submission": True,
             "submission_type": "online_upload" if s.submitted_at else None,
         }
 
@@ -455,19 +654,36 @@ class CanvasState:
         """``submission_json`` rendered straight to JSON text (the endpoint serves ~450k of these a night),
         with fast paths for the two common cases: not graded, and a plain numeric grade."""
         s = a.submissions.get(user_id)
-        head = f'{{"id":{a.id * 10_000_000 + user_id % 10_000_000},"assignment_id":{a.id},"user_id":{user_id},'
+        head = (
+            f'{{"id":{a.id * 10_000_000 + user_id % 10_000_000},"assignment_id":{a.id},"user_id":{user_id},'
+        )
         if s is None:
             return head + _UNSUBMITTED_TAIL
-        if (type(s.score) in (int, float) and s.workflow_state == "graded" and s.posted_at == s.graded_at and not (
-                s.excused or s.late or s.missing or s.grade_given or s.submitted_at or s.late_policy_status
-                or s.seconds_late)):
+        if (
+            type(s.score) in (int, float)
+            and s.workflow_state == "graded"
+            and s.posted_at == s.graded_at
+            and not (
+                s.excused
+                or s.late
+                or s.missing
+                or s.grade_given
+                or s.submitted_at
+                or s.late_policy_status
+                or s.seconds_late
+            )
+        ):
             score, grade = repr(s.score), js(derive_grade(s.score, a.points_possible, a.grading_type, False))
-            return (f'{head}"score":{score},"grade":{grade},"entered_score":{score},"entered_grade":{grade},'
-                    f'{_plain_tail(s.graded_at)}')
+            return (
+                f'{head}"score":{score},"grade":{grade},"entered_score":{score},"entered_grade":{grade},'
+                f"{_plain_tail(s.graded_at)}"
+            )
         return self._submission_text(a, user_id, s)
 
     def _submission_text(self, a: Assignment, user_id: int, s: Submission) -> str:
-        grade = js(s.grade if s.grade_given else derive_grade(s.score, a.points_possible, a.grading_type, s.excused))
+        grade = js(
+            s.grade if s.grade_given else derive_grade(s.score, a.points_possible, a.grading_type, s.excused)
+        )
         score, graded_at, submitted = js(s.score), js(s.graded_at), s.submitted_at
         kind, attempt = ('"online_upload"', "1") if submitted else ("null", "null")
         return (
@@ -480,11 +696,17 @@ class CanvasState:
             f'"grade_matches_current_submission":true,"submission_type":{kind}}}'
         )
 
-    def submission_keys(self, course: Course, student_ids: list[str], assignment_ids: list[str],
-                        graded_since: datetime | None) -> list[tuple[Assignment, int]]:
+    def submission_keys(
+        self, course: Course, student_ids: list[str], assignment_ids: list[str], graded_since: datetime | None
+    ) -> list[tuple[Assignment, int]]:
         """The (assignment, user) pairs the submissions endpoint lists, in a stable order."""
-        key = (course.id, course.version, tuple(student_ids), tuple(assignment_ids),
-               graded_since.timestamp() if graded_since else None)
+        key = (
+            course.id,
+            course.version,
+            tuple(student_ids),
+            tuple(assignment_ids),
+            graded_since.timestamp() if graded_since else None,
+        )
         hit = self._listing_cache.get(key)
         if hit is not None:
             self._listing_cache.move_to_end(key)
@@ -524,8 +746,9 @@ class CanvasState:
             raise CanvasError(404, f"no assignment {assignment_id} in course {course_id}")
         return course, course.assignments[int(assignment_id)]
 
-    def set_submission(self, course_id: int, assignment_id: int, user_id: int, fields: dict,
-                       when: datetime | None = None) -> dict:
+    def set_submission(
+        self, course_id: int, assignment_id: int, user_id: int, fields: dict, when: datetime | None = None
+    ) -> dict:
         """A teacher grades (or clears) one submission. ``graded_at`` becomes now unless given."""
         unknown = set(fields) - SUBMISSION_FIELDS
         if unknown:
@@ -537,8 +760,14 @@ class CanvasState:
         old = a.submissions.get(user_id)
         merged = {}
         if old is not None:
-            merged = {"score": old.score, "excused": old.excused, "late": old.late, "missing": old.missing,
-                      "late_policy_status": old.late_policy_status, "submitted_at": old.submitted_at}
+            merged = {
+                "score": old.score,
+                "excused": old.excused,
+                "late": old.late,
+                "missing": old.missing,
+                "late_policy_status": old.late_policy_status,
+                "submitted_at": old.submitted_at,
+            }
         merged.update(fields)
         if "grade" not in fields:
             merged.pop("grade", None)
@@ -614,8 +843,12 @@ class CanvasState:
         if group is None:
             raise CanvasError(404, f"no group {group_id} in course {course_id}")
         now = canvas_time(now_utc())
-        raw = {"id": self.next_assignment_id, "name": fields.get("name", f"Assignment {self.next_assignment_id}"),
-               "created_at": now, **{k: v for k, v in fields.items() if k in ASSIGNMENT_FIELDS}}
+        raw = {
+            "id": self.next_assignment_id,
+            "name": fields.get("name", f"Assignment {self.next_assignment_id}"),
+            "created_at": now,
+            **{k: v for k, v in fields.items() if k in ASSIGNMENT_FIELDS},
+        }
         self.next_assignment_id += 1
         a = self._load_assignment(course.id, group_id, raw, len(group["assignment_ids"]) + 1)
         course.assignments[a.id] = a
@@ -633,8 +866,11 @@ class CanvasState:
             "sections": self.sections_json(course),
             "enrollments": self.enrollments_json(course, [], list({e["state"] for e in course.enrollments})),
             "assignments": [
-                dict(self.assignment_json(a, True), deleted=a.deleted,
-                     submissions=[self.submission_json(a, uid) for uid in sorted(a.submissions)])
+                dict(
+                    self.assignment_json(a, True),
+                    deleted=a.deleted,
+                    submissions=[self.submission_json(a, uid) for uid in sorted(a.submissions)],
+                )
                 for a in course.assignments.values()
             ],
         }
@@ -648,9 +884,14 @@ class CanvasState:
             "users": len(self.users),
             "assignments": sum(1 for a in assignments if not a.deleted),
             "deleted_assignments": sum(1 for a in assignments if a.deleted),
-            "graded_submissions": sum(1 for a in assignments for s in a.submissions.values()
-                                      if s.score is not None or s.excused),
-            "hidden_submissions": sum(1 for a in assignments for s in a.submissions.values()
-                                      if (s.score is not None or s.excused) and s.posted_at is None),
+            "graded_submissions": sum(
+                1 for a in assignments for s in a.submissions.values() if s.score is not None or s.excused
+            ),
+            "hidden_submissions": sum(
+                1
+                for a in assignments
+                for s in a.submissions.values()
+                if (s.score is not None or s.excused) and s.posted_at is None
+            ),
             "terms": len(self.terms),
         }

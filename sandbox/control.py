@@ -63,10 +63,18 @@ class Sandbox:
     # --- life cycle ----------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, scenario: str | Path | dict = "demo", aspen_error_style: str = "json",
-              canvas_faults: dict | None = None, aspen_faults: dict | None = None, *,
-              canvas_port: int = 0, aspen_port: int = 0, startup_timeout: float = 120.0,
-              **settings: Any) -> Sandbox:
+    def start(
+        cls,
+        scenario: str | Path | dict = "demo",
+        aspen_error_style: str = "json",
+        canvas_faults: dict | None = None,
+        aspen_faults: dict | None = None,
+        *,
+        canvas_port: int = 0,
+        aspen_port: int = 0,
+        startup_timeout: float = 120.0,
+        **settings: Any,
+    ) -> Sandbox:
         if not isinstance(scenario, dict):
             try:
                 scenario = str(scenario_mod.resolve(scenario))  # fail fast, before spawning anything
@@ -79,24 +87,54 @@ class Sandbox:
             scenario = str(path)
         urls_file = workdir / "urls.json"
         settings = dict(settings, aspen_error_style=aspen_error_style)
-        cmd = [sys.executable, "-m", "sandbox", "serve", "--scenario", str(scenario), "--urls-file", str(urls_file),
-               "--canvas-port", str(canvas_port), "--aspen-port", str(aspen_port),
-               "--settings", json.dumps(settings), "--canvas-faults", json.dumps(canvas_faults or {}),
-               "--aspen-faults", json.dumps(aspen_faults or {})]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--scenario",
+            str(scenario),
+            "--urls-file",
+            str(urls_file),
+            "--canvas-port",
+            str(canvas_port),
+            "--aspen-port",
+            str(aspen_port),
+            "--settings",
+            json.dumps(settings),
+            "--canvas-faults",
+            json.dumps(canvas_faults or {}),
+            "--aspen-faults",
+            json.dumps(aspen_faults or {}),
+        ]
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        )
         log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: only from the main thread
         tie = sys.platform == "linux" and threading.current_thread() is threading.main_thread()
-        process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, preexec_fn=_set_parent_death_signal if tie else None)
+        process = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_set_parent_death_signal if tie else None,
+        )
         process._sandbox_log = log  # type: ignore[attr-defined]
         deadline = time.monotonic() + startup_timeout
         try:
             while not urls_file.exists():
                 if process.poll() is not None:
-                    raise SandboxError(f"sandbox exited with {process.returncode}:\n{_tail(workdir / 'server.log')}")
+                    raise SandboxError(
+                        f"sandbox exited with {process.returncode}:\n{_tail(workdir / 'server.log')}"
+                    )
                 if time.monotonic() > deadline:
-                    raise SandboxError(f"sandbox did not start in {startup_timeout}s:\n{_tail(workdir / 'server.log')}")
+                    raise SandboxError(
+                        f"sandbox did not start in {startup_timeout}s:\n{_tail(workdir / 'server.log')}"
+                    )
                 time.sleep(0.05)
             sb = cls(process, json.loads(urls_file.read_text()), workdir)
             for system in ("canvas", "aspen"):
@@ -145,13 +183,16 @@ class Sandbox:
         if base is None:
             raise ValueError("system must be 'canvas' or 'aspen'")
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{base}/_sandbox{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/_sandbox{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with _OPENER.open(request, timeout=timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise SandboxError(f"{method} {path} on {system}: {exc.code} {exc.read().decode(errors='replace')}") from exc
+            raise SandboxError(
+                f"{method} {path} on {system}: {exc.code} {exc.read().decode(errors='replace')}"
+            ) from exc
         return json.loads(raw) if raw else None
 
     def state(self, class_id: str | None = None, summary: bool = False) -> dict:
@@ -190,14 +231,30 @@ class Sandbox:
     def settings(self) -> dict:
         return self._admin("aspen", "GET", "/settings")
 
-    def day_of_grading(self, fraction: float = 0.02, add_assignments: int = 0, delete_assignments: int = 0,
-                       seed: int = 0, aspen_edit_fraction: float = 0.0, scripted: bool = True) -> dict:
+    def day_of_grading(
+        self,
+        fraction: float = 0.02,
+        add_assignments: int = 0,
+        delete_assignments: int = 0,
+        seed: int = 0,
+        aspen_edit_fraction: float = 0.0,
+        scripted: bool = True,
+    ) -> dict:
         """A day of teachers' work; returns {"canvas": {...}, "aspen": {...}} saying what changed."""
-        params = {"fraction": fraction, "add_assignments": add_assignments, "delete_assignments": delete_assignments,
-                  "seed": seed, "scripted": scripted}
+        params = {
+            "fraction": fraction,
+            "add_assignments": add_assignments,
+            "delete_assignments": delete_assignments,
+            "seed": seed,
+            "scripted": scripted,
+        }
         canvas = self._admin("canvas", "POST", "/day-of-grading", params)
-        aspen = self._admin("aspen", "POST", "/day-of-grading",
-                            {"seed": seed, "scripted": scripted, "aspen_edit_fraction": aspen_edit_fraction})
+        aspen = self._admin(
+            "aspen",
+            "POST",
+            "/day-of-grading",
+            {"seed": seed, "scripted": scripted, "aspen_edit_fraction": aspen_edit_fraction},
+        )
         return {"canvas": canvas, "aspen": aspen}
 
     def aspen_edit_result(self, result_sourced_id: str, score: float | None, **fields: Any) -> dict:
@@ -235,12 +292,23 @@ class Sandbox:
 
     def airflow_conn_env(self) -> dict[str, str]:
         """``AIRFLOW_CONN_*`` values (Airflow's JSON connection format) pointing at this sandbox."""
-        canvas = {"conn_type": "canvas", "host": self.canvas_url, "password": self.canvas_token,
-                  "extra": {"account_id": self.canvas_account_id}}
-        aspen = {"conn_type": "aspen", "host": self.aspen_url, "login": self.aspen_client_id,
-                 "password": self.aspen_client_secret,
-                 "extra": {"token_path": self.aspen_token_path, "api_path": self.aspen_api_path}}
-        return {"AIRFLOW_CONN_CANVAS_DEFAULT": json.dumps(canvas), "AIRFLOW_CONN_ASPEN_DEFAULT": json.dumps(aspen)}
+        canvas = {
+            "conn_type": "canvas",
+            "host": self.canvas_url,
+            "password": self.canvas_token,
+            "extra": {"account_id": self.canvas_account_id},
+        }
+        aspen = {
+            "conn_type": "aspen",
+            "host": self.aspen_url,
+            "login": self.aspen_client_id,
+            "password": self.aspen_client_secret,
+            "extra": {"token_path": self.aspen_token_path, "api_path": self.aspen_api_path},
+        }
+        return {
+            "AIRFLOW_CONN_CANVAS_DEFAULT": json.dumps(canvas),
+            "AIRFLOW_CONN_ASPEN_DEFAULT": json.dumps(aspen),
+        }
 
 
 def _tail(path: Path, lines: int = 40) -> str:

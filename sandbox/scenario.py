@@ -20,7 +20,13 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 FORMAT = "canvas-aspen-sandbox/1"
 
 GRADING_TYPES = {"points", "percent", "letter_grade", "gpa_scale", "pass_fail", "not_graded"}
-ENROLLMENT_TYPES = {"StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "ObserverEnrollment", "DesignerEnrollment"}
+ENROLLMENT_TYPES = {
+    "StudentEnrollment",
+    "TeacherEnrollment",
+    "TaEnrollment",
+    "ObserverEnrollment",
+    "DesignerEnrollment",
+}
 ENROLLMENT_STATES = {"active", "invited", "inactive", "completed", "deleted", "creation_pending", "rejected"}
 LATE_POLICY_STATUSES = {"late", "missing", "extended", "none", None}
 COURSE_STATES = {"available", "unpublished", "completed", "deleted"}
@@ -180,7 +186,9 @@ def _check_canvas(canvas: dict) -> None:
             if key not in course:
                 raise ScenarioError(f"{where}: {key} is required")
         if course.get("enrollment_term_id", 1) not in term_ids:
-            raise ScenarioError(f"{where}: enrollment_term_id {course.get('enrollment_term_id')!r} is not a canvas term")
+            raise ScenarioError(
+                f"{where}: enrollment_term_id {course.get('enrollment_term_id')!r} is not a canvas term"
+            )
         if course.get("workflow_state", "available") not in COURSE_STATES:
             raise ScenarioError(f"{where}: workflow_state {course.get('workflow_state')!r}")
         sections = course.get("sections", [])

@@ -54,9 +54,17 @@ def write_atomically(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def serve(scenario: str | dict, *, canvas_port: int = 0, aspen_port: int = 0, urls_file: str | None = None,
-          settings: dict[str, Any] | None = None, canvas_faults: dict | None = None,
-          aspen_faults: dict | None = None, log_level: str = "warning") -> None:
+def serve(
+    scenario: str | dict,
+    *,
+    canvas_port: int = 0,
+    aspen_port: int = 0,
+    urls_file: str | None = None,
+    settings: dict[str, Any] | None = None,
+    canvas_faults: dict | None = None,
+    aspen_faults: dict | None = None,
+    log_level: str = "warning",
+) -> None:
     started = time.perf_counter()
     with scenario_mod.bulk_load():
         data = scenario_mod.load(scenario)
@@ -68,8 +76,18 @@ def serve(scenario: str | dict, *, canvas_port: int = 0, aspen_port: int = 0, ur
     sockets = {"canvas": bind(canvas_port), "aspen": bind(aspen_port)}
     ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
     servers = {
-        name: _Server(uvicorn.Config(app, host=HOST, port=ports[name], log_level=log_level, access_log=False,
-                                     lifespan="off", timeout_keep_alive=30, backlog=2048))
+        name: _Server(
+            uvicorn.Config(
+                app,
+                host=HOST,
+                port=ports[name],
+                log_level=log_level,
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=30,
+                backlog=2048,
+            )
+        )
         for name, app in (("canvas", canvas_app), ("aspen", aspen_app))
     }
     info = {
@@ -95,8 +113,11 @@ def serve(scenario: str | dict, *, canvas_port: int = 0, aspen_port: int = 0, ur
                 break
             await asyncio.sleep(0.01)
         else:
-            print(f"sandbox canvas {info['canvas_url']}  aspen {info['aspen_url']}  "
-                  f"(scenario {info['scenario']}, loaded in {loaded:.1f}s, pid {info['pid']})", flush=True)
+            print(
+                f"sandbox canvas {info['canvas_url']}  aspen {info['aspen_url']}  "
+                f"(scenario {info['scenario']}, loaded in {loaded:.1f}s, pid {info['pid']})",
+                flush=True,
+            )
             if urls_file:
                 write_atomically(Path(urls_file), info)
         await asyncio.gather(*tasks, return_exceptions=True)

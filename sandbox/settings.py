@@ -18,7 +18,9 @@ class Settings:
     canvas_default_per_page: int = 10
     canvas_max_per_page: int = 100
     canvas_omit_last_link: bool = False  # Canvas omits rel="last" when counting is expensive
-    canvas_throttle_status: int = 429  # 429 (current Canvas) or 403 (older: "403 Forbidden (Rate Limit Exceeded)")
+    canvas_throttle_status: int = (
+        429  # 429 (current Canvas) or 403 (older: "403 Forbidden (Rate Limit Exceeded)")
+    )
     canvas_max_in_flight: int | None = None  # throttle above this many concurrent requests
     canvas_throttling: bool = True  # the leaky bucket below
     canvas_bucket_hwm: float = 600.0  # quota ("high water mark")

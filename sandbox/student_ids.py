@@ -31,7 +31,9 @@ def aspen_style_student_ids(scenario: dict[str, Any], *, start: int = 100) -> di
     tests and the expected state)."""
     out = copy.deepcopy(scenario)
     aspen, canvas = out["aspen"], out["canvas"]
-    names = {str(u["sis_user_id"]): u.get("name", "") for u in canvas.get("users", []) if u.get("sis_user_id")}
+    names = {
+        str(u["sis_user_id"]): u.get("name", "") for u in canvas.get("users", []) if u.get("sis_user_id")
+    }
     known = {str(u["sourcedId"]): u for u in aspen.get("students", [])}
     numbers = sorted({*names, *known, *(sid for c in aspen["classes"] for sid in c.get("roster", []))})
     mapping = {number: aspen_student_id(start + k) for k, number in enumerate(numbers)}
@@ -40,8 +42,12 @@ def aspen_style_student_ids(scenario: dict[str, Any], *, start: int = 100) -> di
         first, _, last = names.get(number, "").partition(" ")
         user = {"givenName": first or "Student", "familyName": last or number}
         user.update({k: v for k, v in known.get(number, {}).items() if k != "sourcedId"})
-        user.update(sourcedId=mapping[number], identifier=number, username=f"{number.lower()}.student",
-                    email=f"{number.lower()}@students.example.org")
+        user.update(
+            sourcedId=mapping[number],
+            identifier=number,
+            username=f"{number.lower()}.student",
+            email=f"{number.lower()}@students.example.org",
+        )
         students.append(user)
     aspen["students"] = students
     for c in aspen["classes"]:

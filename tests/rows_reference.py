@@ -50,38 +50,42 @@ def course_rows(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: 
             if not rules.is_assigned(a, section_id, uid):
                 continue
             due, assign_date, period_id, locked = facts(a, section_id)
-            out.append({
-                "canvas_course_id": course_id,
-                "sis_course_id": sis_id(course.get("sis_course_id")),
-                "canvas_section_id": section_id,
-                "aspen_class_id": sis_id((sections.get(section_id) or {}).get("sis_section_id")),
-                "canvas_user_id": uid,
-                "student_sis_id": sis_user,
-                "assignment_id": int(a["id"]),
-                "assignment_name": str(a.get("name") or ""),
-                "group_id": int(g["id"]),
-                "group_name": str(g.get("name") or ""),
-                "group_weight": _number(g.get("group_weight")),
-                "course_weighted": weighted,
-                "points_possible": _number(a.get("points_possible")),
-                "grading_type": a.get("grading_type"),
-                "due_at": due,
-                "assign_date": assign_date,
-                "grading_period_id": period_id,
-                "grading_period_locked": locked,
-                "score_raw": grade.score_raw,
-                "score": grade.score,
-                "score_status": grade.score_status,
-                "canvas_status": grade.canvas_status,
-                "graded_at": rules.parse_instant(sub.get("graded_at")),
-                "line_item_id": ids.line_item_id(a["id"], section_id),
-                "result_id": ids.result_id(a["id"], section_id, uid),
-                "bucket": rules.initial_bucket(grade, sub),
-            })
+            out.append(
+                {
+                    "canvas_course_id": course_id,
+                    "sis_course_id": sis_id(course.get("sis_course_id")),
+                    "canvas_section_id": section_id,
+                    "aspen_class_id": sis_id((sections.get(section_id) or {}).get("sis_section_id")),
+                    "canvas_user_id": uid,
+                    "student_sis_id": sis_user,
+                    "assignment_id": int(a["id"]),
+                    "assignment_name": str(a.get("name") or ""),
+                    "group_id": int(g["id"]),
+                    "group_name": str(g.get("name") or ""),
+                    "group_weight": _number(g.get("group_weight")),
+                    "course_weighted": weighted,
+                    "points_possible": _number(a.get("points_possible")),
+                    "grading_type": a.get("grading_type"),
+                    "due_at": due,
+                    "assign_date": assign_date,
+                    "grading_period_id": period_id,
+                    "grading_period_locked": locked,
+                    "score_raw": grade.score_raw,
+                    "score": grade.score,
+                    "score_status": grade.score_status,
+                    "canvas_status": grade.canvas_status,
+                    "graded_at": rules.parse_instant(sub.get("graded_at")),
+                    "line_item_id": ids.line_item_id(a["id"], section_id),
+                    "result_id": ids.result_id(a["id"], section_id, uid),
+                    "bucket": rules.initial_bucket(grade, sub),
+                }
+            )
     return out
 
 
-def build_rows_reference(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
+def build_rows_reference(
+    bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str
+) -> pd.DataFrame:
     """``rows.build_rows`` from ``course_rows``, one dict per row."""
     records = [r for b in bundles for r in course_rows(b, periods, tz)]
     df = pd.DataFrame.from_records(records, columns=COLUMNS[1:])

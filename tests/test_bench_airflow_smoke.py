@@ -41,17 +41,41 @@ def test_bench_under_a_real_local_executor_on_a_tiny_district(tmp_path, repo_roo
     _postgres_or_skip()
     env = dict(os.environ, PYTHONPATH=str(repo_root))
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--size", "XS", "--airflow", "local", "--runs", "first,naive",
-         "--no-data-docs", "--no-record", "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path)],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--size",
+            "XS",
+            "--airflow",
+            "local",
+            "--runs",
+            "first,naive",
+            "--no-data-docs",
+            "--no-record",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    recs = {r["run"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+    recs = {
+        r["run"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    }
     assert set(recs) == {"first", "naive"}
     ours, naive = recs["first"], recs["naive"]
     assert ours["airflow"] == naive["airflow"] == "LocalExecutor"
 
     # every task of the DAG ran under the scheduler, with its stage, queue and run times
-    assert STAGES <= {t["stage"] for t in ours["tasks"]} and all(t["state"] == "success" for t in ours["tasks"])
+    assert STAGES <= {t["stage"] for t in ours["tasks"]} and all(
+        t["state"] == "success" for t in ours["tasks"]
+    )
     assert all(t["queued_s"] is not None and t["running_s"] > 0 for t in ours["tasks"])
     assert ours["shards"] == 1  # three courses: one shard
     assert set(ours["stages"]) == {t["stage"] for t in ours["tasks"]}

@@ -11,18 +11,34 @@ T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp()
 
 def _ti(task_id, map_index, queued, start, end):
     iso = lambda s: datetime.fromtimestamp(T0 + s, tz=timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: E731
-    return {"task_id": task_id, "map_index": map_index, "state": "success", "try_number": 1, "hostname": "h",
-            "queued_when": iso(queued), "start_date": iso(start), "end_date": iso(end)}
+    return {
+        "task_id": task_id,
+        "map_index": map_index,
+        "state": "success",
+        "try_number": 1,
+        "hostname": "h",
+        "queued_when": iso(queued),
+        "start_date": iso(start),
+        "end_date": iso(end),
+    }
 
 
-TIS = [_ti("plan", -1, 0.5, 1.0, 2.0), _ti("extract", 0, 2.8, 3.0, 5.0), _ti("extract", 1, 2.9, 3.5, 6.0),
-       _ti("validate", 0, 5.5, 6.0, 9.0)]
+TIS = [
+    _ti("plan", -1, 0.5, 1.0, 2.0),
+    _ti("extract", 0, 2.8, 3.0, 5.0),
+    _ti("extract", 1, 2.9, 3.5, 6.0),
+    _ti("validate", 0, 5.5, 6.0, 9.0),
+]
 
 
 def test_each_task_has_its_stage_queue_and_run_seconds_from_the_trigger():
     tasks = task_table(TIS, T0)
-    assert [(t["stage"], t["map_index"]) for t in tasks] == [("plan", -1), ("extract", 0), ("extract", 1),
-                                                             ("validate", 0)]
+    assert [(t["stage"], t["map_index"]) for t in tasks] == [
+        ("plan", -1),
+        ("extract", 0),
+        ("extract", 1),
+        ("validate", 0),
+    ]
     assert [t["queued_s"] for t in tasks] == [0.5, 0.2, 0.6, 0.5]
     assert [t["running_s"] for t in tasks] == [1.0, 2.0, 2.5, 3.0]
     assert tasks[1]["start_s"] == 3.0 and tasks[1]["end_s"] == 5.0
@@ -35,5 +51,8 @@ def test_stages_sum_their_tasks():
 
 def test_wall_split_into_tasks_running_and_none_running():
     # running: [1, 2], [3, 6] (two extracts overlap), [6, 9] -> 7 s of a 10 s wall
-    assert timeline(task_table(TIS, T0), 10.0) == {"tasks_running_s": 7.0, "no_task_running_s": 3.0,
-                                                   "until_first_task_s": 1.0}
+    assert timeline(task_table(TIS, T0), 10.0) == {
+        "tasks_running_s": 7.0,
+        "no_task_running_s": 3.0,
+        "until_first_task_s": 1.0,
+    }

@@ -20,17 +20,44 @@ STAGES = {"plan", "extract", "validate", "match", "deltas", "post", "verify", "r
 def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shards):
     env = dict(os.environ, PYTHONPATH=str(repo_root))
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--size", "XS", "--runs", "no-change", "--shards", str(shards),
-         "--courses-per-shard", "1",
-         "--slots", str(slots), "--no-data-docs", "--no-record", "--cache", str(tmp_path / "cache"),
-         "--workdir", str(tmp_path)],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--size",
+            "XS",
+            "--runs",
+            "no-change",
+            "--shards",
+            str(shards),
+            "--courses-per-shard",
+            "1",
+            "--slots",
+            str(slots),
+            "--no-data-docs",
+            "--no-record",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["run"] for r in lines] == ["no-change"]
     rec = lines[0]
 
-    assert rec["size"] == "XS" and rec["shards"] == shards and rec["slots"] == slots and rec["data_docs"] is False
+    assert (
+        rec["size"] == "XS"
+        and rec["shards"] == shards
+        and rec["slots"] == slots
+        and rec["data_docs"] is False
+    )
     assert set(rec["stages"]) == STAGES
     assert rec["wall_s"] > 0 and 0 <= rec["outside_http_share"] <= 1
     stage_sum = sum(s["wall_s"] for s in rec["stages"].values())
@@ -45,7 +72,9 @@ def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shar
 
     totals = rec["totals"]
     assert totals["considered"] > 0
-    assert totals["considered"] == sum(totals[b] for b in ("posted", "unchanged", "empty", "hidden", "held_back", "failed"))
+    assert totals["considered"] == sum(
+        totals[b] for b in ("posted", "unchanged", "empty", "hidden", "held_back", "failed")
+    )
     assert totals["posted"] == 0 and totals["failed"] == 0 and totals["unchanged"] > 0
 
     sent, need = rec["requests"], rec["min_requests"]
@@ -56,7 +85,8 @@ def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shar
     assert rec["http_errors"] == {"canvas": {}, "aspen": {}}
     assert rec["requests_over_min"] >= 1.0
     assert rec["bound_s"]["total"] == pytest.approx(
-        need_total(need["canvas"]) * 0.025 / 8 + need_total(need["aspen"]) * 0.040 / 8, abs=0.002)
+        need_total(need["canvas"]) * 0.025 / 8 + need_total(need["aspen"]) * 0.040 / 8, abs=0.002
+    )
     assert rec["wall_over_bound"] > 1
 
 

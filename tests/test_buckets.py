@@ -21,7 +21,9 @@ def test_r17_the_report_buckets_are_the_six_final_buckets_as_plain_strings():
     assert report.BUCKETS == ("posted", "unchanged", "empty", "hidden", "held_back", "failed")
     assert all(type(b) is str for b in report.BUCKETS)
     assert buckets.TOTAL_KEYS == ("considered", *report.BUCKETS)
-    assert Bucket.ELIGIBLE not in buckets.FINAL  # a row still "eligible" at the end is a bug (report refuses it)
+    assert (
+        Bucket.ELIGIBLE not in buckets.FINAL
+    )  # a row still "eligible" at the end is a bug (report refuses it)
 
 
 def test_r17_stage_files_and_stage_summaries_hold_plain_bucket_strings(tmp_path: Path):
@@ -47,17 +49,26 @@ def test_r17_stage_files_and_stage_summaries_hold_plain_bucket_strings(tmp_path:
 
 
 def test_r17_report_totals_are_keyed_by_plain_strings():
-    df = pd.DataFrame({"bucket": [Bucket.POSTED, Bucket.HIDDEN, "failed"], "canvas_course_id": [1, 1, 2],
-                       "sis_course_id": ["C1", "C1", "C2"], "aspen_class_id": ["A", "A", "B"]})
+    df = pd.DataFrame(
+        {
+            "bucket": [Bucket.POSTED, Bucket.HIDDEN, "failed"],
+            "canvas_course_id": [1, 1, 2],
+            "sis_course_id": ["C1", "C1", "C2"],
+            "aspen_class_id": ["A", "A", "B"],
+        }
+    )
     totals = report.bucket_counts(df)
-    assert json.dumps(totals) == ('{"considered": 3, "posted": 1, "unchanged": 0, "empty": 0, "hidden": 1, '
-                                  '"held_back": 0, "failed": 1}')
+    assert json.dumps(totals) == (
+        '{"considered": 3, "posted": 1, "unchanged": 0, "empty": 0, "hidden": 1, "held_back": 0, "failed": 1}'
+    )
     assert [set(c) >= set(buckets.TOTAL_KEYS) for c in report.course_table(df, {})] == [True, True]
 
 
 def test_the_ui_plugin_reads_the_bucket_names_without_importing_pandas():
-    probe = ("import sys, canvas_aspen.ui_plugin\n"
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'pyarrow')))")
+    probe = (
+        "import sys, canvas_aspen.ui_plugin\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'numpy', 'pyarrow')))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"  # the API server's plugin stays light

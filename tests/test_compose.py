@@ -40,13 +40,27 @@ REPORTS_MOUNT = "/opt/airflow/canvas_aspen/reports"
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|JWT|CONN|BROKER_URL|RESULT_BACKEND|(^|_)KEY$", re.I)
 # Settings that are not secret although their names look like one.
-NOT_SECRET = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", "AIRFLOW__CORE__AUTH_MANAGER",
-              "CONNECTION_CHECK_MAX_COUNT"}
+NOT_SECRET = {
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "CONNECTION_CHECK_MAX_COUNT",
+}
 # Variables that may have a default in the compose file: names, sizes, never a credential.
 NON_SECRET_VARS = {
-    "AIRFLOW_UID", "CANVAS_ASPEN_IMAGE", "AIRFLOW_API_PORT", "AIRFLOW_WORKER_CONCURRENCY", "AIRFLOW_DB",
-    "CANVAS_ASPEN_LEDGER_DB", "AIRFLOW_ADMIN_USER", "AIRFLOW_AUTH_MANAGER", "_AIRFLOW_WWW_USER_CREATE",
-    "CANVAS_ASPEN_STAGE_ROOT", "CANVAS_ASPEN_SHARDS", "CANVAS_ASPEN_COURSES_PER_SHARD", "CANVAS_ASPEN_TIMEZONE", "CANVAS_ASPEN_LEASE_MINUTES",
+    "AIRFLOW_UID",
+    "CANVAS_ASPEN_IMAGE",
+    "AIRFLOW_API_PORT",
+    "AIRFLOW_WORKER_CONCURRENCY",
+    "AIRFLOW_DB",
+    "CANVAS_ASPEN_LEDGER_DB",
+    "AIRFLOW_ADMIN_USER",
+    "AIRFLOW_AUTH_MANAGER",
+    "_AIRFLOW_WWW_USER_CREATE",
+    "CANVAS_ASPEN_STAGE_ROOT",
+    "CANVAS_ASPEN_SHARDS",
+    "CANVAS_ASPEN_COURSES_PER_SHARD",
+    "CANVAS_ASPEN_TIMEZONE",
+    "CANVAS_ASPEN_LEASE_MINUTES",
 }
 
 
@@ -76,7 +90,9 @@ def _python_minor() -> str:
     low = re.search(r">=\s*(\d+)\.(\d+)", spec)
     high = re.search(r"<\s*(\d+)\.(\d+)", spec)
     assert low and high, spec
-    assert (int(high[1]), int(high[2])) == (int(low[1]), int(low[2]) + 1), f"expected one minor version: {spec}"
+    assert (int(high[1]), int(high[2])) == (int(low[1]), int(low[2]) + 1), (
+        f"expected one minor version: {spec}"
+    )
     return f"{low[1]}.{low[2]}"
 
 
@@ -153,8 +169,12 @@ def _assert_no_literal(where: str, value: str) -> None:
         return
     if "://" in value:
         parts = urlsplit(_mask(value))
-        assert parts.password is not None, f"{where}: a connection URL without credentials from the environment"
-        assert re.fullmatch(r"__VAR\d+__", parts.password), f"{where}: the URL's password is not one ${{VAR}}: {value}"
+        assert parts.password is not None, (
+            f"{where}: a connection URL without credentials from the environment"
+        )
+        assert re.fullmatch(r"__VAR\d+__", parts.password), (
+            f"{where}: the URL's password is not one ${{VAR}}: {value}"
+        )
         return
     masked = INTERPOLATION.sub("X", value)
     doc = json.loads(masked)  # anything else must be JSON whose secret fields are interpolated
@@ -190,7 +210,8 @@ def test_sandbox_is_an_optional_profile(services):
 def test_workers_scale(services):
     worker = services["airflow-worker"]
     assert "container_name" not in worker and "ports" not in worker and "hostname" not in worker, (
-        "a fixed name, host port or hostname prevents `--scale airflow-worker=N`")
+        "a fixed name, host port or hostname prevents `--scale airflow-worker=N`"
+    )
     assert _env(worker)["DUMB_INIT_SETSID"] == "0"  # warm shutdown of Celery
     assert "${AIRFLOW_WORKER_CONCURRENCY" in _env(worker)["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
 
@@ -204,7 +225,9 @@ def test_executor_broker_backend_and_metadata(services):
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://"), name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert urlsplit(_mask(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])).hostname == "postgres", name
-        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", (
+            name
+        )
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"].lower() == "false", name
         # The ledger: a postgres connection to its own database on the same server.
         ledger = env["AIRFLOW_CONN_CANVAS_ASPEN_LEDGER"]
@@ -221,9 +244,13 @@ def test_components_share_one_jwt_secret_and_api_key(services):
 def test_stage_and_reports_on_shared_volumes(compose, services):
     volumes = compose["volumes"]
     for name in [*AIRFLOW_SERVICES, "airflow-init"]:
-        mounts = {str(v).split(":", 1)[1].split(":")[0]: str(v).split(":", 1)[0] for v in services[name]["volumes"]}
+        mounts = {
+            str(v).split(":", 1)[1].split(":")[0]: str(v).split(":", 1)[0] for v in services[name]["volumes"]
+        }
         assert mounts.get(STAGE_MOUNT) in volumes, f"{name}: the stage volume is not mounted at {STAGE_MOUNT}"
-        assert mounts.get(REPORTS_MOUNT) in volumes, f"{name}: the reports volume is not mounted at {REPORTS_MOUNT}"
+        assert mounts.get(REPORTS_MOUNT) in volumes, (
+            f"{name}: the reports volume is not mounted at {REPORTS_MOUNT}"
+        )
         env = _env(services[name])
         assert env["CANVAS_ASPEN_STAGE_ROOT"] == f"${{CANVAS_ASPEN_STAGE_ROOT:-file://{STAGE_MOUNT}}}", name
         assert env["CANVAS_ASPEN_REPORTS_DIR"] == REPORTS_MOUNT, name
@@ -235,9 +262,13 @@ def test_stage_and_reports_on_shared_volumes(compose, services):
 def test_image_matches_the_lock():
     airflow = _lock_version("apache-airflow")
     python = _python_minor()
-    froms = [line.split()[1] for line in DOCKERFILE.read_text().splitlines() if line.upper().startswith("FROM ")]
+    froms = [
+        line.split()[1] for line in DOCKERFILE.read_text().splitlines() if line.upper().startswith("FROM ")
+    ]
     assert froms == [f"apache/airflow:{airflow}-python{python}"], froms
-    assert f'"apache-airflow=={airflow}"' in DOCKERFILE.read_text(), "the Dockerfile must pin Airflow to the lock"
+    assert f'"apache-airflow=={airflow}"' in DOCKERFILE.read_text(), (
+        "the Dockerfile must pin Airflow to the lock"
+    )
     assert "--constraint requirements.txt" in DOCKERFILE.read_text(), "the lock must constrain the install"
 
 
@@ -252,8 +283,12 @@ def test_compose_image_tag_matches_the_lock(services):
 
 def test_the_package_installs_into_the_image():
     text = DOCKERFILE.read_text()
-    for needed in ("COPY --chown=airflow:0 plugins/", "COPY --chown=airflow:0 expectations/",
-                   "COPY --chown=airflow:0 dags/ /opt/airflow/dags/", "CANVAS_ASPEN_EXPECTATIONS_DIR="):
+    for needed in (
+        "COPY --chown=airflow:0 plugins/",
+        "COPY --chown=airflow:0 expectations/",
+        "COPY --chown=airflow:0 dags/ /opt/airflow/dags/",
+        "CANVAS_ASPEN_EXPECTATIONS_DIR=",
+    ):
         assert needed in text, needed
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".venv" in ignored
@@ -286,7 +321,9 @@ def test_env_example_documents_every_variable_and_holds_no_secret():
     values, commented = _dotenv(ENV_EXAMPLE)
     used = {m["name"] for m in INTERPOLATION.finditer(_uncommented(COMPOSE.read_text()).replace("$$", ""))}
     undocumented = used - set(values) - commented
-    assert not undocumented, f"variables used by docker-compose.yaml but not in .env.example: {sorted(undocumented)}"
+    assert not undocumented, (
+        f"variables used by docker-compose.yaml but not in .env.example: {sorted(undocumented)}"
+    )
     for name, value in values.items():
         if _is_secret(name) and name not in ("SANDBOX_ASPEN_CLIENT_ID",):
             if name.startswith("AIRFLOW_CONN_"):
@@ -305,8 +342,12 @@ def test_compose_renders_with_the_example_env(services):
     import sqlalchemy as sa
 
     values, _ = _dotenv(ENV_EXAMPLE)
-    values = {k: (v.replace("<", "x").replace(">", "x").replace(" ", "") if not k.startswith("AIRFLOW_CONN_") else v)
-              for k, v in values.items()}
+    values = {
+        k: (
+            v.replace("<", "x").replace(">", "x").replace(" ", "") if not k.startswith("AIRFLOW_CONN_") else v
+        )
+        for k, v in values.items()
+    }
     env = {k: _interpolate(v, values) for k, v in _env(services["airflow-worker"]).items()}
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_CONN_CANVAS_ASPEN_LEDGER"):
         url = sa.make_url(env[key])
@@ -315,7 +356,11 @@ def test_compose_renders_with_the_example_env(services):
     for key in ("AIRFLOW_CONN_CANVAS_DEFAULT", "AIRFLOW_CONN_ASPEN_DEFAULT"):
         assert json.loads(env[key])["conn_type"] in ("canvas", "aspen"), key
     sandbox = {k: _interpolate(v, values) for k, v in _env(services["sandbox"]).items()}
-    assert set(json.loads(sandbox["SANDBOX_SETTINGS"])) == {"canvas_token", "aspen_client_id", "aspen_client_secret"}
+    assert set(json.loads(sandbox["SANDBOX_SETTINGS"])) == {
+        "canvas_token",
+        "aspen_client_id",
+        "aspen_client_secret",
+    }
 
 
 def test_a_missing_secret_stops_compose(services):
@@ -343,4 +388,7 @@ def test_no_pool_is_needed_and_init_creates_the_dedicated_ones_named(services):
 
 def test_workers_preload_what_the_tasks_import(services):
     for name in ("airflow-worker", "airflow-scheduler"):
-        assert _env(services[name])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "canvas_aspen.celery_config.CELERY_CONFIG"
+        assert (
+            _env(services[name])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]
+            == "canvas_aspen.celery_config.CELERY_CONFIG"
+        )

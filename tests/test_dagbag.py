@@ -33,6 +33,9 @@ def test_importing_the_dag_file_does_no_network_and_no_heavy_import(repo_root, a
     # A fresh interpreter: whatever the test session already imported must not hide a heavy import.
     out = subprocess.run(
         [sys.executable, "-c", PARSE_PROBE, str(repo_root / "dags" / f"{DAG_ID}.py")],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -81,7 +81,10 @@ def test_R8_only_changed_grades_are_posted() -> None:
         a=[(GRADED, 8.0), (GRADED, 7.0), (MISSING, 0.0), None],
     )
     assert _outcome(deltas) == [
-        ("unchanged", "same"), ("post", "changed_in_canvas"), ("unchanged", "same"), ("post", "missing_in_aspen"),
+        ("unchanged", "same"),
+        ("post", "changed_in_canvas"),
+        ("unchanged", "same"),
+        ("post", "missing_in_aspen"),
     ]
     assert deltas.findings == [] and deltas.adopt.empty
 
@@ -150,7 +153,11 @@ def test_full_resync_posts_every_grade_but_aspen_edits() -> None:
         a=[(GRADED, 8.0), (GRADED, 9.0), (GRADED, 4.0)],
         full_resync=True,
     )
-    assert _outcome(deltas) == [("post", "full_resync"), ("post", "full_resync"), ("unchanged", "aspen_edited")]
+    assert _outcome(deltas) == [
+        ("post", "full_resync"),
+        ("post", "full_resync"),
+        ("unchanged", "aspen_edited"),
+    ]
     assert deltas.adopt.empty
 
 
@@ -181,7 +188,9 @@ def test_450k_rows_are_decided_in_one_vectorised_pass() -> None:
             "student_sis_id": "S",
         }
     )
-    ledger = rows[["result_id", "score", "score_status"]].assign(score=np.where(users % 100 == 0, -1.0, rows.score))
+    ledger = rows[["result_id", "score", "score_status"]].assign(
+        score=np.where(users % 100 == 0, -1.0, rows.score)
+    )
     aspen = ledger[users % 1000 != 0]
     deltas = result_actions(rows, ledger, aspen)
     counts = deltas.actions.groupby("reason").size().to_dict()
@@ -198,12 +207,18 @@ def test_R18_aspen_holds_what_was_posted_within_tolerance() -> None:
 
 
 def test_R9_aspen_edit_is_kept_and_reported() -> None:
-    deltas = _decide(d=[(GRADED, 8.0), (GRADED, 5.0)], l=[(GRADED, 8.0), (GRADED, 5.0)], a=[(GRADED, 6.5), (GRADED, 5.0)])
+    deltas = _decide(
+        d=[(GRADED, 8.0), (GRADED, 5.0)], l=[(GRADED, 8.0), (GRADED, 5.0)], a=[(GRADED, 6.5), (GRADED, 5.0)]
+    )
     assert _outcome(deltas) == [("unchanged", "aspen_edited"), ("unchanged", "same")]
     [found] = deltas.findings
     assert {k: found[k] for k in ("rule", "kind", "severity", "student_sis_id", "value", "limit")} == {
-        "rule": "R9", "kind": "aspen_edited", "severity": "warning", "student_sis_id": "S0001",
-        "value": "6.5 (fully graded)", "limit": "8 (fully graded)",
+        "rule": "R9",
+        "kind": "aspen_edited",
+        "severity": "warning",
+        "student_sis_id": "S0001",
+        "value": "6.5 (fully graded)",
+        "limit": "8 (fully graded)",
     }
     assert (found["canvas_course_id"], found["aspen_class_id"], found["assignment_id"]) == (101, "CLS-3", 7)
     assert (found["assignment_name"], found["group_name"]) == ("Quiz 1", "Quizzes")
@@ -257,9 +272,13 @@ def test_an_empty_grade_we_never_posted_is_not_reported() -> None:
 
 def _body(**changes) -> dict:
     body = {
-        "sourcedId": ids.line_item_id(7, 3), "status": "active", "title": "Quiz 1",
-        "dueDate": "2026-03-01T04:59:00Z", "class": {"sourcedId": "CLS-3", "type": "class"},
-        "resultValueMin": 0.0, "resultValueMax": 10.0,
+        "sourcedId": ids.line_item_id(7, 3),
+        "status": "active",
+        "title": "Quiz 1",
+        "dueDate": "2026-03-01T04:59:00Z",
+        "class": {"sourcedId": "CLS-3", "type": "class"},
+        "resultValueMin": 0.0,
+        "resultValueMax": 10.0,
     }
     return {**body, **changes}
 
@@ -273,7 +292,9 @@ def _ledger_items(*pairs: tuple[str, str], deleted: bool = False) -> pd.DataFram
         {
             "line_item_id": [p[0] for p in pairs],
             "payload_hash": [p[1] for p in pairs],
-            "deleted_at": pd.Series([pd.Timestamp("2026-03-01", tz="UTC") if deleted else pd.NaT] * len(pairs)),
+            "deleted_at": pd.Series(
+                [pd.Timestamp("2026-03-01", tz="UTC") if deleted else pd.NaT] * len(pairs)
+            ),
         }
     )
 
@@ -338,8 +359,13 @@ def test_a_precomputed_payload_hash_is_used_as_given() -> None:
 
 
 def _aspen_line_items(*rows: tuple[str, str]) -> pd.DataFrame:
-    return pd.DataFrame({"line_item_id": [r[0] for r in rows], "aspen_class_id": [r[1] for r in rows],
-                         "title": [f"title of {r[0]}" for r in rows]})
+    return pd.DataFrame(
+        {
+            "line_item_id": [r[0] for r in rows],
+            "aspen_class_id": [r[1] for r in rows],
+            "title": [f"title of {r[0]}" for r in rows],
+        }
+    )
 
 
 def test_R10_orphaned_line_item_reported() -> None:
@@ -347,10 +373,27 @@ def test_R10_orphaned_line_item_reported() -> None:
     result = orphans(_aspen_line_items((gone, "CLS-3"), (kept, "CLS-3")), {101: {7}}, {"CLS-3": 101})
     assert result.line_item_ids == [gone]
     [found] = result.findings
-    assert {k: found[k] for k in ("rule", "kind", "severity", "canvas_course_id", "aspen_class_id",
-                                  "assignment_id", "assignment_name", "value")} == {
-        "rule": "R10", "kind": "orphaned_line_item", "severity": "warning", "canvas_course_id": 101,
-        "aspen_class_id": "CLS-3", "assignment_id": 8, "assignment_name": f"title of {gone}", "value": gone,
+    assert {
+        k: found[k]
+        for k in (
+            "rule",
+            "kind",
+            "severity",
+            "canvas_course_id",
+            "aspen_class_id",
+            "assignment_id",
+            "assignment_name",
+            "value",
+        )
+    } == {
+        "rule": "R10",
+        "kind": "orphaned_line_item",
+        "severity": "warning",
+        "canvas_course_id": 101,
+        "aspen_class_id": "CLS-3",
+        "assignment_id": 8,
+        "assignment_name": f"title of {gone}",
+        "value": gone,
     }
 
 

@@ -15,32 +15,78 @@ NOW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
 
 
 def over_max(sis: str, score: float, course: int = 101) -> dict:
-    return finding("over_max", f"Score {score} of student {sis} is above its maximum 10.0.", canvas_course_id=course,
-                   aspen_class_id="ALG1-P1", assignment_id=3006, assignment_name="HW 4 Challenge set",
-                   group_name="Homework", student_sis_id=sis, value=score, limit=10.0)
+    return finding(
+        "over_max",
+        f"Score {score} of student {sis} is above its maximum 10.0.",
+        canvas_course_id=course,
+        aspen_class_id="ALG1-P1",
+        assignment_id=3006,
+        assignment_name="HW 4 Challenge set",
+        group_name="Homework",
+        student_sis_id=sis,
+        value=score,
+        limit=10.0,
+    )
 
 
 def report(*findings: dict, sheet: list | None = None) -> dict:
     return {
-        "run_id": "scheduled__2026-12-01", "dry_run": False,
-        "courses": [{"canvas_course_id": 101, "sis_course_id": "ALG1-2627", "aspen_class_ids": ["ALG1-P1"]},
-                    {"canvas_course_id": 102, "sis_course_id": "BIO-2627", "aspen_class_ids": ["BIO-P2", "BIO-P5"]},
-                    {"canvas_course_id": 103, "sis_course_id": "ENG10-2627", "aspen_class_ids": ["ENG10-P3"]}],
-        "findings": list(findings), "setup_sheet": sheet or [],
+        "run_id": "scheduled__2026-12-01",
+        "dry_run": False,
+        "courses": [
+            {"canvas_course_id": 101, "sis_course_id": "ALG1-2627", "aspen_class_ids": ["ALG1-P1"]},
+            {"canvas_course_id": 102, "sis_course_id": "BIO-2627", "aspen_class_ids": ["BIO-P2", "BIO-P5"]},
+            {"canvas_course_id": 103, "sis_course_id": "ENG10-2627", "aspen_class_ids": ["ENG10-P3"]},
+        ],
+        "findings": list(findings),
+        "setup_sheet": sheet or [],
     }
 
 
-QUIZZES = [finding("category_mismatch", "Canvas group 'Quizzes' matches no Aspen category of class ALG1-P1.",
-                   canvas_course_id=101, aspen_class_id="ALG1-P1", group_name="Quizzes", suggestion="Quiz")]
-SHEET = [{"aspen_class_id": "ALG1-P1", "categories": [
-    {"code": "QUIZZES", "description": "Quizzes", "description_too_long": False, "weight": 20.0,
-     "canvas_course_id": 101, "existing_categories": "Homework; Quiz", "closest_existing": "Quiz"}]}]
+QUIZZES = [
+    finding(
+        "category_mismatch",
+        "Canvas group 'Quizzes' matches no Aspen category of class ALG1-P1.",
+        canvas_course_id=101,
+        aspen_class_id="ALG1-P1",
+        group_name="Quizzes",
+        suggestion="Quiz",
+    )
+]
+SHEET = [
+    {
+        "aspen_class_id": "ALG1-P1",
+        "categories": [
+            {
+                "code": "QUIZZES",
+                "description": "Quizzes",
+                "description_too_long": False,
+                "weight": 20.0,
+                "canvas_course_id": 101,
+                "existing_categories": "Homework; Quiz",
+                "closest_existing": "Quiz",
+            }
+        ],
+    }
+]
 DATA_TEAM_ONLY = [
     finding("student_without_sis_id", "Canvas user 5006 in course 101 has no SIS id.", canvas_course_id=101),
-    finding("student_not_in_aspen_class", "Student S1007 is not on the roster.", canvas_course_id=101,
-            aspen_class_id="ALG1-P1", student_sis_id="S1007"),
-    finding("aspen_rejected", "Aspen rejected the result: HTTP 422", canvas_course_id=101, aspen_class_id="ALG1-P1",
-            assignment_id=3001, student_sis_id="S1001", value="8"),
+    finding(
+        "student_not_in_aspen_class",
+        "Student S1007 is not on the roster.",
+        canvas_course_id=101,
+        aspen_class_id="ALG1-P1",
+        student_sis_id="S1007",
+    ),
+    finding(
+        "aspen_rejected",
+        "Aspen rejected the result: HTTP 422",
+        canvas_course_id=101,
+        aspen_class_id="ALG1-P1",
+        assignment_id=3001,
+        student_sis_id="S1001",
+        value="8",
+    ),
 ]
 TEACHERS = {101: [DANA], 102: [DANA], 103: [MARCUS]}
 
@@ -58,10 +104,21 @@ def test_an_unclassified_kind_stays_with_the_data_team(monkeypatch):
 
 
 def test_one_digest_per_teacher_over_all_their_courses_and_only_theirs():
-    r = report(*QUIZZES, over_max("S1001", 12), finding(
-        "no_due_date", "no due date", canvas_course_id=103, aspen_class_id="ENG10-P3", assignment_id=3205,
-        assignment_name="Essay 3"))
-    dana, marcus = digest.build_digests(r, TEACHERS, course_info={101: {"name": "Algebra I"}, 102: {"name": "Biology"}})
+    r = report(
+        *QUIZZES,
+        over_max("S1001", 12),
+        finding(
+            "no_due_date",
+            "no due date",
+            canvas_course_id=103,
+            aspen_class_id="ENG10-P3",
+            assignment_id=3205,
+            assignment_name="Essay 3",
+        ),
+    )
+    dana, marcus = digest.build_digests(
+        r, TEACHERS, course_info={101: {"name": "Algebra I"}, 102: {"name": "Biology"}}
+    )
     assert (dana.email, dana.course_ids, dana.actionable) == ("dana@district.test", [101, 102], 2)
     assert (marcus.email, marcus.course_ids, marcus.actionable) == ("marcus@district.test", [103], 1)
     text, html = digest.render(dana)
@@ -92,32 +149,61 @@ def test_a_category_mismatch_says_which_category_to_create_with_its_setup_sheet_
     [item] = dana.courses[0]["fixes"]
     assert item["setup"] == [{"aspen_class_id": "ALG1-P1", **SHEET[0]["categories"][0]}]
     text, html = digest.render(dana)
-    assert "Categories → Options → Add" in text and "letters, digits and dashes, at most 20 characters" in text
+    assert (
+        "Categories → Options → Add" in text and "letters, digits and dashes, at most 20 characters" in text
+    )
     assert "Aspen class ALG1-P1: Code QUIZZES | Description Quizzes | Weight 20.0" in text
     assert "<code>QUIZZES</code>" in html and "rename its Description to “Quizzes”" in text
 
 
 def test_hidden_grades_are_information_not_something_to_fix():
-    hidden = finding("hidden_grades", "3 grades hidden", canvas_course_id=101, aspen_class_id="ALG1-P1",
-                     assignment_id=3020, assignment_name="Unit test 2", value=3) if "hidden_grades" in KINDS else None
+    hidden = (
+        finding(
+            "hidden_grades",
+            "3 grades hidden",
+            canvas_course_id=101,
+            aspen_class_id="ALG1-P1",
+            assignment_id=3020,
+            assignment_name="Unit test 2",
+            value=3,
+        )
+        if "hidden_grades" in KINDS
+        else None
+    )
     if hidden is None:
         pytest.skip("the hidden-grades finding is not in findings.KINDS yet")
     [dana, _] = digest.build_digests(report(hidden), TEACHERS)
     assert dana.actionable == 0 and dana.info == 1
     assert dana.courses[0]["notes"][0]["count"] == 3
-    assert digest.due(dana, None, now=NOW, resend_after=timedelta(days=7)) is None  # information alone sends nothing
+    assert (
+        digest.due(dana, None, now=NOW, resend_after=timedelta(days=7)) is None
+    )  # information alone sends nothing
 
 
 def test_courses_no_teacher_can_be_told_about_go_to_the_data_teams_list():
     teachers = {101: [DANA], 102: None, 103: [{"id": 9002, "name": "Marcus Bell", "email": None}], 104: []}
-    r = report(*QUIZZES, finding("no_due_date", "x", canvas_course_id=103, assignment_id=1, assignment_name="E"))
+    r = report(
+        *QUIZZES, finding("no_due_date", "x", canvas_course_id=103, assignment_id=1, assignment_name="E")
+    )
     assert digest.courses_without_teacher_email(r, teachers) == [
-        {"canvas_course_id": 102, "sis_course_id": "BIO-2627", "reason": "Canvas did not list the course's teachers",
-         "teacher_findings": 0},
-        {"canvas_course_id": 103, "sis_course_id": "ENG10-2627",
-         "reason": "no teacher of the course has an email address in Canvas", "teacher_findings": 1},
-        {"canvas_course_id": 104, "sis_course_id": None, "reason": "no teacher enrolled in Canvas",
-         "teacher_findings": 0},
+        {
+            "canvas_course_id": 102,
+            "sis_course_id": "BIO-2627",
+            "reason": "Canvas did not list the course's teachers",
+            "teacher_findings": 0,
+        },
+        {
+            "canvas_course_id": 103,
+            "sis_course_id": "ENG10-2627",
+            "reason": "no teacher of the course has an email address in Canvas",
+            "teacher_findings": 1,
+        },
+        {
+            "canvas_course_id": 104,
+            "sis_course_id": None,
+            "reason": "no teacher enrolled in Canvas",
+            "teacher_findings": 0,
+        },
     ]
     assert [d.teacher_id for d in digest.build_digests(r, teachers)] == [9001]
 
@@ -162,8 +248,14 @@ def test_links_to_canvas_only_when_its_host_is_known():
 
 
 def test_html_escapes_what_canvas_sent_and_text_keeps_it_plain():
-    evil = finding("no_due_date", "x", canvas_course_id=101, aspen_class_id="ALG1-P1", assignment_id=7,
-                   assignment_name="<script>alert(1)</script> & co")
+    evil = finding(
+        "no_due_date",
+        "x",
+        canvas_course_id=101,
+        aspen_class_id="ALG1-P1",
+        assignment_id=7,
+        assignment_name="<script>alert(1)</script> & co",
+    )
     [dana, _] = digest.build_digests(report(evil), TEACHERS)
     text, html = digest.render(dana)
     assert "<script>" not in html and "&lt;script&gt;" in html
@@ -172,8 +264,11 @@ def test_html_escapes_what_canvas_sent_and_text_keeps_it_plain():
 
 def test_a_digest_holds_no_student_name():
     """Findings carry SIS ids only; the digest adds nothing but the teacher's own name."""
-    [dana, _] = digest.build_digests(report(over_max("S1001", 12), *QUIZZES, *DATA_TEAM_ONLY), TEACHERS,
-                                     course_info={101: {"name": "Algebra I"}})
+    [dana, _] = digest.build_digests(
+        report(over_max("S1001", 12), *QUIZZES, *DATA_TEAM_ONLY),
+        TEACHERS,
+        course_info={101: {"name": "Algebra I"}},
+    )
     text, html = digest.render(dana)
     assert "Dear Dana Whitfield" in text
     for name in ("Ava", "Thompson", "Mia Rodriguez", "Noah Patel"):
@@ -181,9 +276,18 @@ def test_a_digest_holds_no_student_name():
 
 
 def test_a_due_date_outside_every_grading_period_reads_in_the_districts_time_zone():
-    f = finding("no_grading_period", "x", canvas_course_id=101, aspen_class_id="ALG1-P1", assignment_id=3009,
-                assignment_name="Summer packet", value="2026-08-28T03:59:00+00:00")
+    f = finding(
+        "no_grading_period",
+        "x",
+        canvas_course_id=101,
+        aspen_class_id="ALG1-P1",
+        assignment_id=3009,
+        assignment_name="Summer packet",
+        value="2026-08-28T03:59:00+00:00",
+    )
     [dana, _] = digest.build_digests(report(f), TEACHERS, timezone_name="America/New_York")
-    assert "The due date of “Summer packet” (Aug 27, 2026, 11:59 PM) is in no Aspen grading period" in \
-        digest.render(dana)[0]
+    assert (
+        "The due date of “Summer packet” (Aug 27, 2026, 11:59 PM) is in no Aspen grading period"
+        in digest.render(dana)[0]
+    )
     assert digest.local_time("not a date", "America/New_York") == "not a date"

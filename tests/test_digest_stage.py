@@ -35,16 +35,47 @@ class Mailer:
 @pytest.fixture
 def run(tmp_path: Path):
     run_dir, reports = tmp_path / "stage" / "run", tmp_path / "reports"
-    storage.write_json(run_dir / "plan.json", {"params": {}, "shards": [[101], [103]], "courses": {
-        "101": {"id": 101, "name": "Algebra I"}, "103": {"id": 103, "name": "English 10"}}})
+    storage.write_json(
+        run_dir / "plan.json",
+        {
+            "params": {},
+            "shards": [[101], [103]],
+            "courses": {"101": {"id": 101, "name": "Algebra I"}, "103": {"id": 103, "name": "English 10"}},
+        },
+    )
     stages.write_canvas_answers(run_dir / "shard-0000", [{"course": {"id": 101}, "teachers": [DANA]}])
     stages.write_canvas_answers(run_dir / "shard-0001", [{"course": {"id": 103}, "teachers": [MARCUS]}])
-    report = {"run_id": RUN, "dry_run": False, "params": {}, "started_at": "", "finished_at": "",
-              "totals": {"considered": 0, "posted": 0, "unchanged": 0, "empty": 0, "hidden": 0, "held_back": 0,
-                         "failed": 0},
-              "courses": [], "verify": {"checked": 0, "mismatched": 0}, "failed_courses": 0, "setup_sheet": [],
-              "findings": [finding("no_due_date", "x", canvas_course_id=c, aspen_class_id="K", assignment_id=c,
-                                   assignment_name=f"Essay {c}") for c in (101, 103)]}
+    report = {
+        "run_id": RUN,
+        "dry_run": False,
+        "params": {},
+        "started_at": "",
+        "finished_at": "",
+        "totals": {
+            "considered": 0,
+            "posted": 0,
+            "unchanged": 0,
+            "empty": 0,
+            "hidden": 0,
+            "held_back": 0,
+            "failed": 0,
+        },
+        "courses": [],
+        "verify": {"checked": 0, "mismatched": 0},
+        "failed_courses": 0,
+        "setup_sheet": [],
+        "findings": [
+            finding(
+                "no_due_date",
+                "x",
+                canvas_course_id=c,
+                aspen_class_id="K",
+                assignment_id=c,
+                assignment_name=f"Essay {c}",
+            )
+            for c in (101, 103)
+        ],
+    }
     folder = stages.report_folder(reports, RUN)
     folder.mkdir(parents=True, mode=0o700)
     (folder / "report.json").write_text(json.dumps(report))
@@ -56,15 +87,25 @@ def run(tmp_path: Path):
 
 def _stage(run, mailer, mode="send"):
     ledger, run_dir, reports, _ = run
-    return stages.digest_stage(ledger, run_dir, reports, run_id=RUN, mode=mode, resend_after=timedelta(days=7),
-                               mailer=mailer, now=NOW)
+    return stages.digest_stage(
+        ledger,
+        run_dir,
+        reports,
+        run_id=RUN,
+        mode=mode,
+        resend_after=timedelta(days=7),
+        mailer=mailer,
+        now=NOW,
+    )
 
 
 def test_logs_say_counts_only_and_a_refused_address_stays_out_of_the_error(run, caplog):
     mailer = Mailer(refuse={"marcus@district.test"})
     with caplog.at_level(logging.DEBUG, logger="canvas_aspen"):
         out = _stage(run, mailer)
-    assert out["counts"] == {"sent": 1, "failed": 1} and [to for to, _ in mailer.sent] == ["dana@district.test"]
+    assert out["counts"] == {"sent": 1, "failed": 1} and [to for to, _ in mailer.sent] == [
+        "dana@district.test"
+    ]
     for secret in ("Dana", "Whitfield", "Marcus", "Bell", "@district.test"):
         assert secret not in caplog.text
     listing = json.loads((run[3] / "digests" / "index.json").read_text())
@@ -102,9 +143,22 @@ def test_an_unreachable_smtp_server_fails_each_digest_clearly_through_the_provid
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from_email": "passback@district.test", "disable_tls": True, "disable_ssl": True, "timeout": 5}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {
+                    "from_email": "passback@district.test",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "timeout": 5,
+                },
+            }
+        ),
+    )
     mailer = DigestMailer("smtp_default")
     try:
         out = _stage(run, mailer)

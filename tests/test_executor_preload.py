@@ -35,8 +35,13 @@ print(json.dumps({"after_job_start": after_job_start,
 
 
 def _probe(airflow_home, **env) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "AIRFLOW_HOME": str(airflow_home), **env})
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AIRFLOW_HOME": str(airflow_home), **env},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

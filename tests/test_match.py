@@ -4,8 +4,11 @@ import pandas as pd
 
 from canvas_aspen import match, students
 
-CATS = [match.Category("CAT-HW", "Homework", 30.0), match.Category("CAT-QZ", "Quizzes", 40.0),
-        match.Category("CAT-PRJ", "Projects", 30.0)]
+CATS = [
+    match.Category("CAT-HW", "Homework", 30.0),
+    match.Category("CAT-QZ", "Quizzes", 40.0),
+    match.Category("CAT-PRJ", "Projects", 30.0),
+]
 
 
 def test_R2_exact_trimmed_name_matches():
@@ -27,8 +30,11 @@ def test_R2_no_match_is_held_back_with_the_closest_category_suggested():
 
 
 def test_R2_suggestion_only_when_the_closest_category_is_actually_close():
-    cats = [match.Category("CAT-T", "Tests", None), match.Category("CAT-Q", "Quiz", None),
-            match.Category("CAT-P", "Participation", None)]
+    cats = [
+        match.Category("CAT-T", "Tests", None),
+        match.Category("CAT-Q", "Quiz", None),
+        match.Category("CAT-P", "Participation", None),
+    ]
     assert match.match_group(1, "Imported Assignments", cats).suggestion is None  # "Tests" is unrelated
     assert match.match_group(1, "Essays", cats).suggestion is None
     assert match.match_group(1, "Quizzes", cats).suggestion == "Quiz"
@@ -46,10 +52,12 @@ def test_R2_explicit_per_class_mapping_overrides_names():
 
 
 def test_R2_matching_is_per_class_and_reports_the_class_categories():
-    pairs = pd.DataFrame({"aspen_class_id": ["A", "B", None], "group_id": [1, 1, 1],
-                          "group_name": ["Quizzes"] * 3})
-    table = match.match_table(pairs, {"A": CATS, "B": [match.Category("X", "Labs", None)]},
-                              {"B": {"Quizzes": "X"}}).set_index("aspen_class_id")
+    pairs = pd.DataFrame(
+        {"aspen_class_id": ["A", "B", None], "group_id": [1, 1, 1], "group_name": ["Quizzes"] * 3}
+    )
+    table = match.match_table(
+        pairs, {"A": CATS, "B": [match.Category("X", "Labs", None)]}, {"B": {"Quizzes": "X"}}
+    ).set_index("aspen_class_id")
     assert table.loc["A", "category_sourced_id"] == "CAT-QZ"
     assert table.loc["B", "match_kind"] == "mapped"
     assert table.loc["A", "aspen_categories"] == "Homework; Projects; Quizzes"
@@ -57,8 +65,14 @@ def test_R2_matching_is_per_class_and_reports_the_class_categories():
 
 
 def test_R16_roster_membership_is_flagged_per_row():
-    rows = pd.DataFrame({"aspen_class_id": ["A", "A", None], "group_id": [1, 1, 1],
-                         "group_name": ["Quizzes"] * 3, "student_sis_id": ["S1", "S2", "S1"]})
+    rows = pd.DataFrame(
+        {
+            "aspen_class_id": ["A", "A", None],
+            "group_id": [1, 1, 1],
+            "group_name": ["Quizzes"] * 3,
+            "student_sis_id": ["S1", "S2", "S1"],
+        }
+    )
     table = match.match_table(rows, {"A": CATS})
     out = match.apply_matches(rows, table, {"A": students.roster([{"sourcedId": "S1"}])})
     assert out["in_roster"].tolist() == [True, False, False]
@@ -67,10 +81,18 @@ def test_R16_roster_membership_is_flagged_per_row():
 
 
 def test_R14_imported_assignments_group_is_flagged_in_the_advice_frame():
-    rows = pd.DataFrame({"canvas_course_id": [1, 1], "group_id": [1, 2], "aspen_class_id": ["A", "A"],
-                         "group_name": ["Imported Assignments", "Quizzes"], "group_weight": [None, 40.0],
-                         "course_weighted": [True, True], "aspen_category_weight": [None, 40.0],
-                         "match_kind": ["none", "exact"]})
+    rows = pd.DataFrame(
+        {
+            "canvas_course_id": [1, 1],
+            "group_id": [1, 2],
+            "aspen_class_id": ["A", "A"],
+            "group_name": ["Imported Assignments", "Quizzes"],
+            "group_weight": [None, 40.0],
+            "course_weighted": [True, True],
+            "aspen_category_weight": [None, 40.0],
+            "match_kind": ["none", "exact"],
+        }
+    )
     g = match.groups_frame(rows)
     assert g.set_index("group_id")["is_imported_group"].to_dict() == {1: True, 2: False}
 

@@ -13,24 +13,73 @@ from canvas_aspen.findings import finding
 
 
 def _doc(**kw):
-    rows = pd.DataFrame({"bucket": ["held_back", "posted"], "canvas_course_id": [101, 101], "sis_course_id": "C",
-                         "aspen_class_id": "ALG1-P1"})
-    findings = [finding("category_mismatch", "Canvas group 'Quizzes' matches no Aspen category", canvas_course_id=101,
-                        aspen_class_id="ALG1-P1", group_name="Quizzes", suggestion="Quiz"),
-                finding("over_max", "above the maximum", canvas_course_id=101, aspen_class_id="ALG1-P1",
-                        assignment_id=7, assignment_name="HW 4", student_sis_id="S1", value=12, limit=10),
-                finding("over_max", "above the maximum", canvas_course_id=102, aspen_class_id="GEO-P2",
-                        assignment_id=8, assignment_name="HW 5", student_sis_id="S2", value=11, limit=10)]
-    args = dict(run_id="manual__1", dry_run=False, params={}, started_at="2026-03-02 22:00:01.123456+00:00",
-                finished_at="2026-03-02T22:07:09.5+00:00", rows=rows, failed_courses={}, findings=findings,
-                verify={"checked": 1, "mismatched": 0})
+    rows = pd.DataFrame(
+        {
+            "bucket": ["held_back", "posted"],
+            "canvas_course_id": [101, 101],
+            "sis_course_id": "C",
+            "aspen_class_id": "ALG1-P1",
+        }
+    )
+    findings = [
+        finding(
+            "category_mismatch",
+            "Canvas group 'Quizzes' matches no Aspen category",
+            canvas_course_id=101,
+            aspen_class_id="ALG1-P1",
+            group_name="Quizzes",
+            suggestion="Quiz",
+        ),
+        finding(
+            "over_max",
+            "above the maximum",
+            canvas_course_id=101,
+            aspen_class_id="ALG1-P1",
+            assignment_id=7,
+            assignment_name="HW 4",
+            student_sis_id="S1",
+            value=12,
+            limit=10,
+        ),
+        finding(
+            "over_max",
+            "above the maximum",
+            canvas_course_id=102,
+            aspen_class_id="GEO-P2",
+            assignment_id=8,
+            assignment_name="HW 5",
+            student_sis_id="S2",
+            value=11,
+            limit=10,
+        ),
+    ]
+    args = dict(
+        run_id="manual__1",
+        dry_run=False,
+        params={},
+        started_at="2026-03-02 22:00:01.123456+00:00",
+        finished_at="2026-03-02T22:07:09.5+00:00",
+        rows=rows,
+        failed_courses={},
+        findings=findings,
+        verify={"checked": 1, "mismatched": 0},
+    )
     return report.build(**{**args, **kw})
 
 
 def _sheet_rows(suggestion):
-    return pd.DataFrame({"aspen_class_id": ["ALG1-P1"], "group_id": [5], "group_name": ["Quizzes"],
-                         "group_weight": [20.0], "match_kind": ["none"], "canvas_course_id": [101],
-                         "aspen_categories": ["Homework; Quiz"], "category_suggestion": [suggestion]})
+    return pd.DataFrame(
+        {
+            "aspen_class_id": ["ALG1-P1"],
+            "group_id": [5],
+            "group_name": ["Quizzes"],
+            "group_weight": [20.0],
+            "match_kind": ["none"],
+            "canvas_course_id": [101],
+            "aspen_categories": ["Homework; Quiz"],
+            "category_suggestion": [suggestion],
+        }
+    )
 
 
 def test_report_header_shows_both_instants_in_one_format():
@@ -46,7 +95,9 @@ def test_R2_setup_sheet_says_use_the_existing_category_the_finding_suggests():
     assert sheet[0]["categories"][0]["use_existing"] == "Quiz"
     page = report_html.render(_doc(), sheet, None)
     setup = page.split("<h2>Category setup sheet</h2>", 1)[1]
-    assert "Use the existing category “Quiz”" in setup and "rename the Canvas group “Quizzes” to “Quiz”" in setup
+    assert (
+        "Use the existing category “Quiz”" in setup and "rename the Canvas group “Quizzes” to “Quiz”" in setup
+    )
     assert "QUIZZES" not in setup  # not "create QUIZZES" beside a finding that says "use Quiz"
     mismatch = page.split('id="kind-category_mismatch"', 1)[1].split("</section>", 1)[0]
     assert "<b>Quiz</b>" in mismatch  # the finding: the same answer

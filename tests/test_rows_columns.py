@@ -26,13 +26,15 @@ def _bundles(scen: dict) -> tuple[list[dict], list[rules.GradingPeriod]]:
     for course_id in sorted(state.courses):
         c = state.course(course_id)
         keys = state.submission_keys(c, ["all"], [], None)
-        out.append({
-            "course": state.course_json(c),
-            "sections": state.sections_json(c),
-            "enrollments": state.enrollments_json(c, ["StudentEnrollment"], ["active"]),
-            "assignment_groups": state.groups_json(c, True, True),
-            "submissions": [state.submission_json(a, uid) for a, uid in keys],
-        })
+        out.append(
+            {
+                "course": state.course_json(c),
+                "sections": state.sections_json(c),
+                "enrollments": state.enrollments_json(c, ["StudentEnrollment"], ["active"]),
+                "assignment_groups": state.groups_json(c, True, True),
+                "submissions": [state.submission_json(a, uid) for a, uid in keys],
+            }
+        )
     periods = [rules.GradingPeriod.from_oneroster(p) for p in scen["aspen"]["grading_periods"]]
     return out, periods
 
@@ -61,8 +63,28 @@ def test_no_course_and_no_grades_give_the_reference_empty_frame():
     _same([{**b, "submissions": []} for b in bundles], periods)
 
 
-ODD_VALUES = [None, 0, 1, 1.0, True, False, -2, 7.5, 1e400, 10**400, "B+", "", " ", "8", [], {}, "2026-11-20",
-              "2026-11-20T12:00:00Z", "not a date", float("nan")]
+ODD_VALUES = [
+    None,
+    0,
+    1,
+    1.0,
+    True,
+    False,
+    -2,
+    7.5,
+    1e400,
+    10**400,
+    "B+",
+    "",
+    " ",
+    "8",
+    [],
+    {},
+    "2026-11-20",
+    "2026-11-20T12:00:00Z",
+    "not a date",
+    float("nan"),
+]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -72,15 +94,19 @@ def test_randomly_damaged_answers_give_the_reference_rows_or_the_same_error(seed
     bundles = copy.deepcopy(bundles)
     for b in bundles:
         for sub in rng.sample(b["submissions"], min(25, len(b["submissions"]))):
-            sub[rng.choice(["score", "grade", "excused", "missing", "late", "late_policy_status", "graded_at"])] = (
-                rng.choice(ODD_VALUES))
+            sub[
+                rng.choice(
+                    ["score", "grade", "excused", "missing", "late", "late_policy_status", "graded_at"]
+                )
+            ] = rng.choice(ODD_VALUES)
         for g in b["assignment_groups"]:
             if rng.random() < 0.3:
                 g["group_weight"] = rng.choice(ODD_VALUES)
             for a in g.get("assignments") or []:
                 if rng.random() < 0.2:
-                    a[rng.choice(["points_possible", "due_at", "unlock_at", "created_at", "name"])] = rng.choice(
-                        ODD_VALUES)
+                    a[rng.choice(["points_possible", "due_at", "unlock_at", "created_at", "name"])] = (
+                        rng.choice(ODD_VALUES)
+                    )
         if b["enrollments"] and rng.random() < 0.5:
             b["enrollments"].append(dict(rng.choice(b["enrollments"])))  # a duplicate seat
     try:

@@ -16,19 +16,37 @@ TZ = "America/New_York"
 
 
 def _assignment(aid=10, **kw):
-    a = {"id": aid, "name": f"A{aid}", "published": True, "post_to_sis": True, "grading_type": "points",
-         "points_possible": 10, "due_at": "2026-09-15T03:59:59Z", "created_at": "2026-09-01T12:00:00Z",
-         "only_visible_to_overrides": False, "overrides": []}
+    a = {
+        "id": aid,
+        "name": f"A{aid}",
+        "published": True,
+        "post_to_sis": True,
+        "grading_type": "points",
+        "points_possible": 10,
+        "due_at": "2026-09-15T03:59:59Z",
+        "created_at": "2026-09-01T12:00:00Z",
+        "only_visible_to_overrides": False,
+        "overrides": [],
+    }
     a.update(kw)
     return a
 
 
 def _bundle(assignments, submissions, enrollments=None, sections=None):
     return {
-        "course": {"id": 1, "name": "Biology", "sis_course_id": "BIO-1", "apply_assignment_group_weights": True},
-        "sections": sections or [{"id": 100, "sis_section_id": "CLS-100", "course_id": 1},
-                                 {"id": 200, "sis_section_id": "CLS-200", "course_id": 1}],
-        "enrollments": enrollments or [
+        "course": {
+            "id": 1,
+            "name": "Biology",
+            "sis_course_id": "BIO-1",
+            "apply_assignment_group_weights": True,
+        },
+        "sections": sections
+        or [
+            {"id": 100, "sis_section_id": "CLS-100", "course_id": 1},
+            {"id": 200, "sis_section_id": "CLS-200", "course_id": 1},
+        ],
+        "enrollments": enrollments
+        or [
             {"user_id": 7, "course_section_id": 100, "sis_user_id": "S7"},
             {"user_id": 8, "course_section_id": 200, "user": {"sis_user_id": "S8"}},
             {"user_id": 9, "course_section_id": 200, "sis_user_id": None},
@@ -39,17 +57,32 @@ def _bundle(assignments, submissions, enrollments=None, sections=None):
 
 
 def _sub(aid, uid, **kw):
-    s = {"assignment_id": aid, "user_id": uid, "score": 8.0, "grade": "8", "excused": False, "late": False,
-         "missing": False, "late_policy_status": None, "workflow_state": "graded",
-         "graded_at": "2026-09-16T10:00:00Z"}
+    s = {
+        "assignment_id": aid,
+        "user_id": uid,
+        "score": 8.0,
+        "grade": "8",
+        "excused": False,
+        "late": False,
+        "missing": False,
+        "late_policy_status": None,
+        "workflow_state": "graded",
+        "graded_at": "2026-09-16T10:00:00Z",
+    }
     s.update(kw)
     return s
 
 
-@pytest.mark.parametrize("change, sent", [
-    ({}, True), ({"published": False}, False), ({"post_to_sis": False}, False),
-    ({"grading_type": "not_graded"}, False), ({"grading_type": "letter_grade"}, True),
-])
+@pytest.mark.parametrize(
+    "change, sent",
+    [
+        ({}, True),
+        ({"published": False}, False),
+        ({"post_to_sis": False}, False),
+        ({"grading_type": "not_graded"}, False),
+        ({"grading_type": "letter_grade"}, True),
+    ],
+)
 def test_R1_only_published_assignments_with_sync_to_sis_are_sent(change, sent):
     assert rules.is_sendable(_assignment(**change)) is sent
     frame = rows.build_rows([_bundle([_assignment(**change)], [_sub(10, 7)])], PERIODS, TZ)
@@ -57,14 +90,20 @@ def test_R1_only_published_assignments_with_sync_to_sis_are_sent(change, sent):
 
 
 def test_R3_named_student_assignment_counts_only_for_its_students_and_sections():
-    a = _assignment(only_visible_to_overrides=True, due_at=None, overrides=[
-        {"id": 1, "student_ids": [7], "due_at": "2026-09-20T03:59:59Z"},
-        {"id": 2, "course_section_id": 200, "due_at": "2026-11-05T04:59:59Z"},
-    ])
+    a = _assignment(
+        only_visible_to_overrides=True,
+        due_at=None,
+        overrides=[
+            {"id": 1, "student_ids": [7], "due_at": "2026-09-20T03:59:59Z"},
+            {"id": 2, "course_section_id": 200, "due_at": "2026-11-05T04:59:59Z"},
+        ],
+    )
     subs = [_sub(10, 7), _sub(10, 8), _sub(10, 9)]
-    enr = [{"user_id": 7, "course_section_id": 100, "sis_user_id": "S7"},
-           {"user_id": 8, "course_section_id": 200, "sis_user_id": "S8"},
-           {"user_id": 9, "course_section_id": 100, "sis_user_id": "S9"}]  # 9: same section as 7, not named
+    enr = [
+        {"user_id": 7, "course_section_id": 100, "sis_user_id": "S7"},
+        {"user_id": 8, "course_section_id": 200, "sis_user_id": "S8"},
+        {"user_id": 9, "course_section_id": 100, "sis_user_id": "S9"},
+    ]  # 9: same section as 7, not named
     frame = rows.build_rows([_bundle([a], subs, enrollments=enr)], PERIODS, TZ)
     assert sorted(frame["canvas_user_id"]) == [7, 8]
     by_user = frame.set_index("canvas_user_id")
@@ -107,20 +146,37 @@ def test_r20_hidden_grade_is_not_sent_it_is_counted_hidden():
     assert not rules.is_hidden(_sub(10, 7, score=8.0))  # a Canvas answer without the field: taken as posted
     # nothing graded: empty (R7), not hidden, even with posted_at null
     assert not rules.is_hidden(_sub(10, 7, score=None, grade=None, posted_at=None))
-    frame = rows.build_rows([_bundle([_assignment()], [
-        hidden, _sub(10, 8, score=6.0, posted_at="2026-11-20T12:00:00Z"), _sub(10, 9, score=None, grade=None,
-                                                                           posted_at=None)])], PERIODS, TZ)
+    frame = rows.build_rows(
+        [
+            _bundle(
+                [_assignment()],
+                [
+                    hidden,
+                    _sub(10, 8, score=6.0, posted_at="2026-11-20T12:00:00Z"),
+                    _sub(10, 9, score=None, grade=None, posted_at=None),
+                ],
+            )
+        ],
+        PERIODS,
+        TZ,
+    )
     assert frame.set_index("canvas_user_id")["bucket"].to_dict() == {7: "hidden", 8: "eligible", 9: "empty"}
 
 
 def test_r20_hidden_grades_are_counted_per_assignment_not_per_grade():
-    subs = [_sub(10, 7, score=8.0, posted_at=None), _sub(10, 8, score=5.0, posted_at=None),
-            _sub(10, 9, excused=True, score=None, posted_at=None), _sub(11, 7, score=9.0, posted_at=None),
-            _sub(12, 7, score=9.0, posted_at="2026-11-20T12:00:00Z")]
+    subs = [
+        _sub(10, 7, score=8.0, posted_at=None),
+        _sub(10, 8, score=5.0, posted_at=None),
+        _sub(10, 9, excused=True, score=None, posted_at=None),
+        _sub(11, 7, score=9.0, posted_at=None),
+        _sub(12, 7, score=9.0, posted_at="2026-11-20T12:00:00Z"),
+    ]
     frame = rows.build_rows([_bundle([_assignment(10), _assignment(11), _assignment(12)], subs)], PERIODS, TZ)
     found = rules.hidden_findings(frame)
     assert [(f["rule"], f["kind"], f["severity"], f["assignment_id"], f["value"]) for f in found] == [
-        ("R20", "hidden_grades", "info", 10, 3), ("R20", "hidden_grades", "info", 11, 1)]
+        ("R20", "hidden_grades", "info", 10, 3),
+        ("R20", "hidden_grades", "info", 11, 1),
+    ]
     assert found[0]["aspen_class_id"] == "CLS-100, CLS-200" and found[0]["student_sis_id"] is None
     assert "first run after the teacher posts them" in found[0]["message"]
 
@@ -131,14 +187,17 @@ def test_R15_grading_period_is_read_from_the_local_due_date():
     assert rules.grading_period_for("2026-11-01T05:00:00Z", PERIODS, TZ).sourced_id == "GP-Q2"
     assert rules.grading_period_for("2027-06-01T05:00:00Z", PERIODS, TZ) is None
     assert rules.grading_period_for(None, PERIODS, TZ) is None
-    frame = rows.build_rows([_bundle([_assignment(due_at="2026-11-10T05:00:00Z")], [_sub(10, 7)])], PERIODS, TZ)
+    frame = rows.build_rows(
+        [_bundle([_assignment(due_at="2026-11-10T05:00:00Z")], [_sub(10, 7)])], PERIODS, TZ
+    )
     assert frame.loc[0, "grading_period_locked"] == True  # noqa: E712  (locked Q2: the gate holds it)
 
 
 def test_R16_student_and_section_sis_ids_are_carried_for_the_gate():
     sections = [{"id": 100, "sis_section_id": "CLS-100"}, {"id": 200, "sis_section_id": None}]
-    frame = rows.build_rows([_bundle([_assignment()], [_sub(10, 7), _sub(10, 8), _sub(10, 9)],
-                                     sections=sections)], PERIODS, TZ)
+    frame = rows.build_rows(
+        [_bundle([_assignment()], [_sub(10, 7), _sub(10, 8), _sub(10, 9)], sections=sections)], PERIODS, TZ
+    )
     by_user = frame.set_index("canvas_user_id")
     assert by_user.loc[7, "aspen_class_id"] == "CLS-100" and by_user.loc[7, "student_sis_id"] == "S7"
     assert by_user.loc[8, "student_sis_id"] == "S8"  # read from enrollment.user

@@ -70,10 +70,20 @@ def test_the_rows_frame_table_names_every_column_the_stages_write():
     from canvas_aspen import match, rows, stages, students
 
     written = set(rows.COLUMNS) | {"error", "held_kinds", stages.REFUSED}
-    written |= set(match.match_table(pd.DataFrame(columns=["aspen_class_id", "group_id", "group_name"]), {}).columns)
+    written |= set(
+        match.match_table(pd.DataFrame(columns=["aspen_class_id", "group_id", "group_name"]), {}).columns
+    )
     written |= set(students.StudentMatch._fields)
-    documented = set(re.findall(r"`(\w+)`", "\n".join(
-        line.split("|")[1] for line in _section("The rows frame").splitlines() if line.startswith("| `"))))
+    documented = set(
+        re.findall(
+            r"`(\w+)`",
+            "\n".join(
+                line.split("|")[1]
+                for line in _section("The rows frame").splitlines()
+                if line.startswith("| `")
+            ),
+        )
+    )
     assert not written - documented, f"rows columns missing in docs/design.md: {sorted(written - documented)}"
 
 

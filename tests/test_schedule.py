@@ -40,7 +40,14 @@ def test_R11_nightly_at_22_new_york_across_daylight_saving_changes(dag, day):
 
 def test_R12_trigger_form_params_for_backfill_dry_run_and_full_resync(dag):
     params = dag.params
-    for name in ("course_ids", "dry_run", "full_resync", "delete_orphans", "category_mappings", "mapping_file"):
+    for name in (
+        "course_ids",
+        "dry_run",
+        "full_resync",
+        "delete_orphans",
+        "category_mappings",
+        "mapping_file",
+    ):
         p = params.get_param(name)
         assert p.schema.get("title") and p.description, name
     assert params["course_ids"] == [] and params["dry_run"] is False and params["delete_orphans"] is False

@@ -16,8 +16,9 @@ OFF = [False, 0, 0.0, "off", "Off", "false", " FALSE", "0", "no", "n", "F"]
 REFUSED = ["maybe", "", " ", "2", "enabled", "tru", 2, -1, 0.5, None, [], {}]
 
 
-@pytest.mark.parametrize("value, expected", [(v, True) for v in ON] + [(v, False) for v in OFF]
-                         + [(v, None) for v in REFUSED])
+@pytest.mark.parametrize(
+    "value, expected", [(v, True) for v in ON] + [(v, False) for v in OFF] + [(v, None) for v in REFUSED]
+)
 def test_on_off_parser_accepts_the_usual_spellings_and_refuses_anything_else(value, expected):
     if expected is None:
         with pytest.raises(ValueError, match="must be true or false"):
@@ -27,7 +28,8 @@ def test_on_off_parser_accepts_the_usual_spellings_and_refuses_anything_else(val
 
 
 def test_an_environment_switch_unset_or_blank_takes_its_default_and_a_typo_keeps_it_with_a_warning(
-        monkeypatch, caplog):
+    monkeypatch, caplog
+):
     monkeypatch.delenv("CANVAS_ASPEN_SOME_SWITCH", raising=False)
     assert env_flag("CANVAS_ASPEN_SOME_SWITCH", True) is True
     monkeypatch.setenv("CANVAS_ASPEN_SOME_SWITCH", "  ")

@@ -24,18 +24,23 @@ class _Hooks:
         return []
 
 
-@pytest.mark.parametrize(("courses", "shards"), [(0, 0), (1, 1), (3, 1), (10, 1), (11, 2), (40, 4), (43, 5),
-                                                  (79, 8), (300, 8)])
+@pytest.mark.parametrize(
+    ("courses", "shards"), [(0, 0), (1, 1), (3, 1), (10, 1), (11, 2), (40, 4), (43, 5), (79, 8), (300, 8)]
+)
 def test_shard_count_fits_the_district(courses, shards):
     assert stages.shards_for(courses, max_shards=8, courses_per_shard=10) == shards
 
 
 def test_plan_splits_a_three_course_district_into_one_shard_and_a_large_one_into_the_maximum(tmp_path):
     hooks = _Hooks(3)
-    small = stages.plan(hooks, hooks, tmp_path / "small", params=hooks.params, shard_count=8, courses_per_shard=10)
+    small = stages.plan(
+        hooks, hooks, tmp_path / "small", params=hooks.params, shard_count=8, courses_per_shard=10
+    )
     assert small == [{"shard": 0, "courses": 3}]
     hooks = _Hooks(300)
-    large = stages.plan(hooks, hooks, tmp_path / "large", params=hooks.params, shard_count=8, courses_per_shard=10)
+    large = stages.plan(
+        hooks, hooks, tmp_path / "large", params=hooks.params, shard_count=8, courses_per_shard=10
+    )
     assert [s["courses"] for s in large] == [38, 38, 38, 38, 37, 37, 37, 37]
     plan = storage.read_json(tmp_path / "large" / "plan.json")
     assert sorted(c for shard in plan["shards"] for c in shard) == plan["course_ids"]  # every course once

@@ -20,9 +20,20 @@ class _Canvas:
         return [{"id": 1, "sis_section_id": "S1"}]
 
     def list_student_enrollments(self, cid):
-        return [{"user_id": 7, "course_section_id": 1, "sis_user_id": None,
-                 "user": {"id": 7, "name": "Ava Johnson", "sortable_name": "Johnson, Ava", "sis_user_id": "S7",
-                          "login_id": "ava.j"}}]
+        return [
+            {
+                "user_id": 7,
+                "course_section_id": 1,
+                "sis_user_id": None,
+                "user": {
+                    "id": 7,
+                    "name": "Ava Johnson",
+                    "sortable_name": "Johnson, Ava",
+                    "sis_user_id": "S7",
+                    "login_id": "ava.j",
+                },
+            }
+        ]
 
     def list_teachers(self, cid):
         return [{"id": 90, "name": "Dana Whitfield", "email": "dana@district.test"}]
@@ -47,7 +58,9 @@ def test_extract_keeps_each_teachers_id_name_and_email_for_the_digest():
 
 class _CanvasWithoutTeachers(_Canvas):
     def list_teachers(self, cid):
-        raise CanvasApiError("user not authorized to perform that action", status=403, endpoint="list_teachers")
+        raise CanvasApiError(
+            "user not authorized to perform that action", status=403, endpoint="list_teachers"
+        )
 
 
 def test_a_course_whose_teachers_cannot_be_read_still_passes_back(caplog):
@@ -62,23 +75,62 @@ class _CanvasWithWork(_Canvas):
     """A graded submission as Canvas sends it: the grade, and the student's own work."""
 
     def list_assignment_groups(self, cid):
-        return [{"id": 3, "name": "Tests", "assignments": [
-            {"id": 11, "published": True, "post_to_sis": True, "grading_type": "points", "points_possible": 10}]}]
+        return [
+            {
+                "id": 3,
+                "name": "Tests",
+                "assignments": [
+                    {
+                        "id": 11,
+                        "published": True,
+                        "post_to_sis": True,
+                        "grading_type": "points",
+                        "points_possible": 10,
+                    }
+                ],
+            }
+        ]
 
     def list_submissions(self, cid, assignment_ids=None):
         assert assignment_ids == [11]
-        return [{"id": 5, "assignment_id": 11, "user_id": 7, "score": 9.0, "grade": "9", "excused": False,
-                 "late": True, "missing": False, "late_policy_status": None, "graded_at": "2026-10-01T12:00:00Z",
-                 "body": "<p>My essay about my family</p>", "url": "https://example.org/ava",
-                 "attachments": [{"display_name": "ava-essay.docx"}], "submission_comments": [{"comment": "Nice"}],
-                 "user": {"name": "Ava Johnson"}, "workflow_state": "graded", "seconds_late": 60}]
+        return [
+            {
+                "id": 5,
+                "assignment_id": 11,
+                "user_id": 7,
+                "score": 9.0,
+                "grade": "9",
+                "excused": False,
+                "late": True,
+                "missing": False,
+                "late_policy_status": None,
+                "graded_at": "2026-10-01T12:00:00Z",
+                "body": "<p>My essay about my family</p>",
+                "url": "https://example.org/ava",
+                "attachments": [{"display_name": "ava-essay.docx"}],
+                "submission_comments": [{"comment": "Nice"}],
+                "user": {"name": "Ava Johnson"},
+                "workflow_state": "graded",
+                "seconds_late": 60,
+            }
+        ]
 
 
 def test_extract_keeps_only_the_grade_fields_of_a_submission():
     bundle = stages._course_bundle(_CanvasWithWork(), 1)
-    assert bundle["submissions"] == [{"assignment_id": 11, "user_id": 7, "score": 9.0, "grade": "9",
-                                      "excused": False, "missing": False, "late": True,
-                                      "late_policy_status": None, "graded_at": "2026-10-01T12:00:00Z"}]
+    assert bundle["submissions"] == [
+        {
+            "assignment_id": 11,
+            "user_id": 7,
+            "score": 9.0,
+            "grade": "9",
+            "excused": False,
+            "missing": False,
+            "late": True,
+            "late_policy_status": None,
+            "graded_at": "2026-10-01T12:00:00Z",
+        }
+    ]
     for text in ("essay", "ava-essay", "Nice", "Ava", "example.org"):
         assert text not in repr(bundle)
 
@@ -117,8 +169,11 @@ PARAMS = {"course_ids": [], "dry_run": False}
 
 def _open_to_others(root) -> list[str]:
     """Every folder or file under ``root`` (itself included) its group or others may use."""
-    return [f"{p} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in [root, *root.rglob("*")]
-            if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    return [
+        f"{p} {oct(stat.S_IMODE(p.stat().st_mode))}"
+        for p in [root, *root.rglob("*")]
+        if stat.S_IMODE(p.stat().st_mode) & 0o077
+    ]
 
 
 @pytest.fixture
@@ -202,7 +257,11 @@ class _ObjectStorePath:
         import io
 
         if "r" in mode:
-            return io.BytesIO(self.blobs[self.key]) if "b" in mode else io.StringIO(self.blobs[self.key].decode())
+            return (
+                io.BytesIO(self.blobs[self.key])
+                if "b" in mode
+                else io.StringIO(self.blobs[self.key].decode())
+            )
         blobs, key = self.blobs, self.key
 
         class _Blob(io.BytesIO):
@@ -241,15 +300,37 @@ def test_R17_a_stage_that_failed_is_named_with_its_error_in_the_course_and_the_g
     run_dir = tmp_path / "run"
     sd = run_dir / "shard-0000"
     storage.write_json(sd / "failed-courses.json", {})
-    storage.write_frame(sd / "rows.parquet", pd.DataFrame({
-        "bucket": ["eligible", "eligible", "empty"], "canvas_course_id": [101] * 3, "sis_course_id": "C",
-        "aspen_class_id": "A", "error": [None] * 3}))
+    storage.write_frame(
+        sd / "rows.parquet",
+        pd.DataFrame(
+            {
+                "bucket": ["eligible", "eligible", "empty"],
+                "canvas_course_id": [101] * 3,
+                "sis_course_id": "C",
+                "aspen_class_id": "A",
+                "error": [None] * 3,
+            }
+        ),
+    )
     stages.record_stage_error(run_dir, 0, "match", ParamError("mapping_file /m.csv: no such file"))
     df, failed, _, _ = stages._shard_outcome(run_dir, 0, [101])
     assert failed == {"101": "match did not finish: ParamError: mapping_file /m.csv: no such file"}
     assert set(df.loc[df["bucket"].eq("failed"), "error"]) == {
-        "not posted: match did not finish: ParamError: mapping_file /m.csv: no such file"}
-    doc = report.build(run_id="r", dry_run=True, params={}, started_at="s", finished_at="f", rows=df,
-                       failed_courses=failed, findings=[], verify={"checked": 0, "mismatched": 0})
-    assert doc["failed_reasons"] == ["1 course(s) failed", "2 grade(s) not posted (not posted: match did not "
-                                     "finish: ParamError: mapping_file /m.csv: no such file)"]
+        "not posted: match did not finish: ParamError: mapping_file /m.csv: no such file"
+    }
+    doc = report.build(
+        run_id="r",
+        dry_run=True,
+        params={},
+        started_at="s",
+        finished_at="f",
+        rows=df,
+        failed_courses=failed,
+        findings=[],
+        verify={"checked": 0, "mismatched": 0},
+    )
+    assert doc["failed_reasons"] == [
+        "1 course(s) failed",
+        "2 grade(s) not posted (not posted: match did not "
+        "finish: ParamError: mapping_file /m.csv: no such file)",
+    ]

@@ -31,10 +31,13 @@ def test_r22_default_sourced_id_is_the_old_behaviour():
     assert m.aspen_student_id == ["std_000102", None] and m.in_roster == [True, False]
 
 
-@pytest.mark.parametrize("field, sis, want", [
-    ("username", "LIAM.N", "std_000102"),
-    ("email", "ava.t@district.org", "std_000101"),
-])
+@pytest.mark.parametrize(
+    "field, sis, want",
+    [
+        ("username", "LIAM.N", "std_000102"),
+        ("email", "ava.t@district.org", "std_000101"),
+    ],
+)
 def test_r22_username_and_email_match_without_regard_to_case(field, sis, want):
     assert _match(field, [sis]).aspen_student_id == [want]
 
@@ -48,13 +51,16 @@ def test_r22_two_roster_users_with_the_same_key_are_ambiguous_and_get_no_id():
 
 def test_r22_tombstoned_users_and_unknown_classes_are_not_on_the_roster():
     assert _match("identifier", ["1005"]).in_roster == [False]
-    m = students.match_students(["OTHER", None], ["1001", "1001"], {"CLS": students.roster(ROSTER, "identifier")})
+    m = students.match_students(
+        ["OTHER", None], ["1001", "1001"], {"CLS": students.roster(ROSTER, "identifier")}
+    )
     assert m.in_roster == [False, False] and m.aspen_student_id == [None, None]
 
 
 def test_r22_results_name_the_aspen_sourced_id_not_the_canvas_sis_id():
-    rows = pd.DataFrame({"aspen_class_id": ["CLS"], "group_id": [1], "group_name": ["Tests"],
-                         "student_sis_id": ["1002"]})
+    rows = pd.DataFrame(
+        {"aspen_class_id": ["CLS"], "group_id": [1], "group_name": ["Tests"], "student_sis_id": ["1002"]}
+    )
     table = match.match_table(rows, {"CLS": [match.Category("CAT", "Tests", None)]})
     row = match.apply_matches(rows, table, {"CLS": students.roster(ROSTER, "identifier")}).iloc[0].to_dict()
     row.update(result_id="r1", line_item_id="li1", score=8.0, score_status="fully graded", graded_at=None)
@@ -71,10 +77,13 @@ def test_r22_submissions_of_a_student_without_an_active_enrollment_are_not_consi
     state = CanvasState(demo)
     c = state.course(102)  # Biology: Henry (5105) dropped it, his enrollment is inactive
     keys = state.submission_keys(c, ["all"], [], None)
-    bundle = {"course": state.course_json(c), "sections": state.sections_json(c),
-              "enrollments": state.enrollments_json(c, ["StudentEnrollment"], ["active"]),
-              "assignment_groups": state.groups_json(c, True, True),
-              "submissions": [state.submission_json(a, uid) for a, uid in keys]}
+    bundle = {
+        "course": state.course_json(c),
+        "sections": state.sections_json(c),
+        "enrollments": state.enrollments_json(c, ["StudentEnrollment"], ["active"]),
+        "assignment_groups": state.groups_json(c, True, True),
+        "submissions": [state.submission_json(a, uid) for a, uid in keys],
+    }
     assert all(e["user_id"] != 5105 for e in bundle["enrollments"])
     # a Canvas that lists his old submission anyway (student_ids[]=all may include former students)
     bundle["submissions"].append(dict(bundle["submissions"][0], user_id=5105, score=12.0, grade="12"))

@@ -10,14 +10,38 @@ import pytest
 from canvas_aspen import stages, storage, terms
 
 TZ = "America/New_York"
-THIS_YEAR = {"id": 7, "name": "2026-2027", "sis_term_id": "2627", "start_at": "2026-08-01T04:00:00Z",
-             "end_at": "2027-07-01T03:59:59Z", "workflow_state": "active"}
-LAST_YEAR = {"id": 6, "name": "2025-2026", "sis_term_id": "2526", "start_at": "2025-08-01T04:00:00Z",
-             "end_at": "2026-07-01T03:59:59Z", "workflow_state": "active"}
-DEFAULT = {"id": 1, "name": "Default Term", "sis_term_id": None, "start_at": None, "end_at": None,
-           "workflow_state": "active"}
-SUMMER = {"id": 8, "name": "Summer 2027", "sis_term_id": "SU27", "start_at": "2027-06-21T04:00:00Z",
-          "end_at": None, "workflow_state": "active"}
+THIS_YEAR = {
+    "id": 7,
+    "name": "2026-2027",
+    "sis_term_id": "2627",
+    "start_at": "2026-08-01T04:00:00Z",
+    "end_at": "2027-07-01T03:59:59Z",
+    "workflow_state": "active",
+}
+LAST_YEAR = {
+    "id": 6,
+    "name": "2025-2026",
+    "sis_term_id": "2526",
+    "start_at": "2025-08-01T04:00:00Z",
+    "end_at": "2026-07-01T03:59:59Z",
+    "workflow_state": "active",
+}
+DEFAULT = {
+    "id": 1,
+    "name": "Default Term",
+    "sis_term_id": None,
+    "start_at": None,
+    "end_at": None,
+    "workflow_state": "active",
+}
+SUMMER = {
+    "id": 8,
+    "name": "Summer 2027",
+    "sis_term_id": "SU27",
+    "start_at": "2027-06-21T04:00:00Z",
+    "end_at": None,
+    "workflow_state": "active",
+}
 
 
 # --- pure rules ---------------------------------------------------------------------------------
@@ -107,8 +131,16 @@ class _Canvas:
 
 def _plan(tmp_path, canvas, **kw):
     params = {"course_ids": kw.pop("course_ids", []), "dry_run": False}
-    stages.plan(canvas, canvas, tmp_path / "run", params=params, shard_count=2, timezone_name=TZ,
-                today=kw.pop("today", date(2026, 12, 1)), **kw)
+    stages.plan(
+        canvas,
+        canvas,
+        tmp_path / "run",
+        params=params,
+        shard_count=2,
+        timezone_name=TZ,
+        today=kw.pop("today", date(2026, 12, 1)),
+        **kw,
+    )
     return storage.read_json(tmp_path / "run" / "plan.json")["course_ids"]
 
 
@@ -118,7 +150,11 @@ def test_r19_plan_covers_the_available_courses_of_the_current_terms_only(tmp_pat
         assert _plan(tmp_path, canvas) == [101, 150]
     # one terms listing, then the course list of each current term filtered by Canvas: last year's
     # term is not even listed, and nothing of any course is read
-    assert canvas.calls == [("list_terms",), ("list_courses", 7, ("available",)), ("list_courses", 1, ("available",))]
+    assert canvas.calls == [
+        ("list_terms",),
+        ("list_courses", 7, ("available",)),
+        ("list_courses", 1, ("available",)),
+    ]
     assert "2 of 3 Canvas terms current on 2026-12-01" in caplog.text
     assert "1 term(s) out of scope" in caplog.text and "2 course(s) in scope" in caplog.text
 
@@ -161,7 +197,10 @@ def test_r19_the_runs_today_is_when_it_was_due_in_the_districts_calendar():
     from canvas_aspen.settings import Settings
 
     s = Settings.from_env()
-    nightly = SimpleNamespace(run_after=datetime(2026, 7, 1, 2, 0, tzinfo=timezone.utc))  # 22:00 New York, June 30
+    nightly = SimpleNamespace(
+        run_after=datetime(2026, 7, 1, 2, 0, tzinfo=timezone.utc)
+    )  # 22:00 New York, June 30
     assert airflow_glue.run_date({"dag_run": nightly}, s) == date(2026, 6, 30)
-    assert airflow_glue.run_date({"dag_run": None, "logical_date": datetime(2026, 12, 1, 12, tzinfo=timezone.utc)},
-                                 s) == date(2026, 12, 1)
+    assert airflow_glue.run_date(
+        {"dag_run": None, "logical_date": datetime(2026, 12, 1, 12, tzinfo=timezone.utc)}, s
+    ) == date(2026, 12, 1)

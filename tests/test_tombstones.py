@@ -19,15 +19,25 @@ def test_r2_a_deleted_category_in_any_case_is_no_category():
 
 
 def test_r22_a_deleted_roster_user_in_any_case_is_not_matched():
-    users = [{"sourcedId": "std_1", "status": "TOBEDELETED"}, {"sourcedId": "std_2", "status": "active"},
-             {"sourcedId": "std_3"}]
+    users = [
+        {"sourcedId": "std_1", "status": "TOBEDELETED"},
+        {"sourcedId": "std_2", "status": "active"},
+        {"sourcedId": "std_3"},
+    ]
     assert sorted(students.roster(users).by_key) == ["std_2", "std_3"]
 
 
 def test_r8_r21_deleted_line_items_and_results_leave_the_frame_and_a_frame_without_status_is_kept():
-    frame = pd.DataFrame({"sourcedId": ["a", "b", "c", "d"], "status": ["active", "tobedeleted", None, "ToBeDeleted"]})
+    frame = pd.DataFrame(
+        {"sourcedId": ["a", "b", "c", "d"], "status": ["active", "tobedeleted", None, "ToBeDeleted"]}
+    )
     assert oneroster.without_tombstones(frame)["sourcedId"].tolist() == ["a", "c"]
     plain = pd.DataFrame({"sourcedId": ["a"]})
     assert oneroster.without_tombstones(plain) is plain
     assert [oneroster.is_tombstone(s) for s in ("tobedeleted", "ToBeDeleted", "active", None, 3)] == [
-        True, True, False, False, False]
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]

@@ -87,12 +87,38 @@ def test_r12_the_form_keeps_its_field_kinds(form_params):
 
 @pytest.mark.parametrize("empty", [None, "", [], {}])
 def test_r12_empty_means_the_default_whichever_empty_the_form_sent(empty):
-    base = run_params.normalise({"course_ids": [], "mapping_file": None, "category_mappings": {},
-                                 "dry_run": False, "full_resync": False, "delete_orphans": False})
-    sent = run_params.normalise({"course_ids": empty, "mapping_file": empty, "category_mappings": empty,
-                                 "dry_run": False, "full_resync": False, "delete_orphans": False})
-    assert sent == base == {"course_ids": [], "mapping_file": None, "category_mappings": {},
-                            "dry_run": False, "full_resync": False, "delete_orphans": False}
+    base = run_params.normalise(
+        {
+            "course_ids": [],
+            "mapping_file": None,
+            "category_mappings": {},
+            "dry_run": False,
+            "full_resync": False,
+            "delete_orphans": False,
+        }
+    )
+    sent = run_params.normalise(
+        {
+            "course_ids": empty,
+            "mapping_file": empty,
+            "category_mappings": empty,
+            "dry_run": False,
+            "full_resync": False,
+            "delete_orphans": False,
+        }
+    )
+    assert (
+        sent
+        == base
+        == {
+            "course_ids": [],
+            "mapping_file": None,
+            "category_mappings": {},
+            "dry_run": False,
+            "full_resync": False,
+            "delete_orphans": False,
+        }
+    )
     assert run_params.mappings(sent) == {}
 
 

@@ -35,9 +35,18 @@ USERS = {"viewer": "viewer", "nobody": ""}  # username -> SimpleAuthManager role
 # fixtures
 
 
-def _report(run_id: str, started_at: str, *, dry_run=False, failed=0, mismatched=0, failed_courses=0, hidden=None):
+def _report(
+    run_id: str, started_at: str, *, dry_run=False, failed=0, mismatched=0, failed_courses=0, hidden=None
+):
     """A report.json; without ``hidden`` as reports were before R20's sixth bucket."""
-    totals = {"considered": 10, "posted": 5 - failed, "unchanged": 2, "empty": 1, "held_back": 2, "failed": failed}
+    totals = {
+        "considered": 10,
+        "posted": 5 - failed,
+        "unchanged": 2,
+        "empty": 1,
+        "held_back": 2,
+        "failed": failed,
+    }
     if hidden is not None:
         totals = {**totals, "considered": 10 + hidden, "hidden": hidden}
     return {
@@ -73,8 +82,14 @@ def reports(tmp_path, monkeypatch) -> Path:
     _write(root / "secret.txt", SECRET)
 
     old = root / "scheduled__2026-03-02T03_00_00+00_00"
-    doc = _report("scheduled__2026-03-02T03:00:00+00:00", "2026-03-02T22:00:01+00:00", failed=1,
-                  mismatched=2, failed_courses=1, hidden=3)
+    doc = _report(
+        "scheduled__2026-03-02T03:00:00+00:00",
+        "2026-03-02T22:00:01+00:00",
+        failed=1,
+        mismatched=2,
+        failed_courses=1,
+        hidden=3,
+    )
     _write(old / "report.json", json.dumps(doc))
     _write(old / "report.html", f"<!doctype html><p>report {STUDENT}</p>")
     _write(old / "findings.csv", f"rule,kind,student_sis_id\nR5,over_max,{STUDENT}\n")
@@ -134,8 +149,13 @@ def api(airflow_home, tmp_path_factory):
         for k, v in env.items():
             mp.setenv(k, v)
         if not _migrated(airflow_home / "airflow.db"):
-            out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-                                 env=dict(os.environ), capture_output=True, text=True, timeout=600)
+            out = subprocess.run(
+                [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+                env=dict(os.environ),
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         BaseAuthManager._get_token_signer.cache_clear()
         BaseAuthManager._get_token_validator.cache_clear()
@@ -206,7 +226,9 @@ def test_plugins_manager_discovers_app_and_views(api):
     assert "canvas_aspen.ui_plugin" not in import_errors
 
     # mounted by the API server, and offered to the UI by the core API
-    assert any(isinstance(r, Mount) and r.path == PREFIX and r.app is ui_plugin.get_app() for r in api.app.routes)
+    assert any(
+        isinstance(r, Mount) and r.path == PREFIX and r.app is ui_plugin.get_app() for r in api.app.routes
+    )
     r = api.get("/api/v2/plugins", headers={"Authorization": f"Bearer {_login(api, 'viewer')}"})
     assert r.status_code == 200, r.text
     served = {p["name"]: p for p in r.json()["plugins"]}["canvas_aspen_reports"]
@@ -243,13 +265,15 @@ def test_forged_or_expired_tokens_are_refused(api, reports):
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.auth.tokens import JWTGenerator
 
-    forged = JWTGenerator(secret_key="not-the-server-key-" + "y" * 64, valid_for=300,
-                          audience="apache-airflow").generate({"sub": "viewer", "role": "admin"})
+    forged = JWTGenerator(
+        secret_key="not-the-server-key-" + "y" * 64, valid_for=300, audience="apache-airflow"
+    ).generate({"sub": "viewer", "role": "admin"})
     r = api.get(f"{PREFIX}/api/runs", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 403 and STUDENT not in r.text
 
-    expired = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"),
-                                              expiration_time_in_seconds=-120)
+    expired = get_auth_manager().generate_jwt(
+        SimpleAuthManagerUser(username="viewer", role="viewer"), expiration_time_in_seconds=-120
+    )
     r = api.get(f"{PREFIX}/api/runs", headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code in (401, 403) and "runs" not in r.json()
 
@@ -311,8 +335,15 @@ def test_viewer_lists_runs_newest_first_with_totals(api, reports, viewer):
     assert dry["status"] == "succeeded" and dry["dry_run"] is True
     assert dry["run_id"] == "manual__2026-03-03T15:30:00+00:00"
     # a report.json written before the sixth bucket (no "hidden") still shows, hidden as 0
-    assert dry["totals"] == {"considered": 10, "posted": 5, "unchanged": 2, "empty": 1, "hidden": 0, "held_back": 2,
-                             "failed": 0}
+    assert dry["totals"] == {
+        "considered": 10,
+        "posted": 5,
+        "unchanged": 2,
+        "empty": 1,
+        "hidden": 0,
+        "held_back": 2,
+        "failed": 0,
+    }
     assert dry["links"]["datadocs"] is None
 
     assert failed["status"] == "failed" and failed["dry_run"] is False
@@ -321,9 +352,13 @@ def test_viewer_lists_runs_newest_first_with_totals(api, reports, viewer):
     assert failed["findings"] == 2 and failed["findings_errors"] == 1 and failed["courses"] == 2
     assert len(failed["failed_reasons"]) == 3
     base = f"{PREFIX}/runs/scheduled__2026-03-02T03_00_00%2B00_00"
-    assert failed["links"] == {"run": f"{base}/", "report_html": f"{base}/report.html",
-                               "report_json": f"{base}/report.json", "findings_csv": f"{base}/findings.csv",
-                               "datadocs": f"{base}/datadocs/index.html"}
+    assert failed["links"] == {
+        "run": f"{base}/",
+        "report_html": f"{base}/report.html",
+        "report_json": f"{base}/report.json",
+        "findings_csv": f"{base}/findings.csv",
+        "datadocs": f"{base}/datadocs/index.html",
+    }
     assert STUDENT not in r.text  # the listing carries counts, not findings
 
     for run in runs:  # every link works for the signed-in reader
@@ -333,9 +368,14 @@ def test_viewer_lists_runs_newest_first_with_totals(api, reports, viewer):
     page = api.get(f"{PREFIX}/", headers=viewer)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    positions = [html.index(f"<code>{rid}</code>") for rid in (
-        "manual__2026-03-04T09_00_00+00_00", "manual__2026-03-03T15:30:00+00:00",
-        "scheduled__2026-03-02T03:00:00+00:00")]
+    positions = [
+        html.index(f"<code>{rid}</code>")
+        for rid in (
+            "manual__2026-03-04T09_00_00+00_00",
+            "manual__2026-03-03T15:30:00+00:00",
+            "scheduled__2026-03-02T03:00:00+00:00",
+        )
+    ]
     assert positions == sorted(positions)
     assert "<th>hidden</th>" in html
     assert "dry run" in html and ">failed<" in html and ">succeeded<" in html and "no report" in html
@@ -388,12 +428,37 @@ def test_run_page_lists_the_teacher_digests_and_serves_them(api, reports, viewer
     _write(folder / "digests" / "teacher-9001.html", "<!doctype html><p>Dear Dana</p>")
     _write(folder / "digests" / "teacher-9001.txt", "Dear Dana")
     _write(folder / "digests" / "notes.txt", SECRET)  # not a digest: never served
-    _write(folder / "digests" / "index.json", json.dumps([
-        {"teacher_id": 9001, "name": "Dana Whitfield", "email": "dana@district.test", "mode": "send",
-         "status": "failed", "reason": "first", "findings": 4, "course_ids": [101, 102], "error": "SMTPDataError: 451",
-         "html": "teacher-9001.html", "text": "teacher-9001.txt"},
-        {"teacher_id": 9002, "name": "Marcus Bell", "mode": "send", "status": "sent", "reason": "changed",
-         "findings": 1, "course_ids": [103], "html": "../report.json", "text": "teacher-9002.txt"}]))
+    _write(
+        folder / "digests" / "index.json",
+        json.dumps(
+            [
+                {
+                    "teacher_id": 9001,
+                    "name": "Dana Whitfield",
+                    "email": "dana@district.test",
+                    "mode": "send",
+                    "status": "failed",
+                    "reason": "first",
+                    "findings": 4,
+                    "course_ids": [101, 102],
+                    "error": "SMTPDataError: 451",
+                    "html": "teacher-9001.html",
+                    "text": "teacher-9001.txt",
+                },
+                {
+                    "teacher_id": 9002,
+                    "name": "Marcus Bell",
+                    "mode": "send",
+                    "status": "sent",
+                    "reason": "changed",
+                    "findings": 1,
+                    "course_ids": [103],
+                    "html": "../report.json",
+                    "text": "teacher-9002.txt",
+                },
+            ]
+        ),
+    )
     run = f"{PREFIX}/runs/scheduled__2026-03-02T03_00_00%2B00_00"
     page = api.get(run + "/", headers=viewer).text
     assert "Dana Whitfield" in page and "SMTPDataError: 451" in page and "Marcus Bell" in page
@@ -409,28 +474,31 @@ def test_run_page_lists_the_teacher_digests_and_serves_them(api, reports, viewer
 
 
 @pytest.mark.airflow_db
-@pytest.mark.parametrize("path", [
-    "/runs/%2e%2e/secret.txt",
-    "/runs/..%2Fsecret.txt/report.html",
-    "/runs/%2e%2e/%2e%2e/secret.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/notes.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/%2e%2e/secret.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/%2e%2e/%2e%2e/secret.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/..%2F..%2F..%2Fsecret.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/%2Fetc/passwd",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs//etc/passwd",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/leak.txt",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/.git/config",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/static",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/missing.html",
-    "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/static%5C..%5C..%5Creport.json",
-    "/runs/linked_run/report.html",
-    "/runs/linked_run/",
-    "/runs/.hidden/report.html",
-    "/runs/no_such_run/report.html",
-    "/run?run_id=..",
-    "/run?run_id=../secret.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/%2e%2e/secret.txt",
+        "/runs/..%2Fsecret.txt/report.html",
+        "/runs/%2e%2e/%2e%2e/secret.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/notes.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/%2e%2e/secret.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/%2e%2e/%2e%2e/secret.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/..%2F..%2F..%2Fsecret.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/%2Fetc/passwd",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs//etc/passwd",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/leak.txt",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/.git/config",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/static",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/missing.html",
+        "/runs/scheduled__2026-03-02T03_00_00+00_00/datadocs/static%5C..%5C..%5Creport.json",
+        "/runs/linked_run/report.html",
+        "/runs/linked_run/",
+        "/runs/.hidden/report.html",
+        "/runs/no_such_run/report.html",
+        "/run?run_id=..",
+        "/run?run_id=../secret.txt",
+    ],
+)
 def test_path_traversal_and_unknown_files_are_404(api, reports, viewer, path):
     r = api.get(PREFIX + path, headers=viewer, follow_redirects=True)
     assert r.status_code in (400, 404), (path, r.status_code, r.text[:200])
@@ -439,25 +507,41 @@ def test_path_traversal_and_unknown_files_are_404(api, reports, viewer, path):
 
 @pytest.mark.airflow_db
 def test_dag_run_tab_opens_that_runs_report(api, reports, viewer):
-    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
-                headers=viewer, follow_redirects=False)
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"dag_id": DAG_ID, "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
+        headers=viewer,
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert r.headers["location"] == f"{PREFIX}/runs/scheduled__2026-03-02T03_00_00%2B00_00/report.html"
     assert STUDENT in api.get(r.headers["location"], headers=viewer).text
 
     # a run that has Data Docs but no report yet: its run page
-    r = api.get(f"{PREFIX}/run", params={"run_id": "manual__2026-03-04T09:00:00+00:00"}, headers=viewer,
-                follow_redirects=False)
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"run_id": "manual__2026-03-04T09:00:00+00:00"},
+        headers=viewer,
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"].endswith("/manual__2026-03-04T09_00_00%2B00_00/")
     assert "No report for this run yet" in api.get(r.headers["location"], headers=viewer).text
 
-    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "manual__2030-01-01T00:00:00+00:00"},
-                headers=viewer, follow_redirects=False)
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"dag_id": DAG_ID, "run_id": "manual__2030-01-01T00:00:00+00:00"},
+        headers=viewer,
+        follow_redirects=False,
+    )
     assert r.status_code == 404 and "no report yet" in r.text
 
     # the tab is on every DAG's run pages; another DAG's run with the same run id shows nothing
-    r = api.get(f"{PREFIX}/run", params={"dag_id": "other_dag", "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
-                headers=viewer, follow_redirects=False)
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"dag_id": "other_dag", "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
+        headers=viewer,
+        follow_redirects=False,
+    )
     assert r.status_code == 200 and "location" not in r.headers
     assert STUDENT not in r.text and f"reports of {DAG_ID} runs only" in r.text
 
@@ -490,8 +574,13 @@ def test_folder_name_is_the_report_stages_folder(tmp_path):
     ``ids.run_folder_name``, which keeps a folder name safe whatever the run id."""
     from canvas_aspen import ids, stages
 
-    for run_id in ["scheduled__2026-03-02T03:00:00+00:00", "manual__2026-11-01T06:30:00.123456+00:00",
-                   "backfill with spaces/and slashes", "..", "a" * 300]:
+    for run_id in [
+        "scheduled__2026-03-02T03:00:00+00:00",
+        "manual__2026-11-01T06:30:00.123456+00:00",
+        "backfill with spaces/and slashes",
+        "..",
+        "a" * 300,
+    ]:
         folder = stages.report_folder(tmp_path, run_id)
         assert folder.parent == tmp_path and folder.name == ids.run_folder_name(run_id)
 
@@ -499,8 +588,13 @@ def test_folder_name_is_the_report_stages_folder(tmp_path):
 def test_failed_reasons_are_the_reports_own():
     from canvas_aspen.report import run_failed
 
-    for kw in [{}, {"failed": 2}, {"mismatched": 1}, {"failed_courses": 3}, {"failed": 1, "mismatched": 4,
-                                                                            "failed_courses": 1}]:
+    for kw in [
+        {},
+        {"failed": 2},
+        {"mismatched": 1},
+        {"failed_courses": 3},
+        {"failed": 1, "mismatched": 4, "failed_courses": 1},
+    ]:
         doc = _report("r", "2026-03-02T22:00:00+00:00", **kw)
         assert ui_plugin.run_failed_reasons(doc) == run_failed(doc)
 
@@ -508,8 +602,8 @@ def test_failed_reasons_are_the_reports_own():
 @pytest.mark.airflow_db
 def test_a_failed_runs_reason_is_visible_text_in_the_list(api, reports, viewer):
     html = api.get(f"{PREFIX}/", headers=viewer).text
-    row = html[html.index("<code>scheduled__2026-03-02T03:00:00+00:00</code>"):]
-    row = row[:row.index("</tr>")]
+    row = html[html.index("<code>scheduled__2026-03-02T03:00:00+00:00</code>") :]
+    row = row[: row.index("</tr>")]
     assert "title=" not in row  # not only a tooltip
     for reason in ("1 course(s) failed", "verify found 2 difference(s) in Aspen"):
         assert reason in row.split('class="why">', 1)[1], row
@@ -519,8 +613,15 @@ def test_a_failed_runs_reason_is_visible_text_in_the_list(api, reports, viewer):
 def test_a_run_whose_plan_failed_is_listed_with_its_reason(api, reports, viewer):
     """The plan writes its reason at once; the report task then writes a report that says it."""
     folder = reports / "manual__2026-03-05T10_00_00+00_00"
-    _write(folder / "plan-failed.json", json.dumps({"reason": "course_ids: Canvas has no course with id 999999",
-                                                    "started_at": "2026-03-05T10:00:02+00:00"}))
+    _write(
+        folder / "plan-failed.json",
+        json.dumps(
+            {
+                "reason": "course_ids: Canvas has no course with id 999999",
+                "started_at": "2026-03-05T10:00:02+00:00",
+            }
+        ),
+    )
     listed = {r["folder"]: r for r in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
     run = listed[folder.name]
     assert run["status"] == "no_report" and run["started_at"] == "2026-03-05T10:00:02+00:00"
@@ -536,33 +637,53 @@ def test_a_run_whose_plan_failed_is_listed_with_its_reason(api, reports, viewer)
 
 
 @pytest.mark.airflow_db
-def test_a_finished_run_without_a_report_says_why_in_the_tab_and_the_list(api, reports, viewer, monkeypatch,
-                                                                         caplog):
+def test_a_finished_run_without_a_report_says_why_in_the_tab_and_the_list(
+    api, reports, viewer, monkeypatch, caplog
+):
     with caplog.at_level(logging.DEBUG, logger=ui_plugin.log.name):
         assert ui_plugin.airflow_runs({"nothing"}) == {}  # the real metadata DB: read, no such run
     assert "could not be read" not in caplog.text
-    ended = {"manual__2026-03-04T09_00_00+00_00": {"run_id": "manual__2026-03-04T09:00:00+00:00",
-                                                   "state": "failed", "failed_tasks": ["report"]},
-             "manual__2026-03-06T09_00_00+00_00": {"run_id": "manual__2026-03-06T09:00:00+00:00",
-                                                   "state": "failed", "failed_tasks": ["extract", "report"]}}
-    monkeypatch.setattr(ui_plugin, "airflow_runs", lambda folders=None: {
-        k: v for k, v in ended.items() if folders is None or k in folders})
-    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "manual__2026-03-06T09:00:00+00:00"},
-                headers=viewer, follow_redirects=False)
+    ended = {
+        "manual__2026-03-04T09_00_00+00_00": {
+            "run_id": "manual__2026-03-04T09:00:00+00:00",
+            "state": "failed",
+            "failed_tasks": ["report"],
+        },
+        "manual__2026-03-06T09_00_00+00_00": {
+            "run_id": "manual__2026-03-06T09:00:00+00:00",
+            "state": "failed",
+            "failed_tasks": ["extract", "report"],
+        },
+    }
+    monkeypatch.setattr(
+        ui_plugin,
+        "airflow_runs",
+        lambda folders=None: {k: v for k, v in ended.items() if folders is None or k in folders},
+    )
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"dag_id": DAG_ID, "run_id": "manual__2026-03-06T09:00:00+00:00"},
+        headers=viewer,
+        follow_redirects=False,
+    )
     assert r.status_code == 404 and "still going" not in r.text
     assert "ended failed without a report: task(s) extract, report failed" in r.text
     listed = {x["folder"]: x for x in api.get(f"{PREFIX}/api/runs", headers=viewer).json()["runs"]}
     folder = listed["manual__2026-03-04T09_00_00+00_00"]  # a folder (Data Docs) but no report
-    assert folder["failed_reasons"] == ["the run ended failed without a report: task(s) report failed "
-                                        "(their logs say why)"]
+    assert folder["failed_reasons"] == [
+        "the run ended failed without a report: task(s) report failed (their logs say why)"
+    ]
     page = api.get(f"{PREFIX}/runs/manual__2026-03-04T09_00_00+00_00/", headers=viewer).text
     assert "task(s) report failed" in page and "still going" not in page
 
 
 @pytest.mark.airflow_db
 def test_a_report_opened_in_the_run_tab_links_back_to_the_list(api, reports, viewer):
-    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
-                headers=viewer)
+    r = api.get(
+        f"{PREFIX}/run",
+        params={"dag_id": DAG_ID, "run_id": "scheduled__2026-03-02T03:00:00+00:00"},
+        headers=viewer,
+    )
     assert r.status_code == 200 and STUDENT in r.text
     assert f'<a href="{PREFIX}/" target="_self">All grade passback runs</a>' in r.text
     assert r.text.index("All grade passback runs") < r.text.index(STUDENT)
@@ -586,15 +707,47 @@ def run_waiting_for_a_missing_pool(api):
     run_id = f"manual__pool-{uuid.uuid4().hex[:8]}"
     now = datetime.now(timezone.utc)
     with create_session() as session:
-        session.execute(sa.insert(DagRun.__table__).values(
-            dag_id=DAG_ID, run_id=run_id, state="running", run_type="manual", run_after=now, start_date=now,
-            queued_at=now, clear_number=0, log_template_id=None, span_status="not_started"))
-        for task_id, state, pool in [("plan", "success", "default_pool"), ("extract", "scheduled", "canvas_api")]:
-            session.execute(sa.insert(TaskInstance.__table__).values(
-                id=uuid.uuid4(), task_id=task_id, dag_id=DAG_ID, run_id=run_id, map_index=-1, try_number=1,
-                max_tries=2, hostname="", unixname="airflow", priority_weight=1, pool=pool, pool_slots=1,
-                queue="default", state=state, custom_operator_name="@task", executor_config=b"\x80\x04}\x94.",
-                span_status="not_started", operator="_PythonDecoratedOperator", updated_at=now))
+        session.execute(
+            sa.insert(DagRun.__table__).values(
+                dag_id=DAG_ID,
+                run_id=run_id,
+                state="running",
+                run_type="manual",
+                run_after=now,
+                start_date=now,
+                queued_at=now,
+                clear_number=0,
+                log_template_id=None,
+                span_status="not_started",
+            )
+        )
+        for task_id, state, pool in [
+            ("plan", "success", "default_pool"),
+            ("extract", "scheduled", "canvas_api"),
+        ]:
+            session.execute(
+                sa.insert(TaskInstance.__table__).values(
+                    id=uuid.uuid4(),
+                    task_id=task_id,
+                    dag_id=DAG_ID,
+                    run_id=run_id,
+                    map_index=-1,
+                    try_number=1,
+                    max_tries=2,
+                    hostname="",
+                    unixname="airflow",
+                    priority_weight=1,
+                    pool=pool,
+                    pool_slots=1,
+                    queue="default",
+                    state=state,
+                    custom_operator_name="@task",
+                    executor_config=b"\x80\x04}\x94.",
+                    span_status="not_started",
+                    operator="_PythonDecoratedOperator",
+                    updated_at=now,
+                )
+            )
     yield run_id
     with create_session() as session:
         session.execute(sa.delete(TaskInstance.__table__).where(TaskInstance.__table__.c.run_id == run_id))
@@ -602,10 +755,13 @@ def run_waiting_for_a_missing_pool(api):
 
 
 @pytest.mark.airflow_db
-def test_a_run_waiting_for_a_pool_that_does_not_exist_says_so(api, reports, viewer, run_waiting_for_a_missing_pool):
+def test_a_run_waiting_for_a_pool_that_does_not_exist_says_so(
+    api, reports, viewer, run_waiting_for_a_missing_pool
+):
     run_id = run_waiting_for_a_missing_pool
-    r = api.get(f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": run_id}, headers=viewer,
-                follow_redirects=False)
+    r = api.get(
+        f"{PREFIX}/run", params={"dag_id": DAG_ID, "run_id": run_id}, headers=viewer, follow_redirects=False
+    )
     assert "still going" not in r.text
     assert "task(s) extract wait for the pool &#39;canvas_api&#39;, which does not exist" in r.text
     assert "airflow pools set canvas_api 1" in r.text and "CANVAS_ASPEN_CANVAS_POOL" in r.text

@@ -28,48 +28,52 @@ ALL_SUITES = [*ROWS_SUITES, "advice"]
 def rows_frame(n: int = 6) -> pd.DataFrame:
     """A rows frame in which every grade is sendable: 2 classes, 3 assignments, 1 group."""
     i = np.arange(n)
-    return pd.DataFrame({
-        "row_id": i + 100,
-        "canvas_course_id": 11,
-        "sis_course_id": "C-11",
-        "canvas_section_id": 20 + i % 2,
-        "aspen_class_id": np.where(i % 2 == 0, "CLS-A", "CLS-B").astype(object),
-        "canvas_user_id": 500 + i,
-        "student_sis_id": pd.Series([f"S{k}" for k in i], dtype=object),
-        "assignment_id": 300 + i % 3,
-        "assignment_name": pd.Series([f"Quiz {k % 3}" for k in i], dtype=object),
-        "group_id": 7,
-        "group_name": "Tests",
-        "points_possible": 10.0,
-        "due_at": pd.Timestamp("2026-01-15T12:00:00Z"),
-        "grading_period_id": pd.Series(["GP-1"] * n, dtype=object),
-        "grading_period_locked": pd.Series([False] * n, dtype=object),
-        "score_raw": "8",
-        "score": 8.0,
-        "score_status": pd.Series(["fully graded"] * n, dtype=object),
-        "canvas_status": "graded",
-        "category_sourced_id": pd.Series(["cat-tests"] * n, dtype=object),
-        "category_suggestion": pd.Series([None] * n, dtype=object),
-        "aspen_categories": "Tests, Homework",
-        "in_roster": pd.Series([True] * n, dtype=object),
-        "roster_ambiguous": pd.Series([False] * n, dtype=bool),
-        "roster_candidates": pd.Series([None] * n, dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "row_id": i + 100,
+            "canvas_course_id": 11,
+            "sis_course_id": "C-11",
+            "canvas_section_id": 20 + i % 2,
+            "aspen_class_id": np.where(i % 2 == 0, "CLS-A", "CLS-B").astype(object),
+            "canvas_user_id": 500 + i,
+            "student_sis_id": pd.Series([f"S{k}" for k in i], dtype=object),
+            "assignment_id": 300 + i % 3,
+            "assignment_name": pd.Series([f"Quiz {k % 3}" for k in i], dtype=object),
+            "group_id": 7,
+            "group_name": "Tests",
+            "points_possible": 10.0,
+            "due_at": pd.Timestamp("2026-01-15T12:00:00Z"),
+            "grading_period_id": pd.Series(["GP-1"] * n, dtype=object),
+            "grading_period_locked": pd.Series([False] * n, dtype=object),
+            "score_raw": "8",
+            "score": 8.0,
+            "score_status": pd.Series(["fully graded"] * n, dtype=object),
+            "canvas_status": "graded",
+            "category_sourced_id": pd.Series(["cat-tests"] * n, dtype=object),
+            "category_suggestion": pd.Series([None] * n, dtype=object),
+            "aspen_categories": "Tests, Homework",
+            "in_roster": pd.Series([True] * n, dtype=object),
+            "roster_ambiguous": pd.Series([False] * n, dtype=bool),
+            "roster_candidates": pd.Series([None] * n, dtype=object),
+        }
+    )
 
 
 def groups_frame() -> pd.DataFrame:
     """Four groups in two classes; every advice expectation passes."""
-    return pd.DataFrame({
-        "canvas_course_id": [11, 11, 12, 12],
-        "group_id": [7, 7, 8, 9],
-        "aspen_class_id": ["CLS-A", "CLS-B", "CLS-C", "CLS-C"],
-        "group_name": ["Tests", "Tests", "Homework", "Labs"],
-        "group_weight": [40.0, 40.0, None, 25.0],
-        "course_weighted": [True, True, False, False],
-        "aspen_category_weight": [40.0, 40.004, 30.0, None],
-        "match_kind": ["exact", "exact", "mapped", "exact"],
-        "is_imported_group": [False, False, False, False],
-    })
+    return pd.DataFrame(
+        {
+            "canvas_course_id": [11, 11, 12, 12],
+            "group_id": [7, 7, 8, 9],
+            "aspen_class_id": ["CLS-A", "CLS-B", "CLS-C", "CLS-C"],
+            "group_name": ["Tests", "Tests", "Homework", "Labs"],
+            "group_weight": [40.0, 40.0, None, 25.0],
+            "course_weighted": [True, True, False, False],
+            "aspen_category_weight": [40.0, 40.004, 30.0, None],
+            "match_kind": ["exact", "exact", "mapped", "exact"],
+            "is_imported_group": [False, False, False, False],
+        }
+    )
 
 
 def with_values(frame: pd.DataFrame, column: str, row_ids, value) -> pd.DataFrame:
@@ -268,9 +272,12 @@ def test_a_frame_read_back_from_parquet_is_gated_the_same(tmp_path, nullable):
         read = read.convert_dtypes()
     gate = run_gate(read, ROWS_SUITES, run_name="parquet")
     assert gate.held_back == {
-        100: ["student_without_sis_id"], 101: ["student_not_in_aspen_class"],
-        102: ["student_not_in_aspen_class"], 103: ["locked_grading_period"],
-        105: ["non_numeric_score"], 106: ["no_due_date"],
+        100: ["student_without_sis_id"],
+        101: ["student_not_in_aspen_class"],
+        102: ["student_not_in_aspen_class"],
+        103: ["locked_grading_period"],
+        105: ["non_numeric_score"],
+        106: ["no_due_date"],
     }
 
 
@@ -290,8 +297,9 @@ def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
     pick = lambda share: rng.random(n) < share  # noqa: E731
     frame.loc[pick(0.02), "student_sis_id"] = None
     frame.loc[pick(0.02), "aspen_class_id"] = None
-    frame["score"] = rng.choice([-1.0, 0.0, 5.0, 10.0, 10.5, np.nan, np.inf], size=n,
-                                p=[0.03, 0.1, 0.6, 0.1, 0.05, 0.07, 0.05])
+    frame["score"] = rng.choice(
+        [-1.0, 0.0, 5.0, 10.0, 10.5, np.nan, np.inf], size=n, p=[0.03, 0.1, 0.6, 0.1, 0.05, 0.07, 0.05]
+    )
     frame.loc[pick(0.1), "score_status"] = "exempt"
     frame.loc[pick(0.01), "score_status"] = "submitted"
     frame.loc[pick(0.03), "points_possible"] = rng.choice([np.nan, 0.0])
@@ -308,7 +316,8 @@ def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
     oracle = {
         "student_without_sis_id": frame["student_sis_id"].isna(),
         "section_without_sis_id": frame["aspen_class_id"].isna(),
-        "non_numeric_score": ((status != "exempt") & score.isna()) | np.isinf(score)
+        "non_numeric_score": ((status != "exempt") & score.isna())
+        | np.isinf(score)
         | ~status.isin(["exempt", "fully graded", "not submitted"]),
         "negative_score": finite & (score < 0),
         "over_max": finite & (points > 0) & (score > points),
@@ -317,9 +326,11 @@ def random_frame_and_oracle() -> tuple[pd.DataFrame, dict[int, set[str]]]:
         "locked_grading_period": frame["grading_period_locked"].eq(True),
         "no_points_possible": points.isna() | (points <= 0),
         "category_mismatch": frame["category_sourced_id"].isna() & frame["aspen_class_id"].notna(),
-        "student_not_in_aspen_class": frame["in_roster"].ne(True) & frame["aspen_class_id"].notna()
+        "student_not_in_aspen_class": frame["in_roster"].ne(True)
+        & frame["aspen_class_id"].notna()
         & frame["student_sis_id"].notna(),
-        "ambiguous_student": frame["roster_ambiguous"] & frame["aspen_class_id"].notna()
+        "ambiguous_student": frame["roster_ambiguous"]
+        & frame["aspen_class_id"].notna()
         & frame["student_sis_id"].notna(),
     }
     expected: dict[int, set[str]] = {}
@@ -352,14 +363,18 @@ def test_with_data_docs_the_gate_holds_back_and_reports_exactly_the_same(tmp_pat
 
 def test_R13_R14_R2_advice_warns_and_never_holds():
     groups = groups_frame()
-    groups.loc[0, "group_weight"] = None          # weighted course, unweighted group
+    groups.loc[0, "group_weight"] = None  # weighted course, unweighted group
     groups.loc[1, "aspen_category_weight"] = 35.0  # weight mismatch
-    groups.loc[2, "is_imported_group"] = True      # imported assignments
-    groups.loc[3, "match_kind"] = "case"           # name matches only up to case
+    groups.loc[2, "is_imported_group"] = True  # imported assignments
+    groups.loc[3, "match_kind"] = "case"  # name matches only up to case
     gate = run_gate(groups, ["advice"], run_name="advice")
     assert gate.held_back == {}
     assert sorted(f["kind"] for f in gate.findings) == [
-        "category_case_mismatch", "imported_assignments_group", "unweighted_group", "weight_mismatch"]
+        "category_case_mismatch",
+        "imported_assignments_group",
+        "unweighted_group",
+        "weight_mismatch",
+    ]
     assert {f["severity"] for f in gate.findings} == {"warning"}
 
 
@@ -383,7 +398,11 @@ def test_R13_zero_weight_in_weighted_course_is_unweighted_once_per_course_group(
     groups.loc[[0, 1], "aspen_category_weight"] = 0.0
     gate = run_gate(groups, ["advice"], run_name="zero")
     (found,) = gate.findings
-    assert (found["kind"], found["canvas_course_id"], found["group_name"]) == ("unweighted_group", 11, "Tests")
+    assert (found["kind"], found["canvas_course_id"], found["group_name"]) == (
+        "unweighted_group",
+        11,
+        "Tests",
+    )
 
 
 def test_R14_imported_group_warning_even_on_a_frame_with_row_ids():
@@ -465,10 +484,17 @@ def test_expectations_dir_defaults_to_the_repo_and_honours_the_override(suites_c
 
 
 def test_gx_error_on_an_expectation_raises_with_the_result(suites_copy):
-    write_suite(suites_copy, "broken", [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"},
-         "meta": meta()},
-    ])
+    write_suite(
+        suites_copy,
+        "broken",
+        [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "no_such_column"},
+                "meta": meta(),
+            },
+        ],
+    )
     with pytest.raises(GateError, match="no_such_column") as caught:
         run_gate(rows_frame(), ["broken"], run_name="broken")
     assert caught.value.suite == "broken"
@@ -476,33 +502,50 @@ def test_gx_error_on_an_expectation_raises_with_the_result(suites_copy):
 
 
 def test_a_failing_blocking_expectation_that_names_no_rows_raises(suites_copy):
-    write_suite(suites_copy, "tablewide", [
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 1}, "meta": meta()},
-    ])
+    write_suite(
+        suites_copy,
+        "tablewide",
+        [
+            {"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 1}, "meta": meta()},
+        ],
+    )
     with pytest.raises(GateError, match="without naming rows"):
         run_gate(rows_frame(), ["tablewide"], run_name="t")
 
 
-@pytest.mark.parametrize("expectation, error", [
-    # GX logs an unknown type and drops it from the suite: the gate must notice
-    ({"type": "expect_column_values_to_be_sendable", "kwargs": {"column": "score"}}, "accepted 0 of 1"),
-    ({"type": "expect_column_values_to_be_between", "kwargs": {"column": "score"}}, "cannot both be None"),
-])
+@pytest.mark.parametrize(
+    "expectation, error",
+    [
+        # GX logs an unknown type and drops it from the suite: the gate must notice
+        ({"type": "expect_column_values_to_be_sendable", "kwargs": {"column": "score"}}, "accepted 0 of 1"),
+        (
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "score"}},
+            "cannot both be None",
+        ),
+    ],
+)
 def test_an_expectation_gx_cannot_build_is_an_error_not_a_silent_skip(suites_copy, expectation, error):
     write_suite(suites_copy, "typo", [{**expectation, "meta": meta()}])
     with pytest.raises(ValueError, match=error):
         run_gate(rows_frame(), ["typo"], run_name="t")
 
 
-@pytest.mark.parametrize("bad_meta, error", [
-    (meta(kind="nonsense"), "unknown finding kind"),
-    (meta(severity="warning"), "severity"),
-    ({"kind": "over_max"}, "meta lacks"),
-])
+@pytest.mark.parametrize(
+    "bad_meta, error",
+    [
+        (meta(kind="nonsense"), "unknown finding kind"),
+        (meta(severity="warning"), "severity"),
+        ({"kind": "over_max"}, "meta lacks"),
+    ],
+)
 def test_suite_meta_must_agree_with_the_finding_vocabulary(suites_copy, bad_meta, error):
-    write_suite(suites_copy, "bad", [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "score"}, "meta": bad_meta},
-    ])
+    write_suite(
+        suites_copy,
+        "bad",
+        [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "score"}, "meta": bad_meta},
+        ],
+    )
     with pytest.raises(ValueError, match=error):
         load_suite("bad")
 

@@ -19,7 +19,9 @@ class Refused(AspenApiError):
     """What the hook raises when Aspen answers the filtered listing with an error status."""
 
     def __init__(self, status: int):
-        super().__init__("rejected", method="GET", path="/ims/oneroster/v1p1/classes/x/results", status=status)
+        super().__init__(
+            "rejected", method="GET", path="/ims/oneroster/v1p1/classes/x/results", status=status
+        )
 
 
 class NotAnApiError(Exception):
@@ -33,8 +35,12 @@ class NotAnApiError(Exception):
 class FakeAspen:
     """Results per class; a filtered listing answers those modified after ``since``."""
 
-    def __init__(self, results: dict[str, list[dict]], refuse_filter: int | None = None,
-                 error: type[Exception] = Refused):
+    def __init__(
+        self,
+        results: dict[str, list[dict]],
+        refuse_filter: int | None = None,
+        error: type[Exception] = Refused,
+    ):
         self.results, self.refuse_filter, self.calls, self.error = results, refuse_filter, [], error
         self.stats = {"requests": 0}
 
@@ -58,8 +64,13 @@ class FakeAspen:
 
 
 def _result(rid, score, modified, status="fully graded"):
-    return {"sourcedId": rid, "score": score, "scoreStatus": status, "status": "active",
-            "dateLastModified": modified}
+    return {
+        "sourcedId": rid,
+        "score": score,
+        "scoreStatus": status,
+        "status": "active",
+        "dateLastModified": modified,
+    }
 
 
 RECENT, OLD = "2026-11-27T03:10:00.000Z", "2026-11-20T12:00:00.000Z"
@@ -67,19 +78,38 @@ RECENT, OLD = "2026-11-27T03:10:00.000Z", "2026-11-20T12:00:00.000Z"
 
 def _run(tmp_path, posted: list[tuple[str, str, float]], started=STARTED):
     run_dir = tmp_path / "run"
-    storage.write_json(run_dir / "plan.json", {"params": {}, "shards": [[1]], "started_at": started.isoformat()}
-                       if started else {"params": {}, "shards": [[1]]})
-    df = pd.DataFrame([{
-        "row_id": i, "bucket": "posted", "aspen_class_id": cls, "result_id": rid, "score": score,
-        "score_status": "fully graded", "canvas_course_id": 1, "assignment_id": 7, "assignment_name": "HW",
-        "student_sis_id": f"S{i}"} for i, (cls, rid, score) in enumerate(posted)])
+    storage.write_json(
+        run_dir / "plan.json",
+        {"params": {}, "shards": [[1]], "started_at": started.isoformat()}
+        if started
+        else {"params": {}, "shards": [[1]]},
+    )
+    df = pd.DataFrame(
+        [
+            {
+                "row_id": i,
+                "bucket": "posted",
+                "aspen_class_id": cls,
+                "result_id": rid,
+                "score": score,
+                "score_status": "fully graded",
+                "canvas_course_id": 1,
+                "assignment_id": 7,
+                "assignment_name": "HW",
+                "student_sis_id": f"S{i}",
+            }
+            for i, (cls, rid, score) in enumerate(posted)
+        ]
+    )
     storage.write_frame(run_dir / "shard-0000" / "final.parquet", df)
     return run_dir
 
 
 POSTED = [("A", "a1", 8.0), ("A", "a2", 9.0), ("B", "b1", 7.0)]
-ASPEN = {"A": [_result("a1", 8.0, RECENT), _result("a2", 9.0, RECENT), _result("a3", 5.0, OLD)],
-         "B": [_result("b1", 7.0, RECENT), _result("b2", 6.0, OLD)]}
+ASPEN = {
+    "A": [_result("a1", 8.0, RECENT), _result("a2", 9.0, RECENT), _result("a3", 5.0, OLD)],
+    "B": [_result("b1", 7.0, RECENT), _result("b2", 6.0, OLD)],
+}
 SINCE = "2026-11-27T02:45:00.000Z"  # the plan's start less the margin
 
 

@@ -14,7 +14,11 @@ from canvas_aspen.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "sqlite": "sqlite"}
+_SQLALCHEMY_SCHEMES = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "sqlite": "sqlite",
+}
 
 
 def settings() -> Settings:
@@ -45,9 +49,11 @@ def ledger_url(s: Settings) -> str:
         return extra["sqlalchemy_url"]
     scheme = _SQLALCHEMY_SCHEMES.get(conn.conn_type or "")
     if scheme is None:
-        raise ValueError(f"connection {s.ledger_conn_id!r}: unsupported type {conn.conn_type!r} for the ledger")
+        raise ValueError(
+            f"connection {s.ledger_conn_id!r}: unsupported type {conn.conn_type!r} for the ledger"
+        )
     uri = conn.get_uri()
-    return scheme + uri[uri.index("://"):]
+    return scheme + uri[uri.index("://") :]
 
 
 @lru_cache(maxsize=4)

@@ -98,8 +98,9 @@ def unique_titles(items: pd.DataFrame, aspen_items: pd.DataFrame, length: int = 
     return Titles(titles, collisions)
 
 
-def _class_titles(ids: list[str], base: Mapping[str, str], held: Mapping[str, str],
-                  length: int) -> tuple[dict[str, str], dict[str, str | None]]:
+def _class_titles(
+    ids: list[str], base: Mapping[str, str], held: Mapping[str, str], length: int
+) -> tuple[dict[str, str], dict[str, str | None]]:
     owners: dict[str, set[str]] = {}  # code -> who holds it (Aspen's line items, then ours as decided)
     title_of: dict[str, str] = dict(held)
     for sid, title in held.items():
@@ -123,8 +124,14 @@ def _class_titles(ids: list[str], base: Mapping[str, str], held: Mapping[str, st
         name = base[sid]
         chosen = name
         if not free(column_code(name, length), sid):
-            chosen = next((tagged(name, k) for k in range(2, MAX_TAG + 1)
-                           if free(column_code(tagged(name, k), length), sid)), name)
+            chosen = next(
+                (
+                    tagged(name, k)
+                    for k in range(2, MAX_TAG + 1)
+                    if free(column_code(tagged(name, k), length), sid)
+                ),
+                name,
+            )
         titles[sid] = chosen
         take(sid, chosen)
     collisions: dict[str, str | None] = {}
@@ -146,17 +153,26 @@ def collision_findings(sent: pd.DataFrame, titles: Titles, length: int) -> list[
         if sid not in titles.collisions:
             continue
         title, other, name = titles.titles[sid], titles.collisions[sid], r["title"]
-        why = (f"its first {length} characters ({column_code(name, length)!r}) are Aspen's column code of "
-               f"'{other}' too" if other is not None else
-               "it was made unique in an earlier run and keeps that title while its Canvas name is unchanged")
-        out.append(finding(
-            "column_code_collision",
-            f"'{name}' goes to Aspen class {r['aspen_class_id']} as '{title}': {why}",
-            canvas_course_id=_int(r.get("canvas_course_id")), aspen_class_id=r["aspen_class_id"],
-            assignment_id=_int(r.get("assignment_id")), assignment_name=r.get("assignment_name"),
-            group_name=r.get("group_name"), value=title, limit=column_code(title, length),
-            suggestion=f"Rename one of the assignments in Canvas so that their first {length} characters differ",
-        ))
+        why = (
+            f"its first {length} characters ({column_code(name, length)!r}) are Aspen's column code of "
+            f"'{other}' too"
+            if other is not None
+            else "it was made unique in an earlier run and keeps that title while its Canvas name is unchanged"
+        )
+        out.append(
+            finding(
+                "column_code_collision",
+                f"'{name}' goes to Aspen class {r['aspen_class_id']} as '{title}': {why}",
+                canvas_course_id=_int(r.get("canvas_course_id")),
+                aspen_class_id=r["aspen_class_id"],
+                assignment_id=_int(r.get("assignment_id")),
+                assignment_name=r.get("assignment_name"),
+                group_name=r.get("group_name"),
+                value=title,
+                limit=column_code(title, length),
+                suggestion=f"Rename one of the assignments in Canvas so that their first {length} characters differ",
+            )
+        )
     return out
 
 

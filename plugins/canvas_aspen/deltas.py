@@ -44,8 +44,21 @@ RESULT_REASONS = {
     "new": POST,
     "changed_in_canvas": POST,
 }
-LINE_ITEM_REASONS = {"missing_in_aspen": POST, "not_in_ledger": POST, "changed": POST, "full_resync": POST, "same": UNCHANGED}
-REPORT_COLUMNS = ("canvas_course_id", "aspen_class_id", "assignment_id", "assignment_name", "group_name", "student_sis_id")
+LINE_ITEM_REASONS = {
+    "missing_in_aspen": POST,
+    "not_in_ledger": POST,
+    "changed": POST,
+    "full_resync": POST,
+    "same": UNCHANGED,
+}
+REPORT_COLUMNS = (
+    "canvas_course_id",
+    "aspen_class_id",
+    "assignment_id",
+    "assignment_name",
+    "group_name",
+    "student_sis_id",
+)
 
 
 class ResultDeltas(NamedTuple):
@@ -172,14 +185,22 @@ def result_actions(
     canvas_unchanged = _same(desired, posted)
     edited = held.present & canvas_unchanged & ~_same(held, posted)
     aspen_agrees = _same(held, desired)
-    conditions = [~held.present, edited, np.full(len(rows), full_resync), canvas_unchanged | aspen_agrees, ~posted.present]
+    conditions = [
+        ~held.present,
+        edited,
+        np.full(len(rows), full_resync),
+        canvas_unchanged | aspen_agrees,
+        ~posted.present,
+    ]
     actions = _decided(rows, conditions, RESULT_REASONS)
     adopt = actions[(actions["reason"] == "same").to_numpy() & ~canvas_unchanged]
     findings = _edited_findings(actions[edited], held.status[edited], held.score[edited])
     return ResultDeltas(actions, findings, adopt)
 
 
-def _edited_findings(rows: pd.DataFrame, aspen_status: np.ndarray, aspen_score: np.ndarray) -> list[dict[str, Any]]:
+def _edited_findings(
+    rows: pd.DataFrame, aspen_status: np.ndarray, aspen_score: np.ndarray
+) -> list[dict[str, Any]]:
     """R9: one warning per kept Aspen edit: value = Aspen's, limit = ours (= Canvas's)."""
     ours = _own(rows)
     return [
@@ -256,7 +277,9 @@ def _canonical(value: Any) -> Any:
 
 def payload_hash(body: dict[str, Any]) -> str:
     """A stable SHA-256 of a lineItem body: key order and int/float spelling do not matter."""
-    text = json.dumps(_canonical(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(
+        _canonical(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -276,7 +299,9 @@ def line_item_actions(
     live = ledger_items
     if "deleted_at" in live.columns:
         live = live[live["deleted_at"].isna()]
-    recorded = out["line_item_id"].map(live.drop_duplicates("line_item_id", keep="last").set_index("line_item_id")["payload_hash"])
+    recorded = out["line_item_id"].map(
+        live.drop_duplicates("line_item_id", keep="last").set_index("line_item_id")["payload_hash"]
+    )
     conditions = [
         _positions(out["line_item_id"], without_tombstones(aspen_items)["line_item_id"])[0] < 0,
         recorded.isna().to_numpy(),

@@ -52,11 +52,18 @@ def preload() -> bool:
     try:
         importlib.import_module(PRELOAD_MODULE)
     except Exception as exc:  # noqa: BLE001  (never take the scheduler down for a speed-up)
-        log.warning("canvas_aspen: preloading %s failed (%s: %s); each task imports it itself",
-                    PRELOAD_MODULE, type(exc).__name__, exc)
+        log.warning(
+            "canvas_aspen: preloading %s failed (%s: %s); each task imports it itself",
+            PRELOAD_MODULE,
+            type(exc).__name__,
+            exc,
+        )
         return False
-    log.info("canvas_aspen: imported %s in %.1f s before the LocalExecutor forks its workers",
-             PRELOAD_MODULE, time.monotonic() - started)
+    log.info(
+        "canvas_aspen: imported %s in %.1f s before the LocalExecutor forks its workers",
+        PRELOAD_MODULE,
+        time.monotonic() - started,
+    )
     return True
 
 

@@ -39,8 +39,19 @@ KINDS: dict[str, tuple[str, str, int]] = {
 }
 
 FIELDS = (
-    "rule", "kind", "severity", "canvas_course_id", "aspen_class_id", "assignment_id",
-    "assignment_name", "group_name", "student_sis_id", "value", "limit", "message", "suggestion",
+    "rule",
+    "kind",
+    "severity",
+    "canvas_course_id",
+    "aspen_class_id",
+    "assignment_id",
+    "assignment_name",
+    "group_name",
+    "student_sis_id",
+    "value",
+    "limit",
+    "message",
+    "suggestion",
 )
 
 

@@ -47,8 +47,14 @@ _WRITE = "canvas_aspen_write"  # execution option: SQLite takes the write lock a
 
 RESULT_STATE_COLUMNS = ("result_id", "score", "score_status", "canvas_status", "posted_at", "run_id")
 LINE_ITEM_STATE_COLUMNS = (
-    "line_item_id", "aspen_class_id", "canvas_course_id", "assignment_id", "payload_hash",
-    "posted_at", "run_id", "deleted_at",
+    "line_item_id",
+    "aspen_class_id",
+    "canvas_course_id",
+    "assignment_id",
+    "payload_hash",
+    "posted_at",
+    "run_id",
+    "deleted_at",
 )
 
 
@@ -101,7 +107,13 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-    type_annotation_map = {int: sa.BigInteger(), float: sa.Double(), str: Id, datetime: UtcDateTime(), dict[str, Any]: Json}
+    type_annotation_map = {
+        int: sa.BigInteger(),
+        float: sa.Double(),
+        str: Id,
+        datetime: UtcDateTime(),
+        dict[str, Any]: Json,
+    }
 
 
 # --------------------------------------------------------------------------- models
@@ -241,7 +253,10 @@ class TeacherDigest(Base):
     error: Mapped[str | None] = mapped_column(sa.Text())
 
 
-_RESULT_FIELDS = ("result_id", *(c for c in PostedResult.__table__.columns.keys() if c not in {"result_id", "posted_at", "run_id"}))
+_RESULT_FIELDS = (
+    "result_id",
+    *(c for c in PostedResult.__table__.columns.keys() if c not in {"result_id", "posted_at", "run_id"}),
+)
 _LINE_ITEM_FIELDS = ("line_item_id", "aspen_class_id", "canvas_course_id", "assignment_id", "payload_hash")
 
 
@@ -267,7 +282,12 @@ def _private_sqlite_file(url: sa.URL) -> None:
     it (SQLite gives its ``-wal``/``-shm`` files the database file's mode); files an older
     version left open to others (the database and its side files) are tightened."""
     database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
+    if (
+        not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or url.query.get("mode") == "memory"
+    ):
         return
     path = Path(database)
     if not path.parent.is_dir():
@@ -458,8 +478,11 @@ class Ledger:
             },
         )
         values = {
-            "run_id": run_id, "started_at": started_at, "status": "running",
-            "dry_run": bool(dry_run), "params": _jsonable(params),
+            "run_id": run_id,
+            "started_at": started_at,
+            "status": "running",
+            "dry_run": bool(dry_run),
+            "params": _jsonable(params),
         }
         with self._write() as conn:
             conn.execute(stmt, values)
@@ -533,12 +556,17 @@ class Ledger:
                     sa.insert(history).from_select(
                         ["line_item_id", *_LINE_ITEM_FIELDS[1:], "run_id", "at", "action"],
                         sa.select(
-                            items.c.line_item_id, *(items.c[f] for f in _LINE_ITEM_FIELDS[1:]),
-                            sa.literal(run_id, RunId), sa.literal(at, UtcDateTime()), sa.literal("deleted", Status),
+                            items.c.line_item_id,
+                            *(items.c[f] for f in _LINE_ITEM_FIELDS[1:]),
+                            sa.literal(run_id, RunId),
+                            sa.literal(at, UtcDateTime()),
+                            sa.literal("deleted", Status),
                         ).where(live),
                     )
                 )
-                marked += conn.execute(sa.update(items).where(live).values(deleted_at=at, run_id=run_id)).rowcount
+                marked += conn.execute(
+                    sa.update(items).where(live).values(deleted_at=at, run_id=run_id)
+                ).rowcount
                 conn.execute(sa.delete(results).where(results.c.line_item_id.in_(batch)))
         return marked
 
@@ -588,13 +616,18 @@ class Ledger:
             },
             where=mine | (table.c.expires_at <= stmt.excluded.acquired_at),
         )
-        values = [{"canvas_course_id": c, "run_id": run_id, "acquired_at": now, "expires_at": now + ttl} for c in wanted]
+        values = [
+            {"canvas_course_id": c, "run_id": run_id, "acquired_at": now, "expires_at": now + ttl}
+            for c in wanted
+        ]
         holders: dict[int, str] = {}
         with self._write() as conn:
             for chunk in _batches(values, CHUNK):
                 conn.execute(stmt, list(chunk))
             for batch in _batches(wanted, IN_BATCH):
-                query = sa.select(table.c.canvas_course_id, table.c.run_id).where(table.c.canvas_course_id.in_(batch))
+                query = sa.select(table.c.canvas_course_id, table.c.run_id).where(
+                    table.c.canvas_course_id.in_(batch)
+                )
                 holders.update(conn.execute(query).tuples().all())
         granted = [c for c in wanted if holders[c] == run_id]
         return granted, {c: holders[c] for c in wanted if holders[c] != run_id}
@@ -619,42 +652,69 @@ class Ledger:
         cols = [table.c.teacher_id, table.c.fingerprint, table.c.findings, table.c.sent_at, table.c.run_id]
         with self.engine.connect() as conn:
             for batch in _batches(wanted, IN_BATCH):
-                query = (sa.select(*cols).where(table.c.teacher_id.in_(batch), table.c.mode == "send",
-                                               table.c.status == "sent").order_by(table.c.sent_at, table.c.id))
+                query = (
+                    sa.select(*cols)
+                    .where(table.c.teacher_id.in_(batch), table.c.mode == "send", table.c.status == "sent")
+                    .order_by(table.c.sent_at, table.c.id)
+                )
                 for row in conn.execute(query).mappings():
                     out[int(row["teacher_id"])] = dict(row)  # ordered: the last one wins
         return out
 
-    def claim_digest(self, run_id: str, teacher_id: int, *, mode: str, email: str, fingerprint: str,
-                     findings: int, course_ids: Sequence[int], reason: str | None, now: datetime) -> bool:
+    def claim_digest(
+        self,
+        run_id: str,
+        teacher_id: int,
+        *,
+        mode: str,
+        email: str,
+        fingerprint: str,
+        findings: int,
+        course_ids: Sequence[int],
+        reason: str | None,
+        now: datetime,
+    ) -> bool:
         """Take this run's digest to this teacher: True when the caller is to send (or write)
         it now; False when this run already sent it, or an earlier attempt may have (status
         ``sending``: at most once, never twice). A digest that failed in an earlier attempt of
         this run is claimed again."""
         table = TeacherDigest.__table__
         key = (table.c.run_id == run_id) & (table.c.teacher_id == int(teacher_id)) & (table.c.mode == mode)
-        values = {"email": email, "fingerprint": fingerprint, "findings": int(findings),
-                  "course_ids": [int(c) for c in course_ids], "reason": reason, "created_at": _utc(now),
-                  "status": "sending", "sent_at": None, "error": None}
+        values = {
+            "email": email,
+            "fingerprint": fingerprint,
+            "findings": int(findings),
+            "course_ids": [int(c) for c in course_ids],
+            "reason": reason,
+            "created_at": _utc(now),
+            "status": "sending",
+            "sent_at": None,
+            "error": None,
+        }
         with self._write() as conn:
             status = conn.execute(sa.select(table.c.status).where(key)).scalar()
             if status is None:
-                conn.execute(sa.insert(table).values(run_id=run_id, teacher_id=int(teacher_id), mode=mode, **values))
+                conn.execute(
+                    sa.insert(table).values(run_id=run_id, teacher_id=int(teacher_id), mode=mode, **values)
+                )
                 return True
             if status in ("sent", "sending", "previewed"):
                 return False
             conn.execute(sa.update(table).where(key).values(**values))
             return True
 
-    def finish_digest(self, run_id: str, teacher_id: int, *, mode: str, status: str, at: datetime,
-                      error: str | None = None) -> None:
+    def finish_digest(
+        self, run_id: str, teacher_id: int, *, mode: str, status: str, at: datetime, error: str | None = None
+    ) -> None:
         """Record how a claimed digest ended: ``sent``, ``previewed`` or ``failed`` (with why)."""
         if status not in ("sent", "previewed", "failed"):
             raise ValueError(f"unknown digest status {status!r}")
         table = TeacherDigest.__table__
-        stmt = (sa.update(table)
-                .where(table.c.run_id == run_id, table.c.teacher_id == int(teacher_id), table.c.mode == mode)
-                .values(status=status, sent_at=_utc(at) if status != "failed" else None, error=error))
+        stmt = (
+            sa.update(table)
+            .where(table.c.run_id == run_id, table.c.teacher_id == int(teacher_id), table.c.mode == mode)
+            .values(status=status, sent_at=_utc(at) if status != "failed" else None, error=error)
+        )
         with self._write() as conn:
             if conn.execute(stmt).rowcount == 0:
                 raise LookupError(f"no digest of run {run_id!r} to teacher {teacher_id} was claimed")
@@ -716,7 +776,11 @@ class Ledger:
         return sa.select(*fields).subquery("src")
 
     def _upsert(
-        self, table: sa.Table, source: sa.FromClause, names: list[str], constants: dict[str, sa.ColumnElement[Any]]
+        self,
+        table: sa.Table,
+        source: sa.FromClause,
+        names: list[str],
+        constants: dict[str, sa.ColumnElement[Any]],
     ) -> sa.Insert:
         stmt = self._insert(table).from_select([*names, *constants], _select(source, names, constants))
         key = [c.name for c in table.primary_key]
@@ -727,14 +791,20 @@ class Ledger:
         )
 
     def _append(
-        self, history: sa.Table, source: sa.FromClause, names: list[str], constants: dict[str, sa.ColumnElement[Any]]
+        self,
+        history: sa.Table,
+        source: sa.FromClause,
+        names: list[str],
+        constants: dict[str, sa.ColumnElement[Any]],
     ) -> sa.Insert:
         unique = next(c for c in history.constraints if isinstance(c, sa.UniqueConstraint))
         stmt = self._insert(history).from_select([*names, *constants], _select(source, names, constants))
         return stmt.on_conflict_do_nothing(index_elements=[c.name for c in unique.columns])
 
 
-def _select(source: sa.FromClause, names: list[str], constants: dict[str, sa.ColumnElement[Any]]) -> sa.Select:
+def _select(
+    source: sa.FromClause, names: list[str], constants: dict[str, sa.ColumnElement[Any]]
+) -> sa.Select:
     # the WHERE is required by SQLite: it disambiguates INSERT .. SELECT .. ON CONFLICT
     columns = [source.c[n] for n in names] + [value.label(name) for name, value in constants.items()]
     return sa.select(*columns).where(sa.true())

@@ -118,43 +118,73 @@ def match_table(
     category_suggestion and aspen_categories (the class's titles, for the report)."""
     mappings = mappings or {}
     out = []
-    keys = pairs[["aspen_class_id", "group_id", "group_name"]].dropna(subset=["aspen_class_id"]).drop_duplicates()
+    keys = (
+        pairs[["aspen_class_id", "group_id", "group_name"]]
+        .dropna(subset=["aspen_class_id"])
+        .drop_duplicates()
+    )
     for class_id, group_id, group_name in keys.itertuples(index=False):
         cats = categories.get(class_id, [])
         m = match_group(int(group_id), str(group_name), cats, mappings.get(class_id))
-        out.append({
-            "aspen_class_id": class_id,
-            "group_id": int(group_id),
-            "category_sourced_id": m.category.sourced_id if m.category else None,
-            "category_title": m.category.title if m.category else None,
-            "aspen_category_weight": m.category.weight if m.category else None,
-            "match_kind": m.kind,
-            "category_suggestion": m.suggestion,
-            "aspen_categories": "; ".join(sorted(c.title for c in cats)),
-        })
-    return pd.DataFrame(out, columns=[
-        "aspen_class_id", "group_id", "category_sourced_id", "category_title",
-        "aspen_category_weight", "match_kind", "category_suggestion", "aspen_categories",
-    ])
+        out.append(
+            {
+                "aspen_class_id": class_id,
+                "group_id": int(group_id),
+                "category_sourced_id": m.category.sourced_id if m.category else None,
+                "category_title": m.category.title if m.category else None,
+                "aspen_category_weight": m.category.weight if m.category else None,
+                "match_kind": m.kind,
+                "category_suggestion": m.suggestion,
+                "aspen_categories": "; ".join(sorted(c.title for c in cats)),
+            }
+        )
+    return pd.DataFrame(
+        out,
+        columns=[
+            "aspen_class_id",
+            "group_id",
+            "category_sourced_id",
+            "category_title",
+            "aspen_category_weight",
+            "match_kind",
+            "category_suggestion",
+            "aspen_categories",
+        ],
+    )
 
 
-def apply_matches(rows: pd.DataFrame, table: pd.DataFrame, rosters: Mapping[str, students.Roster]) -> pd.DataFrame:
+def apply_matches(
+    rows: pd.DataFrame, table: pd.DataFrame, rosters: Mapping[str, students.Roster]
+) -> pd.DataFrame:
     """The rows with their category columns and the roster match (``students.apply``:
     ``in_roster`` for R16, ``aspen_student_id`` and ``roster_ambiguous`` for R22)."""
     drop = [c for c in table.columns if c in rows.columns and c not in ("aspen_class_id", "group_id")]
     # one dtype for the keys on both sides (an empty frame read back from parquet has float64 columns)
     keys = {"aspen_class_id": object, "group_id": rows["group_id"].dtype}
-    merged = rows.drop(columns=drop).astype({"aspen_class_id": object}).merge(
-        table.astype(keys), on=["aspen_class_id", "group_id"], how="left")
+    merged = (
+        rows.drop(columns=drop)
+        .astype({"aspen_class_id": object})
+        .merge(table.astype(keys), on=["aspen_class_id", "group_id"], how="left")
+    )
     return students.apply(merged, rosters)
 
 
 def groups_frame(rows: pd.DataFrame) -> pd.DataFrame:
     """The advice frame: one row per (course, group, class) that holds sendable grades
     (R13 weights, R14 "Imported Assignments", R2 case-only matches)."""
-    cols = ["canvas_course_id", "group_id", "aspen_class_id", "group_name", "group_weight",
-            "course_weighted", "aspen_category_weight", "match_kind"]
-    g = rows.dropna(subset=["aspen_class_id"])[cols].drop_duplicates(["canvas_course_id", "group_id", "aspen_class_id"])
+    cols = [
+        "canvas_course_id",
+        "group_id",
+        "aspen_class_id",
+        "group_name",
+        "group_weight",
+        "course_weighted",
+        "aspen_category_weight",
+        "match_kind",
+    ]
+    g = rows.dropna(subset=["aspen_class_id"])[cols].drop_duplicates(
+        ["canvas_course_id", "group_id", "aspen_class_id"]
+    )
     g = g.reset_index(drop=True)
     g["is_imported_group"] = g["group_name"].map(lambda n: _norm(n) == IMPORTED_GROUP)
     g.insert(0, "row_id", range(len(g)))
@@ -168,8 +198,9 @@ def load_mappings(path: Path) -> dict[str, dict[str, str]]:
     if path.suffix.lower() == ".csv":
         out: dict[str, dict[str, str]] = {}
         for rec in csv.DictReader(io.StringIO(text)):
-            out.setdefault(rec["aspen_class_id"].strip(), {})[rec["canvas_group"].strip()] = (
-                rec["category_sourced_id"].strip())
+            out.setdefault(rec["aspen_class_id"].strip(), {})[rec["canvas_group"].strip()] = rec[
+                "category_sourced_id"
+            ].strip()
         return out
     data = json.loads(text)
     return {str(c): {str(g): str(cat) for g, cat in groups.items()} for c, groups in data.items()}

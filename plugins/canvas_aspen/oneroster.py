@@ -42,7 +42,11 @@ def iso(ts: Any) -> str | None:
     ts = pd.Timestamp(ts)
     if pd.isna(ts):
         return None
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ") if ts.tzinfo else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        if ts.tzinfo
+        else ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
 
 
 def _ref(sourced_id: str, kind: str) -> dict[str, str]:
@@ -50,8 +54,18 @@ def _ref(sourced_id: str, kind: str) -> dict[str, str]:
 
 
 # the row fields a line item body reads
-LINE_ITEM_FIELDS = ("line_item_id", "assignment_id", "assignment_name", "group_name", "assign_date", "due_at",
-                    "aspen_class_id", "category_sourced_id", "grading_period_id", "points_possible")
+LINE_ITEM_FIELDS = (
+    "line_item_id",
+    "assignment_id",
+    "assignment_name",
+    "group_name",
+    "assign_date",
+    "due_at",
+    "aspen_class_id",
+    "category_sourced_id",
+    "grading_period_id",
+    "points_possible",
+)
 
 
 def line_item_title(row: dict[str, Any]) -> str:

@@ -38,8 +38,10 @@ def bucket_counts(df: pd.DataFrame) -> dict[str, int]:
     out.update({b: int(counts.get(b, 0)) for b in BUCKETS})
     nowhere = out["considered"] - sum(out[b] for b in BUCKETS)
     if nowhere:  # a real check, not an assert: it holds under python -O too
-        raise ValueError(f"{nowhere} row(s) ended in no R17 bucket (bucket empty): the buckets must add up to "
-                         f"the {out['considered']} grades considered")
+        raise ValueError(
+            f"{nowhere} row(s) ended in no R17 bucket (bucket empty): the buckets must add up to "
+            f"the {out['considered']} grades considered"
+        )
     return out
 
 
@@ -49,30 +51,49 @@ def course_table(df: pd.DataFrame, failed_courses: dict[str, str]) -> list[dict[
     courses = []
     if len(df):
         _only_known_buckets(df["bucket"].dropna().unique())
-        counts = pd.crosstab(df["canvas_course_id"], df["bucket"]).reindex(columns=list(BUCKETS), fill_value=0)
+        counts = pd.crosstab(df["canvas_course_id"], df["bucket"]).reindex(
+            columns=list(BUCKETS), fill_value=0
+        )
         by_course = df.groupby("canvas_course_id", sort=True)
         sis = by_course["sis_course_id"].first()  # the first that is not null
         classes = by_course["aspen_class_id"].agg(lambda s: sorted(s.dropna().unique().tolist()))
         for course_id, n in zip(counts.index, counts.to_numpy().tolist(), strict=True):
             sis_id = sis.get(course_id)
-            courses.append({
-                "canvas_course_id": int(course_id),
-                "sis_course_id": None if pd.isna(sis_id) else sis_id,
-                "aspen_class_ids": classes.get(course_id, []),
-                "considered": int(sum(n)), **{b: int(v) for b, v in zip(BUCKETS, n, strict=True)},
-                "error": failed_courses.get(str(course_id)),
-            })
+            courses.append(
+                {
+                    "canvas_course_id": int(course_id),
+                    "sis_course_id": None if pd.isna(sis_id) else sis_id,
+                    "aspen_class_ids": classes.get(course_id, []),
+                    "considered": int(sum(n)),
+                    **{b: int(v) for b, v in zip(BUCKETS, n, strict=True)},
+                    "error": failed_courses.get(str(course_id)),
+                }
+            )
     seen = {c["canvas_course_id"] for c in courses}
     for course_id, error in sorted(failed_courses.items()):
         if int(course_id) not in seen:
-            courses.append({"canvas_course_id": int(course_id), "sis_course_id": None, "aspen_class_ids": [],
-                            **dict.fromkeys(TOTAL_KEYS, 0), "error": error})
+            courses.append(
+                {
+                    "canvas_course_id": int(course_id),
+                    "sis_course_id": None,
+                    "aspen_class_ids": [],
+                    **dict.fromkeys(TOTAL_KEYS, 0),
+                    "error": error,
+                }
+            )
     return courses
 
 
 def sort_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(findings, key=lambda f: (urgency(f["kind"]), str(f.get("canvas_course_id")),
-                                           str(f.get("aspen_class_id")), str(f.get("assignment_id"))))
+    return sorted(
+        findings,
+        key=lambda f: (
+            urgency(f["kind"]),
+            str(f.get("canvas_course_id")),
+            str(f.get("aspen_class_id")),
+            str(f.get("assignment_id")),
+        ),
+    )
 
 
 def failed_grades(rows: pd.DataFrame) -> dict[str, int]:
@@ -82,8 +103,11 @@ def failed_grades(rows: pd.DataFrame) -> dict[str, int]:
     if not len(rows):
         return {"aspen_refused": 0, "not_posted": 0}
     failed = rows[rows["bucket"].eq(Bucket.FAILED)]
-    refused = failed["aspen_refused"].fillna(False).astype(bool) if "aspen_refused" in failed else \
-        pd.Series(False, index=failed.index)
+    refused = (
+        failed["aspen_refused"].fillna(False).astype(bool)
+        if "aspen_refused" in failed
+        else pd.Series(False, index=failed.index)
+    )
     return {"aspen_refused": int(refused.sum()), "not_posted": int((~refused).sum())}
 
 
@@ -96,9 +120,19 @@ def _not_posted_reasons(rows: pd.DataFrame, limit: int = 3) -> list[str]:
     return [str(e)[:200] for e in failed["error"].dropna().value_counts().index[:limit]]
 
 
-def build(*, run_id: str, dry_run: bool, params: dict[str, Any], started_at: str, finished_at: str,
-          rows: pd.DataFrame, failed_courses: dict[str, str], findings: list[dict[str, Any]],
-          verify: dict[str, int], error: str | None = None) -> dict[str, Any]:
+def build(
+    *,
+    run_id: str,
+    dry_run: bool,
+    params: dict[str, Any],
+    started_at: str,
+    finished_at: str,
+    rows: pd.DataFrame,
+    failed_courses: dict[str, str],
+    findings: list[dict[str, Any]],
+    verify: dict[str, int],
+    error: str | None = None,
+) -> dict[str, Any]:
     """The report; ``error`` is why the run failed as a whole (its plan failed)."""
     totals = bucket_counts(rows)  # checks that the buckets add up
     doc = {

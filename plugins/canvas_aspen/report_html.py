@@ -16,7 +16,9 @@ from canvas_aspen.buckets import TOTAL_KEYS
 from canvas_aspen.findings import FIELDS
 from canvas_aspen.report import run_failed, sort_findings, write_private
 
-_env = Environment(loader=PackageLoader("canvas_aspen", "templates"), autoescape=select_autoescape(["html", "j2"]))
+_env = Environment(
+    loader=PackageLoader("canvas_aspen", "templates"), autoescape=select_autoescape(["html", "j2"])
+)
 
 
 def when(value: Any) -> str:
@@ -46,17 +48,35 @@ def findings_csv(findings: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def render(report: dict[str, Any], sheet: list[dict[str, Any]], data_docs: str | None,
-           digests: list[dict[str, Any]] | None = None, digest_mode: str | None = None) -> str:
+def render(
+    report: dict[str, Any],
+    sheet: list[dict[str, Any]],
+    data_docs: str | None,
+    digests: list[dict[str, Any]] | None = None,
+    digest_mode: str | None = None,
+) -> str:
     findings = sort_findings(report["findings"])
     groups = [(kind, list(items)) for kind, items in groupby(findings, key=lambda f: f["kind"])]
     return _env.get_template("report.html.j2").render(
-        r=report, total_keys=TOTAL_KEYS, groups=groups, sheet=sheet, data_docs=data_docs, failed_reasons=run_failed(report),
-        digests=digests, digest_mode=digest_mode, no_teacher=report.get("courses_without_teacher_email") or [])
+        r=report,
+        total_keys=TOTAL_KEYS,
+        groups=groups,
+        sheet=sheet,
+        data_docs=data_docs,
+        failed_reasons=run_failed(report),
+        digests=digests,
+        digest_mode=digest_mode,
+        no_teacher=report.get("courses_without_teacher_email") or [],
+    )
 
 
-def write(folder: Path, report: dict[str, Any], sheet: list[dict[str, Any]],
-          digests: list[dict[str, Any]] | None = None, digest_mode: str | None = None) -> Path:
+def write(
+    folder: Path,
+    report: dict[str, Any],
+    sheet: list[dict[str, Any]],
+    digests: list[dict[str, Any]] | None = None,
+    digest_mode: str | None = None,
+) -> Path:
     """report.html (+ findings.csv); links the run's Data Docs when they were built, and the
     teacher digests once the digest task wrote them (``digests``: its listing)."""
     docs = folder / "datadocs" / "index.html"
@@ -70,7 +90,11 @@ def write_docs_index(folder: Path) -> Path | None:
     sites = sorted(p.parent for p in (folder / "datadocs").glob("*/index.html"))
     if not sites:
         return None
-    items = "".join(f'<li><a href="{html.escape(p.name)}/index.html">{html.escape(p.name)}</a></li>' for p in sites)
-    page = (f"<!doctype html><meta charset=utf-8><title>Data Docs</title>"
-            f"<h1>Great Expectations Data Docs</h1><p>One site per shard and stage.</p><ul>{items}</ul>")
+    items = "".join(
+        f'<li><a href="{html.escape(p.name)}/index.html">{html.escape(p.name)}</a></li>' for p in sites
+    )
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>Data Docs</title>"
+        f"<h1>Great Expectations Data Docs</h1><p>One site per shard and stage.</p><ul>{items}</ul>"
+    )
     return write_private(folder / "datadocs", "index.html", page)

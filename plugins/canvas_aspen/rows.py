@@ -18,11 +18,32 @@ from canvas_aspen import ids, rules
 from canvas_aspen.buckets import Bucket
 
 COLUMNS = [
-    "row_id", "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id",
-    "canvas_user_id", "student_sis_id", "assignment_id", "assignment_name", "group_id",
-    "group_name", "group_weight", "course_weighted", "points_possible", "grading_type",
-    "due_at", "assign_date", "grading_period_id", "grading_period_locked", "score_raw",
-    "score", "score_status", "canvas_status", "graded_at", "line_item_id", "result_id",
+    "row_id",
+    "canvas_course_id",
+    "sis_course_id",
+    "canvas_section_id",
+    "aspen_class_id",
+    "canvas_user_id",
+    "student_sis_id",
+    "assignment_id",
+    "assignment_name",
+    "group_id",
+    "group_name",
+    "group_weight",
+    "course_weighted",
+    "points_possible",
+    "grading_type",
+    "due_at",
+    "assign_date",
+    "grading_period_id",
+    "grading_period_locked",
+    "score_raw",
+    "score",
+    "score_status",
+    "canvas_status",
+    "graded_at",
+    "line_item_id",
+    "result_id",
     "bucket",
 ]
 
@@ -79,9 +100,23 @@ def _course_parts(bundle: dict[str, Any]) -> tuple:
 
 # Columns that depend only on the line item (assignment × section), and those of each grade.
 _LINE_ITEM_COLUMNS = (
-    "canvas_course_id", "sis_course_id", "canvas_section_id", "aspen_class_id", "assignment_id",
-    "assignment_name", "group_id", "group_name", "group_weight", "course_weighted", "points_possible",
-    "grading_type", "due_at", "assign_date", "grading_period_id", "grading_period_locked", "line_item_id",
+    "canvas_course_id",
+    "sis_course_id",
+    "canvas_section_id",
+    "aspen_class_id",
+    "assignment_id",
+    "assignment_name",
+    "group_id",
+    "group_name",
+    "group_weight",
+    "course_weighted",
+    "points_possible",
+    "grading_type",
+    "due_at",
+    "assign_date",
+    "grading_period_id",
+    "grading_period_locked",
+    "line_item_id",
 )
 
 
@@ -99,7 +134,9 @@ class _Columns:
         self.bucket: list[Bucket] = []
 
 
-def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns) -> None:
+def _course_columns(
+    bundle: dict[str, Any], periods: list[rules.GradingPeriod], tz: str, out: _Columns
+) -> None:
     """The rows of one course (``bundle``: the raw Canvas answers ``course``, ``sections``,
     ``enrollments``, ``assignment_groups`` with assignments and overrides, ``submissions``) as
     columns: what depends only on the line item is worked out once per line item, not once
@@ -129,7 +166,10 @@ def _course_columns(bundle: dict[str, Any], periods: list[rules.GradingPeriod], 
                 ("points_possible", _number(a.get("points_possible"))),
                 ("grading_type", a.get("grading_type")),
                 ("due_at", rules.parse_instant(due)),
-                ("assign_date", rules.parse_instant(a.get("unlock_at")) or rules.parse_instant(a.get("created_at"))),
+                (
+                    "assign_date",
+                    rules.parse_instant(a.get("unlock_at")) or rules.parse_instant(a.get("created_at")),
+                ),
                 ("grading_period_id", period.sourced_id if period else None),
                 ("grading_period_locked", period.locked if period else None),
                 ("line_item_id", ids.line_item_id(a["id"], section_id)),
@@ -184,17 +224,21 @@ def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod]
     for column, values in cols.items.items():
         data[column] = [values[k] for k in cols.item]
     line_items = data["line_item_id"]
-    data.update({
-        "canvas_user_id": cols.user,
-        "student_sis_id": cols.sis,
-        "score_raw": [g.score_raw for g in cols.grade],
-        "score": [g.score for g in cols.grade],
-        "score_status": [g.score_status for g in cols.grade],
-        "canvas_status": [g.canvas_status for g in cols.grade],
-        "graded_at": _instants(cols.graded_at),
-        "result_id": [f"{li}-u{uid}" for li, uid in zip(line_items, cols.user, strict=True)],  # ids.result_id
-        "bucket": cols.bucket,
-    })
+    data.update(
+        {
+            "canvas_user_id": cols.user,
+            "student_sis_id": cols.sis,
+            "score_raw": [g.score_raw for g in cols.grade],
+            "score": [g.score for g in cols.grade],
+            "score_status": [g.score_status for g in cols.grade],
+            "canvas_status": [g.canvas_status for g in cols.grade],
+            "graded_at": _instants(cols.graded_at),
+            "result_id": [
+                f"{li}-u{uid}" for li, uid in zip(line_items, cols.user, strict=True)
+            ],  # ids.result_id
+            "bucket": cols.bucket,
+        }
+    )
     if cols.item:
         df = pd.DataFrame({c: data[c] for c in COLUMNS[1:]}, columns=COLUMNS[1:])
     else:  # the dtypes of an empty frame (as ``pd.DataFrame.from_records`` gives them)
@@ -209,8 +253,13 @@ def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod]
 
 # --- malformed answers (a bad value fails its own course, never the run silently) ------
 
-_ENDPOINT = {"course": "get_course", "sections": "list_sections", "enrollments": "list_student_enrollments",
-             "assignment_groups": "list_assignment_groups", "submissions": "list_submissions"}
+_ENDPOINT = {
+    "course": "get_course",
+    "sections": "list_sections",
+    "enrollments": "list_student_enrollments",
+    "assignment_groups": "list_assignment_groups",
+    "submissions": "list_submissions",
+}
 
 
 def _id_ok(value: Any) -> bool:
@@ -225,6 +274,7 @@ def check_bundle(bundle: dict[str, Any]) -> None:
     else a ``ValueError`` naming the endpoint and the field. Every other field may be as messy
     as it likes (the gate holds such grades back), but a grade without a usable id cannot even
     be counted: its whole course fails, loudly, instead of crashing the shard."""
+
     def bad(part: str, what: str, value: Any) -> None:
         raise ValueError(f"Canvas {_ENDPOINT[part]}: {what} ({str(value)[:60]!r})")
 
@@ -249,8 +299,13 @@ def check_bundle(bundle: dict[str, Any]) -> None:
                 bad("assignment_groups", "an assignment without a usable id", a)
             overrides = a.get("overrides") or []
             if not isinstance(overrides, list) or not all(
-                    isinstance(o, dict) and isinstance(o.get("student_ids") or [], list) for o in overrides):
+                isinstance(o, dict) and isinstance(o.get("student_ids") or [], list) for o in overrides
+            ):
                 bad("assignment_groups", f"assignment {a['id']}: malformed overrides", overrides)
     for sub in bundle.get("submissions") or []:
-        if not isinstance(sub, dict) or not _id_ok(sub.get("user_id")) or not _id_ok(sub.get("assignment_id")):
+        if (
+            not isinstance(sub, dict)
+            or not _id_ok(sub.get("user_id"))
+            or not _id_ok(sub.get("assignment_id"))
+        ):
             bad("submissions", "a submission without a usable user_id and assignment_id", sub)

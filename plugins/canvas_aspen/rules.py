@@ -26,6 +26,7 @@ SCORE_STATUSES = (EXEMPT, FULLY_GRADED, NOT_SUBMITTED, "partially graded", "subm
 
 # --- R1 (and R4's not_graded): which assignments are sent at all --------------------
 
+
 def is_sendable(assignment: dict[str, Any]) -> bool:
     """R1: published with "Sync to SIS" on. R4: `not_graded` assignments are never sent.
     Only a JSON ``true`` turns a flag on: a malformed ``"false"`` never sends a grade."""
@@ -37,6 +38,7 @@ def is_sendable(assignment: dict[str, Any]) -> bool:
 
 
 # --- R3: assignments for named students or sections ---------------------------------
+
 
 def section_due_at(assignment: dict[str, Any], section_id: int, section_user_ids: set[int]) -> str | None:
     """The due date of the line item of ``assignment`` in one section (= one Aspen class).
@@ -52,7 +54,8 @@ def section_due_at(assignment: dict[str, Any], section_id: int, section_user_ids
     if assignment.get("due_at"):
         return assignment["due_at"]
     student_dates = [
-        o["due_at"] for o in overrides
+        o["due_at"]
+        for o in overrides
         if o.get("due_at") and section_user_ids.intersection(o.get("student_ids") or [])
     ]
     return max(student_dates, key=parse_instant) if student_dates else None
@@ -70,6 +73,7 @@ def is_assigned(assignment: dict[str, Any], section_id: int, user_id: int) -> bo
 
 
 # --- R4 / R6 / R7: what a submission says ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class Grade:
@@ -118,6 +122,7 @@ def grade_of(sub: dict[str, Any]) -> Grade:
 
 # --- R20: grades hidden by the posting policy ------------------------------------------
 
+
 def is_hidden(sub: dict[str, Any]) -> bool:
     """R20: Canvas hides this grade from the student: under a manual posting policy a graded
     or excused submission has ``posted_at`` null until the teacher posts it. Only an explicit
@@ -126,8 +131,11 @@ def is_hidden(sub: dict[str, Any]) -> bool:
     if "posted_at" not in sub or sub.get("posted_at") is not None:
         return False
     grade = sub.get("grade")
-    return (sub.get("excused") is True or sub.get("score") is not None
-            or (grade is not None and str(grade).strip() != ""))
+    return (
+        sub.get("excused") is True
+        or sub.get("score") is not None
+        or (grade is not None and str(grade).strip() != "")
+    )
 
 
 def initial_bucket(grade: Grade, sub: dict[str, Any]) -> Bucket:
@@ -147,19 +155,25 @@ def hidden_findings(df: Any) -> list[dict[str, Any]]:
         first = rows_.iloc[0]
         classes = sorted(rows_["aspen_class_id"].dropna().unique().tolist())
         n = len(rows_)
-        out.append(finding(
-            "hidden_grades",
-            f"{n} grade(s) hidden from students by the assignment's manual posting policy: not sent to Aspen "
-            "(parents would see them before the student); they go with the first run after the teacher posts them",
-            canvas_course_id=int(course_id), assignment_id=int(assignment_id),
-            assignment_name=first["assignment_name"], group_name=first["group_name"],
-            aspen_class_id=", ".join(classes) or None, value=n,
-            suggestion="Post the grades in Canvas (Gradebook: the assignment's menu, Post grades) once they are final",
-        ))
+        out.append(
+            finding(
+                "hidden_grades",
+                f"{n} grade(s) hidden from students by the assignment's manual posting policy: not sent to Aspen "
+                "(parents would see them before the student); they go with the first run after the teacher posts them",
+                canvas_course_id=int(course_id),
+                assignment_id=int(assignment_id),
+                assignment_name=first["assignment_name"],
+                group_name=first["group_name"],
+                aspen_class_id=", ".join(classes) or None,
+                value=n,
+                suggestion="Post the grades in Canvas (Gradebook: the assignment's menu, Post grades) once they are final",
+            )
+        )
     return out
 
 
 # --- R15: due date -> Aspen grading period ----------------------------------------------
+
 
 def parse_instant(value: str | None) -> datetime | None:
     """Canvas ISO-8601 timestamps ("2026-09-10T03:59:59Z") as aware datetimes."""

@@ -56,8 +56,10 @@ def _mappings(value: Any) -> dict[str, dict[str, str]]:
         except ValueError as exc:
             raise ParamError(f"category_mappings is not JSON: {exc}") from None
     if not isinstance(value, dict) or not all(isinstance(g, dict) for g in value.values()):
-        raise ParamError('category_mappings must be {"<Aspen class id>": {"<Canvas group name or id>": '
-                         '"<Aspen category sourcedId>"}}')
+        raise ParamError(
+            'category_mappings must be {"<Aspen class id>": {"<Canvas group name or id>": '
+            '"<Aspen category sourcedId>"}}'
+        )
     return {str(c): {str(k): str(v) for k, v in groups.items()} for c, groups in value.items()}
 
 
@@ -99,10 +101,14 @@ def load_mapping_file(path: str | None) -> dict[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamError(f"mapping_file {path}: cannot be read ({type(exc).__name__}: {exc})") from None
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
-        what = "CSV with columns aspen_class_id,canvas_group,category_sourced_id" if p.suffix.lower() == ".csv" \
+        what = (
+            "CSV with columns aspen_class_id,canvas_group,category_sourced_id"
+            if p.suffix.lower() == ".csv"
             else 'JSON {"<Aspen class id>": {"<Canvas group>": "<category sourcedId>"}}'
-        raise ParamError(f"mapping_file {path}: not a mapping file ({what}): "
-                         f"{type(exc).__name__}: {exc}"[:500]) from None
+        )
+        raise ParamError(
+            f"mapping_file {path}: not a mapping file ({what}): {type(exc).__name__}: {exc}"[:500]
+        ) from None
 
 
 def mappings(params: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -123,11 +129,14 @@ def check(canvas, params: dict[str, Any]) -> dict[str, Any]:
     wanted = params["course_ids"]
     if wanted:
         answers = canvas.map_concurrent(canvas.get_course, wanted, on_error="collect")
-        missing = [c for c, a in zip(wanted, answers, strict=True)
-                   if isinstance(a, ApiError) and a.status == 404]
+        missing = [
+            c for c, a in zip(wanted, answers, strict=True) if isinstance(a, ApiError) and a.status == 404
+        ]
         if missing:
-            raise ParamError(f"course_ids: Canvas has no course with id {', '.join(map(str, missing))} "
-                             "(nothing was read or posted)")
+            raise ParamError(
+                f"course_ids: Canvas has no course with id {', '.join(map(str, missing))} "
+                "(nothing was read or posted)"
+            )
         failed = next((a for a in answers if isinstance(a, BaseException)), None)
         if failed is not None:
             raise failed

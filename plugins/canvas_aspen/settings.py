@@ -42,8 +42,12 @@ def env_flag(name: str, default: bool) -> bool:
     try:
         return parse_flag(raw)
     except ValueError:
-        log.warning("%s=%r is neither on nor off (on/off, true/false, yes/no, 1/0): it stays %s", name, raw,
-                    "on" if default else "off")
+        log.warning(
+            "%s=%r is neither on nor off (on/off, true/false, yes/no, 1/0): it stays %s",
+            name,
+            raw,
+            "on" if default else "off",
+        )
         return default
 
 
@@ -77,15 +81,19 @@ class Settings:
         """(mode, resend after days), checked: a clear error names the variable."""
         mode = self.teacher_digest.strip().lower()
         if mode not in DIGEST_MODES:
-            raise ValueError(f"CANVAS_ASPEN_TEACHER_DIGEST={self.teacher_digest!r}: expected one of "
-                             f"{', '.join(DIGEST_MODES)}")
+            raise ValueError(
+                f"CANVAS_ASPEN_TEACHER_DIGEST={self.teacher_digest!r}: expected one of "
+                f"{', '.join(DIGEST_MODES)}"
+            )
         try:
             days = int(self.digest_resend_days)
         except ValueError:
             days = 0
         if days < 1:
-            raise ValueError(f"CANVAS_ASPEN_DIGEST_RESEND_DAYS={self.digest_resend_days!r}: expected a whole "
-                             "number of days, at least 1")
+            raise ValueError(
+                f"CANVAS_ASPEN_DIGEST_RESEND_DAYS={self.digest_resend_days!r}: expected a whole "
+                "number of days, at least 1"
+            )
         return mode, days
 
     @classmethod

@@ -33,8 +33,11 @@ def category_code(name: str, taken: set[str]) -> str:
 
 
 def _suggestion(value: Any) -> str | None:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip() \
+    return (
+        None
+        if value is None or (not isinstance(value, str) and pd.isna(value)) or not str(value).strip()
         else str(value)
+    )
 
 
 def setup_sheet(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -44,7 +47,9 @@ def setup_sheet(rows: pd.DataFrame) -> list[dict[str, Any]]:
     if rows.empty or "match_kind" not in rows:
         return []
     missing = rows[rows["match_kind"].eq("none") & rows["aspen_class_id"].notna()]
-    missing = missing.drop_duplicates(["aspen_class_id", "group_id"]).sort_values(["aspen_class_id", "group_name"])
+    missing = missing.drop_duplicates(["aspen_class_id", "group_id"]).sort_values(
+        ["aspen_class_id", "group_name"]
+    )
     sheet = []
     for class_id, part in missing.groupby("aspen_class_id", sort=True):
         taken: set[str] = set()
@@ -53,16 +58,18 @@ def setup_sheet(rows: pd.DataFrame) -> list[dict[str, Any]]:
             code = category_code(r["group_name"], taken)
             taken.add(code)
             desc = str(r["group_name"]).strip()
-            entries.append({
-                "code": code,
-                "description": desc,
-                "description_too_long": len(desc) > DESCRIPTION_MAX,
-                "weight": None if pd.isna(r.get("group_weight")) else float(r["group_weight"]),
-                "canvas_course_id": int(r["canvas_course_id"]),
-                "existing_categories": r.get("aspen_categories") or "",
-                "closest_existing": r.get("category_suggestion"),
-                # the finding's suggestion: a category of nearly that name exists; use it (one answer)
-                "use_existing": _suggestion(r.get("category_suggestion")),
-            })
+            entries.append(
+                {
+                    "code": code,
+                    "description": desc,
+                    "description_too_long": len(desc) > DESCRIPTION_MAX,
+                    "weight": None if pd.isna(r.get("group_weight")) else float(r["group_weight"]),
+                    "canvas_course_id": int(r["canvas_course_id"]),
+                    "existing_categories": r.get("aspen_categories") or "",
+                    "closest_existing": r.get("category_suggestion"),
+                    # the finding's suggestion: a category of nearly that name exists; use it (one answer)
+                    "use_existing": _suggestion(r.get("category_suggestion")),
+                }
+            )
         sheet.append({"aspen_class_id": class_id, "categories": entries})
     return sheet

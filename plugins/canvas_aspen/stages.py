@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- helpers
 
+
 @dataclass
 class Progress:
     """Logs "done of total" at most every few seconds on long stages."""
@@ -57,8 +58,14 @@ class Progress:
             self._last = now
             elapsed = max(now - self._t0, 1e-9)
             sent = self.hook.stats.get("requests", 0) if self.hook is not None else None
-            log.info("%s: %d of %d done (%.1f/s)%s", self.what, self.done, self.total, self.done / elapsed,
-                     "" if sent is None else f", {sent} requests sent ({sent / elapsed:.1f}/s)")
+            log.info(
+                "%s: %d of %d done (%.1f/s)%s",
+                self.what,
+                self.done,
+                self.total,
+                self.done / elapsed,
+                "" if sent is None else f", {sent} requests sent ({sent / elapsed:.1f}/s)",
+            )
 
 
 def _shard_dir(run_dir: Any, shard: int) -> Any:
@@ -99,6 +106,7 @@ def _fail_rows(df: pd.DataFrame, mask: pd.Series, message: str) -> None:
 
 # ---------------------------------------------------------------------------- course leases, failing loudly
 
+
 def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list[int]) -> dict[str, str]:
     """Take, or extend, this run's leases on courses; {course: why} for those another live run
     holds. A nightly run and a manual backfill never post the same course at the same time: a
@@ -113,7 +121,9 @@ def _lease(ledger, run_id: str | None, lease: timedelta | None, course_ids: list
     return busy
 
 
-def _fail_class(df: pd.DataFrame, sd: Any, class_id: str, buckets: tuple[Bucket, ...], error: BaseException) -> None:
+def _fail_class(
+    df: pd.DataFrame, sd: Any, class_id: str, buckets: tuple[Bucket, ...], error: BaseException
+) -> None:
     """An Aspen class whose answers could not be used: its grades fail, and its courses carry
     the error (naming the endpoint) into the report, so the run fails loudly."""
     message = f"Aspen class {class_id}: {_error_text(error)}"
@@ -128,11 +138,15 @@ def _fail_missing_class(df: pd.DataFrame, sd: Any, class_id: str, error: BaseExc
     class, as with a concluded course named in ``course_ids`` (R19) whose class is gone. Its
     whole course fails, naming the class, and nothing of that course is written."""
     courses = sorted(int(c) for c in df.loc[df["aspen_class_id"].eq(class_id), "canvas_course_id"].unique())
-    message = (f"Aspen has no class {class_id} (the SIS id of a section of this course): nothing of this course "
-               f"was written. A concluded course's Aspen class is usually gone; fix the section's SIS id or leave "
-               f"the course out. ({_error_text(error)})")
+    message = (
+        f"Aspen has no class {class_id} (the SIS id of a section of this course): nothing of this course "
+        f"was written. A concluded course's Aspen class is usually gone; fix the section's SIS id or leave "
+        f"the course out. ({_error_text(error)})"
+    )
     _fail_rows(df, df["canvas_course_id"].isin(courses) & df["bucket"].isin(GRADEABLE), message)
-    log.warning("Aspen class %s does not exist: course(s) %s fail, nothing of them is written", class_id, courses)
+    log.warning(
+        "Aspen class %s does not exist: course(s) %s fail, nothing of them is written", class_id, courses
+    )
     _add_course_errors(sd, {str(c): message for c in courses})
     missing = storage.read_json(sd / "missing-classes.json", default=[])
     storage.write_json(sd / "missing-classes.json", sorted({*missing, class_id}))
@@ -154,11 +168,14 @@ def _add_course_errors(sd: Any, errors: dict[str, str]) -> None:
     if errors:
         merged = storage.read_json(sd / "failed-courses.json", default={})
         for course, why in errors.items():
-            merged[course] = why if not merged.get(course) or why in merged[course] else f"{merged[course]}; {why}"
+            merged[course] = (
+                why if not merged.get(course) or why in merged[course] else f"{merged[course]}; {why}"
+            )
         storage.write_json(sd / "failed-courses.json", merged)
 
 
 # ---------------------------------------------------------------------------- plan
+
 
 def shards_for(courses: int, *, max_shards: int, courses_per_shard: int) -> int:
     """How many shards a run of ``courses`` courses gets: one per ``courses_per_shard``
@@ -170,8 +187,14 @@ def shards_for(courses: int, *, max_shards: int, courses_per_shard: int) -> int:
     return max(1, min(max_shards, -(-courses // max(1, courses_per_shard))))
 
 
-def scope_courses(canvas: CanvasApi, *, course_ids: list[int], term_refs: str | list[str] | None, today: date,
-                  timezone_name: str) -> list[dict[str, Any]]:
+def scope_courses(
+    canvas: CanvasApi,
+    *,
+    course_ids: list[int],
+    term_refs: str | list[str] | None,
+    today: date,
+    timezone_name: str,
+) -> list[dict[str, Any]]:
     """R19: the courses this run covers, as the course list (or ``get_course``) gives them.
 
     ``course_ids`` given: exactly those, whatever their term or state. Otherwise the courses in
@@ -196,36 +219,61 @@ def scope_courses(canvas: CanvasApi, *, course_ids: list[int], term_refs: str | 
             else:
                 seen.setdefault(int(course["id"]), course)
     how = "named by CANVAS_ASPEN_TERMS" if refs else f"current on {today.isoformat()} ({timezone_name})"
-    log.info("plan: %d of %d Canvas terms %s: %s; %d term(s) out of scope (their courses not listed)",
-             len(chosen), len(listed), how, ", ".join(terms.describe(t) for t in chosen) or "none",
-             len(listed) - len(chosen))
-    log.info("plan: %d course(s) in scope (available); %d listed but not available, out of scope",
-             len(seen), dropped)
+    log.info(
+        "plan: %d of %d Canvas terms %s: %s; %d term(s) out of scope (their courses not listed)",
+        len(chosen),
+        len(listed),
+        how,
+        ", ".join(terms.describe(t) for t in chosen) or "none",
+        len(listed) - len(chosen),
+    )
+    log.info(
+        "plan: %d course(s) in scope (available); %d listed but not available, out of scope",
+        len(seen),
+        dropped,
+    )
     if not chosen:
         log.warning("plan: no Canvas term is in scope: this run covers no course")
     return list(seen.values())
 
 
-def plan(canvas: CanvasApi, aspen: AspenApi, run_dir: Any, *, params: dict[str, Any], shard_count: int,
-         courses_per_shard: int = 1, today: date | None = None, timezone_name: str = "America/New_York",
-         term_refs: str | list[str] | None = None) -> list[dict[str, Any]]:
+def plan(
+    canvas: CanvasApi,
+    aspen: AspenApi,
+    run_dir: Any,
+    *,
+    params: dict[str, Any],
+    shard_count: int,
+    courses_per_shard: int = 1,
+    today: date | None = None,
+    timezone_name: str = "America/New_York",
+    term_refs: str | list[str] | None = None,
+) -> list[dict[str, Any]]:
     """Which courses this run covers (R19, :func:`scope_courses`), split into at most
     ``shard_count`` shards of about ``courses_per_shard`` courses or more (:func:`shards_for`);
     Aspen's grading periods once. ``today`` is the run's date in the district's calendar
     (default: now)."""
     today = today or datetime.now(ZoneInfo(timezone_name)).date()
     wanted = [int(c) for c in params.get("course_ids") or []]
-    courses = scope_courses(canvas, course_ids=wanted, term_refs=term_refs, today=today, timezone_name=timezone_name)
+    courses = scope_courses(
+        canvas, course_ids=wanted, term_refs=term_refs, today=today, timezone_name=timezone_name
+    )
     course_ids = sorted({int(c["id"]) for c in courses})
     periods = aspen.list_grading_periods()
     n = shards_for(len(course_ids), max_shards=shard_count, courses_per_shard=courses_per_shard)
     shards = [course_ids[k::n] for k in range(n)]
     storage.private_run_dir(run_dir)  # stage files hold SIS ids and scores: owner-only (local paths)
-    storage.write_json(run_dir / "plan.json", {
-        "params": params, "course_ids": course_ids, "shards": shards, "grading_periods": periods,
-        "courses": {str(int(c["id"])): c for c in courses},  # extract needs no GET /courses/{id}
-        "started_at": datetime.now(timezone.utc).isoformat(),  # verify reads back what changed since
-    })
+    storage.write_json(
+        run_dir / "plan.json",
+        {
+            "params": params,
+            "course_ids": course_ids,
+            "shards": shards,
+            "grading_periods": periods,
+            "courses": {str(int(c["id"])): c for c in courses},  # extract needs no GET /courses/{id}
+            "started_at": datetime.now(timezone.utc).isoformat(),  # verify reads back what changed since
+        },
+    )
     log.info("plan: %d courses in %d shards, %d Aspen grading periods", len(course_ids), n, len(periods))
     return [{"shard": k, "courses": len(s)} for k, s in enumerate(shards)]
 
@@ -236,15 +284,29 @@ def _plan(run_dir: Any) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- extract
 
+
 def _enrollment_ids(e: dict[str, Any]) -> dict[str, Any]:
     """Only the ids of an enrollment: Canvas also sends the student's name, which must not
     land in stage files (FERPA: keep no more student data than the passback needs)."""
-    return {"user_id": e.get("user_id"), "course_section_id": e.get("course_section_id"),
-            "sis_user_id": rows.student_sis_id(e)}
+    return {
+        "user_id": e.get("user_id"),
+        "course_section_id": e.get("course_section_id"),
+        "sis_user_id": rows.student_sis_id(e),
+    }
 
 
-SUBMISSION_FIELDS = ("assignment_id", "user_id", "score", "grade", "excused", "missing", "late",
-                     "late_policy_status", "graded_at", "posted_at")
+SUBMISSION_FIELDS = (
+    "assignment_id",
+    "user_id",
+    "score",
+    "grade",
+    "excused",
+    "missing",
+    "late",
+    "late_policy_status",
+    "graded_at",
+    "posted_at",
+)
 """What the rows (R4, R6, R7, R20) read of a submission. Canvas sends some twenty fields more, among
 them the student's own work (``body``, ``url``, ``attachments``); stage files keep none of it,
 and half the size of ``canvas.json`` goes with them."""
@@ -283,11 +345,16 @@ def _teachers(canvas: CanvasApi, course_id: int) -> list[dict[str, Any]] | None:
     not list them: the passback of the course goes on, and the report lists the course for the
     data team (no teacher can be told). Names and emails never go to the log."""
     try:
-        return [{"id": t.get("id"), "name": t.get("name"), "email": t.get("email")}
-                for t in canvas.list_teachers(course_id)]
+        return [
+            {"id": t.get("id"), "name": t.get("name"), "email": t.get("email")}
+            for t in canvas.list_teachers(course_id)
+        ]
     except ApiError as exc:  # the grades do not depend on it
-        log.warning("extract: course %s: teachers not readable (%s); no teacher digest for it",
-                    course_id, _error_text(exc))
+        log.warning(
+            "extract: course %s: teachers not readable (%s); no teacher digest for it",
+            course_id,
+            _error_text(exc),
+        )
         return None
 
 
@@ -306,17 +373,25 @@ def _course_bundle(canvas: CanvasApi, course_id: int, course: dict[str, Any] | N
     needs nothing more, and only the submissions of sendable assignments (R1) are listed
     (the others are never sent; R10's deletions come from the assignment groups)."""
     sections = canvas.list_sections(course_id)
-    bundle = {"course": course if course is not None else canvas.get_course(course_id), "sections": sections,
-              "enrollments": [], "assignment_groups": [], "submissions": []}
+    bundle = {
+        "course": course if course is not None else canvas.get_course(course_id),
+        "sections": sections,
+        "enrollments": [],
+        "assignment_groups": [],
+        "submissions": [],
+    }
     if _no_sis_section(sections):
         return bundle  # extract skips it
     bundle["teachers"] = _teachers(canvas, course_id)
-    bundle["enrollments"] = [_enrollment_ids(e) for e in _student_enrollments(canvas, course_id, bundle["course"])]
+    bundle["enrollments"] = [
+        _enrollment_ids(e) for e in _student_enrollments(canvas, course_id, bundle["course"])
+    ]
     bundle["assignment_groups"] = groups = canvas.list_assignment_groups(course_id)
     sendable = _sendable_ids(groups)
     if sendable != []:
-        bundle["submissions"] = [_submission_fields(s) for s in
-                                 canvas.list_submissions(course_id, assignment_ids=sendable)]
+        bundle["submissions"] = [
+            _submission_fields(s) for s in canvas.list_submissions(course_id, assignment_ids=sendable)
+        ]
     return bundle
 
 
@@ -326,15 +401,28 @@ def write_canvas_answers(sd: Any, bundles: list[dict[str, Any]]) -> None:
     (the class guard) read (parsing a shard's whole canvas.json cost each of them seconds), and
     ``teachers.json`` (course -> its teachers) for the report and the teacher digest."""
     storage.write_json(sd / "canvas.json", bundles)
-    storage.write_json(sd / "courses.json", [{k: v for k, v in b.items()
-                                              if k not in ("enrollments", "submissions", "teachers")}
-                                             for b in bundles])
-    storage.write_json(sd / "teachers.json", {str(b["course"]["id"]): b.get("teachers") for b in bundles
-                                              if isinstance(b.get("course"), dict)})
+    storage.write_json(
+        sd / "courses.json",
+        [
+            {k: v for k, v in b.items() if k not in ("enrollments", "submissions", "teachers")}
+            for b in bundles
+        ],
+    )
+    storage.write_json(
+        sd / "teachers.json",
+        {str(b["course"]["id"]): b.get("teachers") for b in bundles if isinstance(b.get("course"), dict)},
+    )
 
 
-def extract(canvas: CanvasApi, run_dir: Any, shard: int, *, ledger=None, run_id: str | None = None,
-            lease: timedelta | None = None) -> dict[str, Any]:
+def extract(
+    canvas: CanvasApi,
+    run_dir: Any,
+    shard: int,
+    *,
+    ledger=None,
+    run_id: str | None = None,
+    lease: timedelta | None = None,
+) -> dict[str, Any]:
     """Canvas groups, assignments, overrides, enrollments and grades of the shard's courses.
     With ``ledger``/``run_id``/``lease`` (not in a dry run) the courses are leased first: a
     course another run holds is read all the same (its grades are counted) but fails."""
@@ -342,8 +430,12 @@ def extract(canvas: CanvasApi, run_dir: Any, shard: int, *, ledger=None, run_id:
     course_ids = plan_doc["shards"][shard]
     busy = {} if plan_doc["params"].get("dry_run") else _lease(ledger, run_id, lease, course_ids)
     known = plan_doc.get("courses") or {}
-    answers = _each(canvas, lambda c: _course_bundle(canvas, c, known.get(str(c))), course_ids,
-                    f"extract shard {shard}: courses")
+    answers = _each(
+        canvas,
+        lambda c: _course_bundle(canvas, c, known.get(str(c))),
+        course_ids,
+        f"extract shard {shard}: courses",
+    )
     answers = [_checked(a) for a in answers]  # a malformed answer fails its course here, not the shard later
     bundles, failures = [], {}
     for course_id, answer in zip(course_ids, answers, strict=True):
@@ -362,11 +454,18 @@ def extract(canvas: CanvasApi, run_dir: Any, shard: int, *, ledger=None, run_id:
     write_canvas_answers(sd, bundles)
     storage.write_json(sd / "failed-courses.json", failures)
     subs = sum(len(b["submissions"]) for b in bundles)
-    log.info("extract shard %d: %d courses, %d submissions, %d courses failed", shard, len(bundles), subs, len(failures))
+    log.info(
+        "extract shard %d: %d courses, %d submissions, %d courses failed",
+        shard,
+        len(bundles),
+        subs,
+        len(failures),
+    )
     return {"shard": shard, "courses": len(bundles), "submissions": subs, "failed_courses": len(failures)}
 
 
 # ---------------------------------------------------------------------------- validate
+
 
 def _gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any | None):
     from canvas_aspen import report as report_mod
@@ -374,7 +473,9 @@ def _gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any |
 
     if docs_dir is None:
         return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
-    report_mod.private_dir(Path(docs_dir).parent.parent)  # the run's report folder: owner only, before GX writes
+    report_mod.private_dir(
+        Path(docs_dir).parent.parent
+    )  # the run's report folder: owner only, before GX writes
     try:
         return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
     finally:
@@ -404,15 +505,28 @@ def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | No
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-validate.json", result.findings + rules.hidden_findings(df))
     counts = df["bucket"].value_counts().to_dict()
-    log.info("validate shard %d: %d grades, buckets %s, findings %s", shard, len(df), counts,
-             dict(Counter(f["kind"] for f in result.findings)))
+    log.info(
+        "validate shard %d: %d grades, buckets %s, findings %s",
+        shard,
+        len(df),
+        counts,
+        dict(Counter(f["kind"] for f in result.findings)),
+    )
     return {"shard": shard, "rows": len(df), "buckets": counts, "findings": len(result.findings)}
 
 
 # ---------------------------------------------------------------------------- match
 
-def match_stage(aspen: AspenApi, run_dir: Any, shard: int, *, mappings: dict[str, dict[str, str]],
-                docs_dir: Any | None = None, student_id_field: str | None = None) -> dict[str, Any]:
+
+def match_stage(
+    aspen: AspenApi,
+    run_dir: Any,
+    shard: int,
+    *,
+    mappings: dict[str, dict[str, str]],
+    docs_dir: Any | None = None,
+    student_id_field: str | None = None,
+) -> dict[str, Any]:
     """R2: categories of every Aspen class of the shard; rosters (R16, R22: keyed by the Aspen
     connection's ``student_id_field`` unless given); the match and advice suites (R2, R13,
     R14, R22)."""
@@ -420,8 +534,12 @@ def match_stage(aspen: AspenApi, run_dir: Any, shard: int, *, mappings: dict[str
     sd = _shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    answers = _each(aspen, lambda c: (match.active_categories(aspen.list_categories(c)), aspen.list_students(c)),
-                    classes, f"match shard {shard}: Aspen classes")
+    answers = _each(
+        aspen,
+        lambda c: (match.active_categories(aspen.list_categories(c)), aspen.list_students(c)),
+        classes,
+        f"match shard {shard}: Aspen classes",
+    )
     categories, rosters = {}, {}
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, ApiError) and answer.status == 404:
@@ -437,33 +555,49 @@ def match_stage(aspen: AspenApi, run_dir: Any, shard: int, *, mappings: dict[str
     gradeable = df[df["bucket"].isin(GRADEABLE)]
     result = _gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match", docs_dir)
     _hold(df, result.held_back)
-    advice = _gate(match.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice",
-                   docs_dir.with_name(docs_dir.name + "-advice") if docs_dir else None)
+    advice = _gate(
+        match.groups_frame(gradeable),
+        ["advice"],
+        f"{run_dir.name}-shard{shard}-advice",
+        docs_dir.with_name(docs_dir.name + "-advice") if docs_dir else None,
+    )
 
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-match.json", result.findings + advice.findings)
     counts = df["bucket"].value_counts().to_dict()
-    log.info("match shard %d: %d classes, kinds %s, students by %s: %d ambiguous, buckets %s", shard, len(classes),
-             dict(Counter(table["match_kind"])), field, int(df["roster_ambiguous"].sum()), counts)
+    log.info(
+        "match shard %d: %d classes, kinds %s, students by %s: %d ambiguous, buckets %s",
+        shard,
+        len(classes),
+        dict(Counter(table["match_kind"])),
+        field,
+        int(df["roster_ambiguous"].sum()),
+        counts,
+    )
     return {"shard": shard, "classes": len(classes), "buckets": counts}
 
 
 # ---------------------------------------------------------------------------- deltas
 
+
 def _line_items_desired(eligible: pd.DataFrame, titles: dict[str, str] | None = None) -> pd.DataFrame:
     """One line item body per line item of the eligible rows; ``titles`` (R21) where given."""
     firsts = eligible.drop_duplicates("line_item_id")
     titles = titles or {}
-    bodies = [oneroster.line_item_body(r, titles.get(r["line_item_id"]))
-              for r in firsts[list(oneroster.LINE_ITEM_FIELDS)].to_dict("records")]
-    return pd.DataFrame({
-        "line_item_id": firsts["line_item_id"].to_numpy(),
-        "aspen_class_id": firsts["aspen_class_id"].to_numpy(),
-        "canvas_course_id": firsts["canvas_course_id"].to_numpy(),
-        "assignment_id": firsts["assignment_id"].to_numpy(),
-        "body": bodies,
-        "payload_hash": [deltas.payload_hash(b) for b in bodies],
-    })
+    bodies = [
+        oneroster.line_item_body(r, titles.get(r["line_item_id"]))
+        for r in firsts[list(oneroster.LINE_ITEM_FIELDS)].to_dict("records")
+    ]
+    return pd.DataFrame(
+        {
+            "line_item_id": firsts["line_item_id"].to_numpy(),
+            "aspen_class_id": firsts["aspen_class_id"].to_numpy(),
+            "canvas_course_id": firsts["canvas_course_id"].to_numpy(),
+            "assignment_id": firsts["assignment_id"].to_numpy(),
+            "body": bodies,
+            "payload_hash": [deltas.payload_hash(b) for b in bodies],
+        }
+    )
 
 
 def _aspen_results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -473,8 +607,15 @@ def _aspen_results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resync: bool,
-                 column_code_length: int | None = None) -> dict[str, Any]:
+def deltas_stage(
+    aspen: AspenApi,
+    ledger,
+    run_dir: Any,
+    shard: int,
+    *,
+    full_resync: bool,
+    column_code_length: int | None = None,
+) -> dict[str, Any]:
     """R8, R9, R7 (cleared), R10: what Aspen holds now and what we posted before, against
     what Canvas says; only the difference is posted. R21: line item titles unique in each
     class's gradebook column codes (the Aspen connection's ``column_code_length`` unless given)."""
@@ -487,12 +628,18 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
         _fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq(Bucket.ELIGIBLE), why)
     bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    missing = set(storage.read_json(sd / "missing-classes.json", default=[]))  # Aspen has no such class: not read again
+    missing = set(
+        storage.read_json(sd / "missing-classes.json", default=[])
+    )  # Aspen has no such class: not read again
     live = sorted(set(df.loc[df["bucket"].ne(Bucket.FAILED), "aspen_class_id"].dropna()) - missing)
     with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
         posted_later = reader.submit(ledger.posted_results, classes)
-        answers = _each(aspen, lambda c: (aspen.list_line_items(c), aspen.list_results(c)), live,
-                        f"deltas shard {shard}: Aspen classes")
+        answers = _each(
+            aspen,
+            lambda c: (aspen.list_line_items(c), aspen.list_results(c)),
+            live,
+            f"deltas shard {shard}: Aspen classes",
+        )
         posted = posted_later.result()
     aspen_items, aspen_results = [], []
     for class_id, answer in zip(live, answers, strict=True):
@@ -506,31 +653,43 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
     eligible = df[df["bucket"].eq(Bucket.ELIGIBLE)]
     decided = deltas.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
     actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
-        adopt=decided.actions.index.isin(decided.adopt.index))
+        adopt=decided.actions.index.isin(decided.adopt.index)
+    )
     findings = decided.findings + deltas.cleared_findings(df[df["bucket"].eq(Bucket.EMPTY)], posted)
     findings += deltas.hidden_after_posting_findings(df[df["bucket"].eq(Bucket.HIDDEN)], posted)
 
-    items_now = pd.DataFrame({
-        "line_item_id": [li.get("sourcedId") for li in aspen_items],
-        "aspen_class_id": [li["_class"] for li in aspen_items],
-        "title": [li.get("title") for li in aspen_items],
-        "status": [li.get("status") for li in aspen_items],
-    })
+    items_now = pd.DataFrame(
+        {
+            "line_item_id": [li.get("sourcedId") for li in aspen_items],
+            "aspen_class_id": [li["_class"] for li in aspen_items],
+            "title": [li.get("title") for li in aspen_items],
+            "status": [li.get("status") for li in aspen_items],
+        }
+    )
     taking_part = column_codes.participants(df[df["bucket"].ne(Bucket.FAILED)], oneroster.line_item_title)
     titles = column_codes.unique_titles(taking_part, items_now, length)
     desired = _line_items_desired(eligible, titles.titles)
-    sent = taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])].merge(
-        desired[["line_item_id", "canvas_course_id"]], on="line_item_id").merge(
-        eligible.drop_duplicates("line_item_id")[["line_item_id", "group_name"]], on="line_item_id")
+    sent = (
+        taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])]
+        .merge(desired[["line_item_id", "canvas_course_id"]], on="line_item_id")
+        .merge(eligible.drop_duplicates("line_item_id")[["line_item_id", "group_name"]], on="line_item_id")
+    )
     findings += column_codes.collision_findings(sent, titles, length)
-    li_actions = deltas.line_item_actions(desired, ledger.posted_line_items(classes), items_now,
-                                          full_resync=full_resync)
+    li_actions = deltas.line_item_actions(
+        desired, ledger.posted_line_items(classes), items_now, full_resync=full_resync
+    )
     assignment_ids = {
-        int(b["course"]["id"]): {int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []}
+        int(b["course"]["id"]): {
+            int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []
+        }
         for b in bundles
     }
-    class_to_course = df.dropna(subset=["aspen_class_id"]).drop_duplicates("aspen_class_id").set_index(
-        "aspen_class_id")["canvas_course_id"].to_dict()
+    class_to_course = (
+        df.dropna(subset=["aspen_class_id"])
+        .drop_duplicates("aspen_class_id")
+        .set_index("aspen_class_id")["canvas_course_id"]
+        .to_dict()
+    )
     orphaned = deltas.orphans(items_now, assignment_ids, class_to_course)
     findings += orphaned.findings
     orphan_ids = orphaned.line_item_ids
@@ -542,52 +701,90 @@ def deltas_stage(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, full_resy
     storage.write_json(sd / "orphans.json", orphan_ids)
     storage.write_json(sd / "findings-deltas.json", findings)
     todo = Counter(actions["action"]) if len(actions) else Counter()
-    log.info("deltas shard %d: results %s, line items to post %d, orphans %d", shard, dict(todo),
-             int((li_actions["action"] == "post").sum()), len(orphan_ids))
-    return {"shard": shard, "post": todo.get("post", 0), "unchanged": todo.get("unchanged", 0),
-            "orphans": len(orphan_ids)}
+    log.info(
+        "deltas shard %d: results %s, line items to post %d, orphans %d",
+        shard,
+        dict(todo),
+        int((li_actions["action"] == "post").sum()),
+        len(orphan_ids),
+    )
+    return {
+        "shard": shard,
+        "post": todo.get("post", 0),
+        "unchanged": todo.get("unchanged", 0),
+        "orphans": len(orphan_ids),
+    }
 
 
 # ---------------------------------------------------------------------------- post
 
 
-
 def _section_classes(bundles: list[dict[str, Any]]) -> dict[int, tuple[str | None, int]]:
     """Canvas section -> (its SIS id = its Aspen class, its Canvas course), as extract read
     them from Canvas in this run: the only classes this run may write to."""
-    return {int(s["id"]): (rows.sis_id(s.get("sis_section_id")), int(b["course"]["id"]))
-            for b in bundles for s in b.get("sections") or []}
+    return {
+        int(s["id"]): (rows.sis_id(s.get("sis_section_id")), int(b["course"]["id"]))
+        for b in bundles
+        for s in b.get("sections") or []
+    }
 
 
-def _unresolved_writes(li_post: pd.DataFrame, to_post: pd.DataFrame, orphan_ids: list[str],
-                       sections: dict[int, tuple[str | None, int]]) -> str | None:
+def _unresolved_writes(
+    li_post: pd.DataFrame,
+    to_post: pd.DataFrame,
+    orphan_ids: list[str],
+    sections: dict[int, tuple[str | None, int]],
+) -> str | None:
     """The class guard: why some write would touch an Aspen class this run did not resolve from a
     Canvas section's SIS id (None when every write is fine). A line item's id names its Canvas
     section; that section's SIS id must be the class its body, its row and its results name.
     Aspen does not scope a client to classes: this is what keeps a tampered or buggy stage
     file from writing into any other class of the district."""
+
     def target(li_id: Any) -> str | None:
         parsed = ids.parse_line_item_id(str(li_id))
         return sections.get(parsed[1], (None, 0))[0] if parsed else None
 
-    where = {li_id: target(li_id) for li_id in {*li_post["line_item_id"], *to_post["line_item_id"], *orphan_ids}}
-    body_class = li_post["body"].map(lambda b: str(((json.loads(b) or {}).get("class") or {}).get("sourcedId")))
-    bad = [f"line item {i} -> class {c!r}" for i, c, b in
-           zip(li_post["line_item_id"], li_post["aspen_class_id"], body_class, strict=True)
-           if where[i] is None or where[i] != c or b != c]
-    bad += [f"result {r} -> class {c!r}" for r, i, c in
-            zip(to_post["result_id"], to_post["line_item_id"], to_post["aspen_class_id"], strict=True)
-            if where[i] is None or where[i] != c or not str(r).startswith(f"{i}-u")]
+    where = {
+        li_id: target(li_id) for li_id in {*li_post["line_item_id"], *to_post["line_item_id"], *orphan_ids}
+    }
+    body_class = li_post["body"].map(
+        lambda b: str(((json.loads(b) or {}).get("class") or {}).get("sourcedId"))
+    )
+    bad = [
+        f"line item {i} -> class {c!r}"
+        for i, c, b in zip(li_post["line_item_id"], li_post["aspen_class_id"], body_class, strict=True)
+        if where[i] is None or where[i] != c or b != c
+    ]
+    bad += [
+        f"result {r} -> class {c!r}"
+        for r, i, c in zip(
+            to_post["result_id"], to_post["line_item_id"], to_post["aspen_class_id"], strict=True
+        )
+        if where[i] is None or where[i] != c or not str(r).startswith(f"{i}-u")
+    ]
     bad += [f"orphan deletion {i}" for i in orphan_ids if where[i] is None]
     if not bad:
         return None
-    return (f"refused to post this shard: {len(bad)} write(s) name an Aspen class this run did not resolve "
-            f"from a Canvas section's SIS id (stage files altered?), e.g. {'; '.join(bad[:3])}")
+    return (
+        f"refused to post this shard: {len(bad)} write(s) name an Aspen class this run did not resolve "
+        f"from a Canvas section's SIS id (stage files altered?), e.g. {'; '.join(bad[:3])}"
+    )
 
 
-def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_run: bool,
-         delete_orphans: bool, now: datetime | None = None, chunk: int = 2000,
-         lease: timedelta | None = None) -> dict[str, Any]:
+def post(
+    aspen: AspenApi,
+    ledger,
+    run_dir: Any,
+    shard: int,
+    *,
+    run_id: str,
+    dry_run: bool,
+    delete_orphans: bool,
+    now: datetime | None = None,
+    chunk: int = 2000,
+    lease: timedelta | None = None,
+) -> dict[str, Any]:
     """PUT the changed line items, then the changed results; record each accepted value in
     the ledger as soon as its chunk is done (a crash loses no record of what Aspen took).
 
@@ -609,8 +806,12 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
 
     if dry_run:
         df.loc[to_post.index, "bucket"] = Bucket.POSTED
-        log.info("post shard %d: dry run, would post %d line items and %d results", shard,
-                 int(li["action"].eq("post").sum()), len(to_post))
+        log.info(
+            "post shard %d: dry run, would post %d line items and %d results",
+            shard,
+            int(li["action"].eq("post").sum()),
+            len(to_post),
+        )
         return _finish_post(sd, df, findings, shard, dry_run=True)
 
     shard_courses = [int(c) for c in _plan(run_dir)["shards"][shard]]
@@ -622,10 +823,14 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     to_post = to_post[~to_post["canvas_course_id"].astype(str).isin(list(busy))]
     li = li[~li["canvas_course_id"].astype(str).isin(list(busy))]
     sections = _section_classes(storage.read_json(sd / "courses.json"))
-    orphan_ids = [i for i in storage.read_json(sd / "orphans.json", default=[]) if not (
-        (p := ids.parse_line_item_id(str(i))) and str(sections.get(p[1], (None, 0))[1]) in busy)]
-    refused = _unresolved_writes(li[li["action"].eq("post")], to_post, orphan_ids if delete_orphans else [],
-                                 sections)
+    orphan_ids = [
+        i
+        for i in storage.read_json(sd / "orphans.json", default=[])
+        if not ((p := ids.parse_line_item_id(str(i))) and str(sections.get(p[1], (None, 0))[1]) in busy)
+    ]
+    refused = _unresolved_writes(
+        li[li["action"].eq("post")], to_post, orphan_ids if delete_orphans else [], sections
+    )
     if refused:
         log.error("post shard %d: %s", shard, refused)
         _fail_rows(df, df.index.isin(to_post.index), refused)
@@ -634,22 +839,32 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
 
     # line items first: a result needs its line item
     li_post = li[li["action"].eq("post")]
-    outcomes = _each(aspen, lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
-                     li_post.to_dict("records"), f"post shard {shard}: line items")
+    outcomes = _each(
+        aspen,
+        lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
+        li_post.to_dict("records"),
+        f"post shard {shard}: line items",
+    )
     bad_items: dict[str, str] = {}
     good = []
     for r, out in zip(li_post.to_dict("records"), outcomes, strict=True):
         if isinstance(out, BaseException):
             bad_items[r["line_item_id"]] = _error_text(out)
-            findings.append(finding(
-                "aspen_rejected", f"Aspen rejected line item {r['line_item_id']}: {_error_text(out)}",
-                canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
-                assignment_id=int(r["assignment_id"])))
+            findings.append(
+                finding(
+                    "aspen_rejected",
+                    f"Aspen rejected line item {r['line_item_id']}: {_error_text(out)}",
+                    canvas_course_id=int(r["canvas_course_id"]),
+                    aspen_class_id=r["aspen_class_id"],
+                    assignment_id=int(r["assignment_id"]),
+                )
+            )
         else:
             good.append(r)
     if good:
-        ledger.record_posted_line_items(pd.DataFrame(good).drop(columns=["body", "action"], errors="ignore"),
-                                        run_id=run_id, posted_at=now)
+        ledger.record_posted_line_items(
+            pd.DataFrame(good).drop(columns=["body", "action"], errors="ignore"), run_id=run_id, posted_at=now
+        )
 
     blocked = to_post["line_item_id"].isin(list(bad_items))
     for rid, li_id in to_post.loc[blocked, "line_item_id"].items():
@@ -658,20 +873,31 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     results = to_post[~blocked]
     progress = Progress(f"post shard {shard}: results", len(results), aspen)
     for start in range(0, len(results), chunk):
-        part = results.iloc[start:start + chunk]
+        part = results.iloc[start : start + chunk]
         records = part.to_dict("records")
         outs = aspen.map_concurrent(
-            lambda r: aspen.put_result(r["result_id"], oneroster.result_body(r, now)), records, on_error="collect")
+            lambda r: aspen.put_result(r["result_id"], oneroster.result_body(r, now)),
+            records,
+            on_error="collect",
+        )
         accepted = []
         for r, out in zip(records, outs, strict=True):
             if isinstance(out, BaseException):
                 df.loc[r["row_id"], ["bucket", "error"]] = [Bucket.FAILED, _error_text(out)]
                 df.loc[r["row_id"], REFUSED] = True
-                findings.append(finding(
-                    "aspen_rejected", f"Aspen rejected the result: {_error_text(out)}",
-                    canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
-                    assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
-                    group_name=r["group_name"], student_sis_id=r["student_sis_id"], value=r["score_raw"]))
+                findings.append(
+                    finding(
+                        "aspen_rejected",
+                        f"Aspen rejected the result: {_error_text(out)}",
+                        canvas_course_id=int(r["canvas_course_id"]),
+                        aspen_class_id=r["aspen_class_id"],
+                        assignment_id=int(r["assignment_id"]),
+                        assignment_name=r["assignment_name"],
+                        group_name=r["group_name"],
+                        student_sis_id=r["student_sis_id"],
+                        value=r["score_raw"],
+                    )
+                )
             else:
                 accepted.append(r["row_id"])
         if accepted:
@@ -687,8 +913,11 @@ def post(aspen: AspenApi, ledger, run_dir: Any, shard: int, *, run_id: str, dry_
     if delete_orphans and orphan_ids:
         outs = _each(aspen, aspen.delete_line_item, orphan_ids, f"post shard {shard}: orphan deletions")
         deleted = [i for i, o in zip(orphan_ids, outs, strict=True) if not isinstance(o, BaseException)]
-        findings += [finding("aspen_rejected", f"could not delete orphaned line item {i}: {_error_text(o)}", value=i)
-                     for i, o in zip(orphan_ids, outs, strict=True) if isinstance(o, BaseException)]
+        findings += [
+            finding("aspen_rejected", f"could not delete orphaned line item {i}: {_error_text(o)}", value=i)
+            for i, o in zip(orphan_ids, outs, strict=True)
+            if isinstance(o, BaseException)
+        ]
         ledger.mark_line_items_deleted(deleted, run_id=run_id, at=now)
         log.info("post shard %d: deleted %d of %d orphaned line items", shard, len(deleted), len(orphan_ids))
     if lease is not None and run_id:
@@ -715,12 +944,16 @@ def _read_back_since(run_dir: Any) -> str | None:
     started = _plan(run_dir).get("started_at")
     if not started:
         return None
-    return (datetime.fromisoformat(started) - READ_BACK_MARGIN).astimezone(timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.000Z")
+    return (
+        (datetime.fromisoformat(started) - READ_BACK_MARGIN)
+        .astimezone(timezone.utc)
+        .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    )
 
 
-def _read_back(aspen: AspenApi, classes: list[str], posted: pd.DataFrame, since: str | None,
-               shard: int) -> list:
+def _read_back(
+    aspen: AspenApi, classes: list[str], posted: pd.DataFrame, since: str | None, shard: int
+) -> list:
     """Each class's results as verify needs them: only those modified since the run began
     (one page for a night's changes instead of the whole class), and the whole class where
     that answer lacks any result this run posted (a lost write, clock skew, a filter the
@@ -739,12 +972,20 @@ def _read_back(aspen: AspenApi, classes: list[str], posted: pd.DataFrame, since:
 
     answers = _each(aspen, recent, classes, what)
     wanted = posted.groupby("aspen_class_id")["result_id"].agg(set).to_dict()
-    again = [k for k, (class_id, answer) in enumerate(zip(classes, answers, strict=True))
-             if answer is None or (not isinstance(answer, BaseException)
-                                   and wanted.get(class_id, set()) - {r.get("sourcedId") for r in answer})]
+    again = [
+        k
+        for k, (class_id, answer) in enumerate(zip(classes, answers, strict=True))
+        if answer is None
+        or (
+            not isinstance(answer, BaseException)
+            and wanted.get(class_id, set()) - {r.get("sourcedId") for r in answer}
+        )
+    ]
     if again:
         log.info("verify shard %d: %d of %d classes read back in full", shard, len(again), len(classes))
-        for k, answer in zip(again, _each(aspen, aspen.list_results, [classes[k] for k in again], what), strict=True):
+        for k, answer in zip(
+            again, _each(aspen, aspen.list_results, [classes[k] for k in again], what), strict=True
+        ):
             answers[k] = answer
     return answers
 
@@ -762,8 +1003,13 @@ def verify(aspen: AspenApi, run_dir: Any, shard: int, *, dry_run: bool) -> dict[
     findings, results = [], []
     for class_id, answer in zip(classes, answers, strict=True):
         if isinstance(answer, BaseException):
-            findings.append(finding("verify_mismatch", f"could not read back class {class_id}: {_error_text(answer)}",
-                                    aspen_class_id=class_id))
+            findings.append(
+                finding(
+                    "verify_mismatch",
+                    f"could not read back class {class_id}: {_error_text(answer)}",
+                    aspen_class_id=class_id,
+                )
+            )
         else:
             results += answer
     readable = posted[~posted["aspen_class_id"].isin([f["aspen_class_id"] for f in findings])]
@@ -772,14 +1018,21 @@ def verify(aspen: AspenApi, run_dir: Any, shard: int, *, dry_run: bool) -> dict[
     now_by_id = aspen_now.drop_duplicates("result_id").set_index("result_id")
     for r in differs.to_dict("records"):
         held = now_by_id.loc[r["result_id"]] if r["result_id"] in now_by_id.index else None
-        findings.append(finding(
-            "verify_mismatch", "Aspen does not hold the value that was posted" if held is not None
-            else "the posted result is missing in Aspen",
-            canvas_course_id=int(r["canvas_course_id"]), aspen_class_id=r["aspen_class_id"],
-            assignment_id=int(r["assignment_id"]), assignment_name=r["assignment_name"],
-            student_sis_id=r["student_sis_id"],
-            value=None if held is None else f"{held['score']} ({held['score_status']})",
-            limit=f"{r['score']} ({r['score_status']})"))
+        findings.append(
+            finding(
+                "verify_mismatch",
+                "Aspen does not hold the value that was posted"
+                if held is not None
+                else "the posted result is missing in Aspen",
+                canvas_course_id=int(r["canvas_course_id"]),
+                aspen_class_id=r["aspen_class_id"],
+                assignment_id=int(r["assignment_id"]),
+                assignment_name=r["assignment_name"],
+                student_sis_id=r["student_sis_id"],
+                value=None if held is None else f"{held['score']} ({held['score_status']})",
+                limit=f"{r['score']} ({r['score_status']})",
+            )
+        )
     out = {"checked": len(posted), "mismatched": len(findings), "findings": findings}
     storage.write_json(sd / "verify.json", out)
     log.info("verify shard %d: %d results read back, %d mismatches", shard, len(posted), len(findings))
@@ -794,15 +1047,29 @@ _STAGE_FINDINGS = ("validate", "match", "deltas", "post")
 REFUSED = "aspen_refused"
 """A rows column: True where Aspen answered the PUT of this grade (or its line item) with a refusal."""
 
-REPORT_COLUMNS = ["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id", "match_kind", "group_id",
-                  "group_name", "group_weight", "aspen_categories", "category_suggestion", "error", REFUSED]
+REPORT_COLUMNS = [
+    "bucket",
+    "canvas_course_id",
+    "sis_course_id",
+    "aspen_class_id",
+    "match_kind",
+    "group_id",
+    "group_name",
+    "group_weight",
+    "aspen_categories",
+    "category_suggestion",
+    "error",
+    REFUSED,
+]
 """What the report (R17) and the setup sheet read of a shard's rows."""
 
 
 def record_stage_error(run_dir: Any, shard: int, stage: str, exc: BaseException) -> None:
     """A shard's stage failed: which one and why, for the report's course errors (the
     shard's grades that it had not settled count as failed, described by this)."""
-    storage.write_json(_shard_dir(run_dir, shard) / "stage-error.json", {"stage": stage, "error": _error_text(exc)})
+    storage.write_json(
+        _shard_dir(run_dir, shard) / "stage-error.json", {"stage": stage, "error": _error_text(exc)}
+    )
 
 
 def _stage_error_text(sd: Any) -> str | None:
@@ -817,15 +1084,27 @@ def _shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.
     """Final rows, failed courses, findings and verify of one shard, however far it got:
     if a stage crashed, every grade it had not settled counts as failed."""
     sd = _shard_dir(run_dir, shard)
-    failed = storage.read_json(sd / "failed-courses.json", default={}) if (sd / "failed-courses.json").exists() else None
+    failed = (
+        storage.read_json(sd / "failed-courses.json", default={})
+        if (sd / "failed-courses.json").exists()
+        else None
+    )
     if failed is None:
-        return pd.DataFrame(columns=["bucket"]), {str(c): "extract did not run or crashed" for c in course_ids}, [], {}
+        return (
+            pd.DataFrame(columns=["bucket"]),
+            {str(c): "extract did not run or crashed" for c in course_ids},
+            [],
+            {},
+        )
     frame = next((sd / n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
     df = storage.read_frame(frame, REPORT_COLUMNS) if frame is not None else pd.DataFrame(columns=["bucket"])
     if frame is None or frame.name != "final.parquet":
         why = _stage_error_text(sd)
-        _fail_rows(df, df["bucket"].eq(Bucket.ELIGIBLE), f"not posted: {why}" if why else
-                   "the run stopped before these grades were posted")
+        _fail_rows(
+            df,
+            df["bucket"].eq(Bucket.ELIGIBLE),
+            f"not posted: {why}" if why else "the run stopped before these grades were posted",
+        )
         for c in set(course_ids) - {int(b) for b in failed}:
             failed.setdefault(str(c), why or "a stage of this shard did not finish")
     findings = []
@@ -857,13 +1136,22 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
         verify_total["checked"] += ver.get("checked", 0)
         verify_total["mismatched"] += ver.get("mismatched", 0)
     frames = [f for f in frames if len(f)]
-    rows_all = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id"])
+    rows_all = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id"])
+    )
     params = plan_doc["params"]
     doc = report_mod.build(
-        run_id=run_id, dry_run=bool(params.get("dry_run")), params=params, started_at=started_at,
-        finished_at=datetime.now(timezone.utc).isoformat(), rows=rows_all, failed_courses=failed,
-        findings=findings, verify=verify_total,
+        run_id=run_id,
+        dry_run=bool(params.get("dry_run")),
+        params=params,
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(),
+        rows=rows_all,
+        failed_courses=failed,
+        findings=findings,
+        verify=verify_total,
     )
     doc["setup_sheet"] = sheet = setup_sheet.setup_sheet(rows_all)
     doc["courses_without_teacher_email"] = digest.courses_without_teacher_email(doc, course_teachers(run_dir))
@@ -875,8 +1163,12 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
     reasons = report_mod.run_failed(doc)
     ledger.release_courses(run_id)  # whatever a failed shard still held (course leases)
     ledger.record_findings(run_id, doc["findings"], scope="report")
-    ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed" if reasons else "success",
-                      totals=doc["totals"])
+    ledger.finish_run(
+        run_id,
+        finished_at=datetime.now(timezone.utc),
+        status="failed" if reasons else "success",
+        totals=doc["totals"],
+    )
     log.info("report: %s (for people: %s)", path, html)
     log.info("report: totals %s", doc["totals"])
     log.info("report: findings by kind %s", dict(Counter(f["kind"] for f in doc["findings"])))
@@ -884,6 +1176,7 @@ def report_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started
 
 
 # ---------------------------------------------------------------------------- teacher digest
+
 
 def course_teachers(run_dir: Any) -> dict[int, list[dict[str, Any]] | None]:
     """Each course extract read (with an SIS section), and its teachers as Canvas listed them
@@ -906,9 +1199,19 @@ def _scrub(text: str) -> str:
     return re.sub(r"[\w.+-]+@[\w-]+(\.[\w-]+)+", "<address>", text)[:500]
 
 
-def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: str, resend_after: timedelta,
-                 mailer: Any = None, canvas_url: str | None = None, timezone_name: str | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
+def digest_stage(
+    ledger,
+    run_dir: Any,
+    reports_dir: Any,
+    *,
+    run_id: str,
+    mode: str,
+    resend_after: timedelta,
+    mailer: Any = None,
+    canvas_url: str | None = None,
+    timezone_name: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The teacher digests of a run, after its report: one per teacher whose actionable findings
     changed since the last digest sent to them, or whose last digest is older than
     ``resend_after`` (``digest.due``). ``mode``: ``off`` (nothing), ``preview`` (write each
@@ -928,7 +1231,9 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
         log.info("digest: CANVAS_ASPEN_TEACHER_DIGEST=off, no teacher digest")
         return {"mode": mode, "counts": {}}
     if not (folder / "report.json").exists():
-        log.warning("digest: the run has no report.json (the report task did not write it): no teacher digest")
+        log.warning(
+            "digest: the run has no report.json (the report task did not write it): no teacher digest"
+        )
         return {"mode": mode, "counts": {}, "skipped": "no report"}
     if not (run_dir / "plan.json").exists():
         log.info("digest: the run's plan failed (nothing was read): no teacher digest")
@@ -939,10 +1244,17 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
         return {"mode": mode, "counts": {}, "skipped": "dry run"}
     if mode == "send" and mailer is None:
         raise ValueError("digest: mode send needs a mailer")
-    course_info = {int(k): {"name": v.get("name"), "sis_course_id": v.get("sis_course_id")}
-                   for k, v in (_plan(run_dir).get("courses") or {}).items()}
-    digests = digest.build_digests(doc, course_teachers(run_dir), course_info=course_info, canvas_url=canvas_url,
-                                   timezone_name=timezone_name)
+    course_info = {
+        int(k): {"name": v.get("name"), "sis_course_id": v.get("sis_course_id")}
+        for k, v in (_plan(run_dir).get("courses") or {}).items()
+    }
+    digests = digest.build_digests(
+        doc,
+        course_teachers(run_dir),
+        course_info=course_info,
+        canvas_url=canvas_url,
+        timezone_name=timezone_name,
+    )
     last = ledger.last_sent_digests([d.teacher_id for d in digests])
     out_dir = storage.private_dir(folder / DIGEST_FOLDER)
     listing = storage.read_json(out_dir / "index.json", default=[])  # a retried task's earlier attempt
@@ -951,17 +1263,38 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
         if d.reason is None:
             counts["unchanged"] += 1
             continue
-        if not ledger.claim_digest(run_id, d.teacher_id, mode=mode, email=d.email, fingerprint=d.fingerprint,
-                                   findings=d.actionable, course_ids=d.course_ids, reason=d.reason, now=now):
+        if not ledger.claim_digest(
+            run_id,
+            d.teacher_id,
+            mode=mode,
+            email=d.email,
+            fingerprint=d.fingerprint,
+            findings=d.actionable,
+            course_ids=d.course_ids,
+            reason=d.reason,
+            now=now,
+        ):
             counts["already_done"] += 1  # this run sent (or previewed) it before: never twice
             continue
         text, html = digest.render(d)
         stem = f"teacher-{d.teacher_id}"
         report_mod.write_private(out_dir, f"{stem}.txt", text)
         report_mod.write_private(out_dir, f"{stem}.html", html)
-        entry = {"teacher_id": d.teacher_id, "name": d.name, "email": d.email, "mode": mode, "reason": d.reason,
-                 "findings": d.actionable, "information": d.info, "course_ids": d.course_ids,
-                 "subject": d.subject, "text": f"{stem}.txt", "html": f"{stem}.html", "status": None, "error": None}
+        entry = {
+            "teacher_id": d.teacher_id,
+            "name": d.name,
+            "email": d.email,
+            "mode": mode,
+            "reason": d.reason,
+            "findings": d.actionable,
+            "information": d.info,
+            "course_ids": d.course_ids,
+            "subject": d.subject,
+            "text": f"{stem}.txt",
+            "html": f"{stem}.html",
+            "status": None,
+            "error": None,
+        }
         if mode == "preview":
             ledger.finish_digest(run_id, d.teacher_id, mode=mode, status="previewed", at=now)
             entry["status"] = "previewed"
@@ -970,10 +1303,14 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
                 mailer.send(d.email, d.subject, text, html)
             except Exception as exc:  # SMTP refused or unreachable: this teacher's digest only
                 entry["status"], entry["error"] = "failed", _scrub(f"{type(exc).__name__}: {exc}")
-                ledger.finish_digest(run_id, d.teacher_id, mode=mode, status="failed", at=now, error=entry["error"])
+                ledger.finish_digest(
+                    run_id, d.teacher_id, mode=mode, status="failed", at=now, error=entry["error"]
+                )
             else:
                 entry["status"] = "sent"
-                ledger.finish_digest(run_id, d.teacher_id, mode=mode, status="sent", at=datetime.now(timezone.utc))
+                ledger.finish_digest(
+                    run_id, d.teacher_id, mode=mode, status="sent", at=datetime.now(timezone.utc)
+                )
         counts[entry["status"]] += 1
         listing = [e for e in listing if (e["teacher_id"], e["mode"]) != (d.teacher_id, mode)] + [entry]
         storage.write_json(out_dir / "index.json", listing)  # after each teacher: a crash loses no record
@@ -986,16 +1323,26 @@ def digest_stage(ledger, run_dir: Any, reports_dir: Any, *, run_id: str, mode: s
 PLAN_FAILED = "plan-failed.json"
 
 
-def write_plan_failure(reports_dir: Any, run_id: str, exc: BaseException, *, params: dict[str, Any] | None,
-                       started_at: str | None) -> None:
+def write_plan_failure(
+    reports_dir: Any,
+    run_id: str,
+    exc: BaseException,
+    *,
+    params: dict[str, Any] | None,
+    started_at: str | None,
+) -> None:
     """The plan task failed: its reason goes into the run's report folder at once, so the
     reports list shows the run and why, and ``report`` writes a report that says so."""
     from canvas_aspen import report as report_mod
     from canvas_aspen.run_params import ParamError
 
     reason = str(exc) if isinstance(exc, ParamError) else _error_text(exc)
-    doc = {"reason": reason, "params": params or {}, "started_at": started_at,
-           "failed_at": datetime.now(timezone.utc).isoformat()}
+    doc = {
+        "reason": reason,
+        "params": params or {},
+        "started_at": started_at,
+        "failed_at": datetime.now(timezone.utc).isoformat(),
+    }
     report_mod.write_private(report_folder(reports_dir, run_id), PLAN_FAILED, json.dumps(doc, default=str))
 
 
@@ -1016,18 +1363,31 @@ def _report_without_plan(ledger, reports_dir: Any, *, run_id: str, started_at: s
     reason = failure.get("reason") or "the plan task did not finish (its log names what failed)"
     params = failure.get("params") or {}
     doc = report_mod.build(
-        run_id=run_id, dry_run=bool(params.get("dry_run")), params=params, started_at=started_at,
+        run_id=run_id,
+        dry_run=bool(params.get("dry_run")),
+        params=params,
+        started_at=started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
         rows=pd.DataFrame(columns=["bucket", "canvas_course_id", "sis_course_id", "aspen_class_id"]),
-        failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0}, error=f"plan failed: {reason}")
+        failed_courses={},
+        findings=[],
+        verify={"checked": 0, "mismatched": 0},
+        error=f"plan failed: {reason}",
+    )
     path = report_mod.write_json(folder, doc)
     html = report_html.write(folder, doc, [])
     report_mod.restrict(folder)
     ledger.release_courses(run_id)
     try:
-        ledger.finish_run(run_id, finished_at=datetime.now(timezone.utc), status="failed", totals=doc["totals"])
+        ledger.finish_run(
+            run_id, finished_at=datetime.now(timezone.utc), status="failed", totals=doc["totals"]
+        )
     except LookupError:
         pass  # the plan failed before it recorded the run
     log.info("report: %s (for people: %s); the plan failed, nothing was read or posted", path, html)
-    return {"report": str(path), "html": str(html), "totals": doc["totals"], "failed_reasons": doc["failed_reasons"]}
-
+    return {
+        "report": str(path),
+        "html": str(html),
+        "totals": doc["totals"],
+        "failed_reasons": doc["failed_reasons"],
+    }

@@ -46,7 +46,9 @@ def private_dir(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         mode = None
     if mode is not None and mode & 0o077:
-        log.warning("%s was open to its group or others (mode %s); made it owner-only (0700)", folder, oct(mode))
+        log.warning(
+            "%s was open to its group or others (mode %s); made it owner-only (0700)", folder, oct(mode)
+        )
     if mode != 0o700:
         os.chmod(folder, 0o700)
     return folder

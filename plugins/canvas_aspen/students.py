@@ -75,7 +75,9 @@ class StudentMatch(NamedTuple):
     roster_candidates: list[str | None]
 
 
-def match_students(class_ids: Iterable[Any], sis_ids: Iterable[Any], rosters: Mapping[str, Roster]) -> StudentMatch:
+def match_students(
+    class_ids: Iterable[Any], sis_ids: Iterable[Any], rosters: Mapping[str, Roster]
+) -> StudentMatch:
     """R22 for each (Aspen class, Canvas SIS id) pair. A row without a class or SIS id (R16
     holds it elsewhere), or whose class's roster could not be read, is not in the roster."""
     out = StudentMatch([], [], [], [])

@@ -32,9 +32,9 @@ def parse_term_refs(text: str | None) -> list[str]:
         if not ref:
             continue
         if ref.startswith(SIS_PREFIX):
-            if not ref[len(SIS_PREFIX):].strip():
+            if not ref[len(SIS_PREFIX) :].strip():
                 raise ValueError(f"CANVAS_ASPEN_TERMS: {ref!r} names no SIS term id")
-            ref = SIS_PREFIX + ref[len(SIS_PREFIX):].strip()
+            ref = SIS_PREFIX + ref[len(SIS_PREFIX) :].strip()
         elif not ref.isdigit():
             raise ValueError(f"CANVAS_ASPEN_TERMS: {ref!r} is neither a Canvas term id nor sis_term_id:<id>")
         if ref not in refs:
@@ -69,15 +69,19 @@ def named_terms(terms: list[dict[str, Any]], refs: list[str]) -> list[dict[str, 
     by_sis = {str(t["sis_term_id"]): t for t in terms if t.get("sis_term_id") not in (None, "")}
     chosen, unknown = [], []
     for ref in refs:
-        term = by_sis.get(ref[len(SIS_PREFIX):]) if ref.startswith(SIS_PREFIX) else by_id.get(ref)
+        term = by_sis.get(ref[len(SIS_PREFIX) :]) if ref.startswith(SIS_PREFIX) else by_id.get(ref)
         if term is None:
             unknown.append(ref)
         elif term not in chosen:
             chosen.append(term)
     if unknown:
-        known = ", ".join(f"{t.get('id')} ({t.get('sis_term_id') or 'no SIS id'}: {t.get('name')})" for t in terms)
-        raise ValueError(f"CANVAS_ASPEN_TERMS names term(s) Canvas does not have: {', '.join(unknown)}; "
-                         f"the account's terms are {known or 'none'}")
+        known = ", ".join(
+            f"{t.get('id')} ({t.get('sis_term_id') or 'no SIS id'}: {t.get('name')})" for t in terms
+        )
+        raise ValueError(
+            f"CANVAS_ASPEN_TERMS names term(s) Canvas does not have: {', '.join(unknown)}; "
+            f"the account's terms are {known or 'none'}"
+        )
     return chosen
 
 

@@ -65,13 +65,17 @@ _FOLDER_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,250}$")
 _SEGMENT_RE = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,255}$")
 
 # Our own pages: no script at all, styles inline only.
-_PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
-             "form-action 'self'; frame-ancestors 'self'")
+_PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
 # Served report files: report.html has inline scripts (filter/sort), Data Docs pull theirs from
 # CDNs. A CSP sandbox without allow-same-origin gives them an opaque origin: scripts run, but
 # they cannot read or call the Airflow UI/API with the viewer's session.
-_FILE_CSP = ("sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads; "
-             "frame-ancestors 'self'")
+_FILE_CSP = (
+    "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-downloads; "
+    "frame-ancestors 'self'"
+)
 
 
 def _api_root_path() -> str:
@@ -223,9 +227,13 @@ def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
         from sqlalchemy import select
 
         with create_session() as session:
-            waiting = session.execute(select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.pool).where(
-                TaskInstance.dag_id == DAG_ID, TaskInstance.state == "scheduled",
-                TaskInstance.pool.not_in(select(Pool.pool)))).all()
+            waiting = session.execute(
+                select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.pool).where(
+                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.state == "scheduled",
+                    TaskInstance.pool.not_in(select(Pool.pool)),
+                )
+            ).all()
             missing: dict[str, dict[str, set[str]]] = {}
             for run_id, task_id, pool in waiting:
                 missing.setdefault(run_id, {}).setdefault(pool, set()).add(task_id)
@@ -233,16 +241,30 @@ def airflow_runs(folders: set[str] | None = None) -> dict[str, dict[str, Any]]:
             if folders is None:
                 query = query.where(DagRun.run_id.in_(list(missing)))
             runs = session.execute(query).all()
-            wanted = {run_folder_name(r): (r, str(st)) for r, st in runs
-                      if folders is None or run_folder_name(r) in folders}
+            wanted = {
+                run_folder_name(r): (r, str(st))
+                for r, st in runs
+                if folders is None or run_folder_name(r) in folders
+            }
             out: dict[str, dict[str, Any]] = {}
             for name, (run_id, state) in wanted.items():
-                failed = session.execute(select(TaskInstance.task_id).where(
-                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
-                    TaskInstance.state.in_(["failed", "upstream_failed"]))).scalars().all()
-                out[name] = {"run_id": run_id, "state": state.rsplit(".", 1)[-1].lower(),
-                             "failed_tasks": sorted(set(failed)),
-                             "missing_pools": {p: sorted(t) for p, t in sorted(missing.get(run_id, {}).items())}}
+                failed = (
+                    session.execute(
+                        select(TaskInstance.task_id).where(
+                            TaskInstance.dag_id == DAG_ID,
+                            TaskInstance.run_id == run_id,
+                            TaskInstance.state.in_(["failed", "upstream_failed"]),
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                out[name] = {
+                    "run_id": run_id,
+                    "state": state.rsplit(".", 1)[-1].lower(),
+                    "failed_tasks": sorted(set(failed)),
+                    "missing_pools": {p: sorted(t) for p, t in sorted(missing.get(run_id, {}).items())},
+                }
             return out
     except Exception:  # no metadata DB here (tests, a bare process): say only what the files say
         log.debug("canvas-aspen UI: the Airflow metadata DB could not be read", exc_info=True)
@@ -253,18 +275,24 @@ def no_report_reason(airflow_run: dict[str, Any] | None) -> str | None:
     """Why a finished run has no report, or why a running one will never get there (a task
     waits for a pool that does not exist); None while it is simply still going, or unknown."""
     if airflow_run and airflow_run.get("missing_pools"):
-        parts = [f"task(s) {', '.join(tasks)} wait for the pool {pool!r}, which does not exist"
-                 for pool, tasks in airflow_run["missing_pools"].items()]
+        parts = [
+            f"task(s) {', '.join(tasks)} wait for the pool {pool!r}, which does not exist"
+            for pool, tasks in airflow_run["missing_pools"].items()
+        ]
         names = " / ".join(f'airflow pools set {p} 1 "grade passback"' for p in airflow_run["missing_pools"])
-        return ("the run cannot finish: " + "; ".join(parts) + " (Airflow never schedules them). Create the pool "
-                f"({names}, or Admin → Pools), or unset CANVAS_ASPEN_CANVAS_POOL / CANVAS_ASPEN_ASPEN_POOL; "
-                "then clear the waiting tasks or trigger again")
+        return (
+            "the run cannot finish: " + "; ".join(parts) + " (Airflow never schedules them). Create the pool "
+            f"({names}, or Admin → Pools), or unset CANVAS_ASPEN_CANVAS_POOL / CANVAS_ASPEN_ASPEN_POOL; "
+            "then clear the waiting tasks or trigger again"
+        )
     if not airflow_run or airflow_run["state"] not in ("success", "failed"):
         return None
     tasks = airflow_run["failed_tasks"]
     if tasks:
-        return (f"the run ended {airflow_run['state']} without a report: task(s) {', '.join(tasks)} failed "
-                "(their logs say why)")
+        return (
+            f"the run ended {airflow_run['state']} without a report: task(s) {', '.join(tasks)} failed "
+            "(their logs say why)"
+        )
     return f"the run ended {airflow_run['state']} without a report (the report task did not run)"
 
 
@@ -328,18 +356,33 @@ def run_digests(folder: Path) -> list[dict[str, Any]]:
     out = []
     for e in listing if isinstance(listing, list) else []:
         if isinstance(e, dict):
-            files = {k: e[k] for k in ("html", "text") if isinstance(e.get(k), str) and _DIGEST_FILE_RE.match(e[k])}
+            files = {
+                k: e[k] for k in ("html", "text") if isinstance(e.get(k), str) and _DIGEST_FILE_RE.match(e[k])
+            }
             out.append({**{k: e.get(k) for k in keep}, **files})
     return out
 
 
 def _stuck_run(folder: str, airflow_run: dict[str, Any]) -> dict[str, Any]:
     """A run that has no report folder yet and never will: it waits for a missing pool."""
-    return {"folder": folder, "run_id": airflow_run["run_id"], "dry_run": None, "status": "no_report", "exists": False,
-            "failed_reasons": [no_report_reason(airflow_run)], "started_at": None, "finished_at": None,
-            "totals": None, "verify": None, "failed_courses": None, "courses": None, "findings": None,
-            "findings_errors": None, "_sort": datetime.now(timezone.utc),
-            "files": {"report_html": False, "report_json": False, "findings_csv": False, "datadocs": False}}
+    return {
+        "folder": folder,
+        "run_id": airflow_run["run_id"],
+        "dry_run": None,
+        "status": "no_report",
+        "exists": False,
+        "failed_reasons": [no_report_reason(airflow_run)],
+        "started_at": None,
+        "finished_at": None,
+        "totals": None,
+        "verify": None,
+        "failed_courses": None,
+        "courses": None,
+        "findings": None,
+        "findings_errors": None,
+        "_sort": datetime.now(timezone.utc),
+        "files": {"report_html": False, "report_json": False, "findings_csv": False, "datadocs": False},
+    }
 
 
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
@@ -490,7 +533,9 @@ _TEMPLATES = {
     "message.html": """{% extends "base" %}{% block title %}{{ title }}{% endblock %}{% block body %}
 <h1>{{ title }}</h1><p>{{ message }}</p>{% if link %}<p><a href="{{ link }}">all grade passback runs</a></p>{% endif %}{% endblock %}""",
 }
-_env = Environment(loader=DictLoader(_TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True))
+_env = Environment(
+    loader=DictLoader(_TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True)
+)
 
 
 def _root(request: Request) -> str:
@@ -516,13 +561,15 @@ _BODY_RE = re.compile(r"<body[^>]*>", re.IGNORECASE)
 def _report_with_nav(path: Path, root: str, folder: str) -> Response:
     """report.html as written, with a line of links back to the reports list on top (the file
     itself stays standalone: it is also opened from disk)."""
-    nav = ('<nav style="font:13px system-ui,sans-serif;margin:0 0 12px">'
-           f'&larr; <a href="{html.escape(root)}/" target="_self">All grade passback runs</a> · '
-           f'<a href="{html.escape(root)}/runs/{html.escape(quote(folder))}/" target="_self">this run\'s files</a>'
-           '</nav>')
+    nav = (
+        '<nav style="font:13px system-ui,sans-serif;margin:0 0 12px">'
+        f'&larr; <a href="{html.escape(root)}/" target="_self">All grade passback runs</a> · '
+        f'<a href="{html.escape(root)}/runs/{html.escape(quote(folder))}/" target="_self">this run\'s files</a>'
+        "</nav>"
+    )
     text = path.read_text(encoding="utf-8", errors="replace")
     match = _BODY_RE.search(text)
-    text = text[:match.end()] + nav + text[match.end():] if match else nav + text
+    text = text[: match.end()] + nav + text[match.end() :] if match else nav + text
     return Response(text, media_type=RUN_FILES["report.html"], headers={"Content-Security-Policy": _FILE_CSP})
 
 
@@ -565,22 +612,33 @@ def _build_app() -> FastAPI:
                 403: f"Your Airflow account may not read the runs of {DAG_ID}.",
                 404: str(exc.detail),
             }[exc.status_code]
-            return _page("message.html", status_code=exc.status_code, title=str(exc.status_code),
-                         message=message, link=None if exc.status_code != 404 else f"{_root(request)}/")
+            return _page(
+                "message.html",
+                status_code=exc.status_code,
+                title=str(exc.status_code),
+                message=message,
+                link=None if exc.status_code != 404 else f"{_root(request)}/",
+            )
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)):
         runs = list_runs()
-        return _page("index.html", runs=runs[offset:offset + limit], total=len(runs), offset=offset, limit=limit,
-                     root=_root(request))
+        return _page(
+            "index.html",
+            runs=runs[offset : offset + limit],
+            total=len(runs),
+            offset=offset,
+            limit=limit,
+            root=_root(request),
+        )
 
     @app.get("/api/runs")
     def api_runs(request: Request, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)):
         runs = list_runs()
         root = _root(request)
         page = []
-        for r in runs[offset:offset + limit]:
+        for r in runs[offset : offset + limit]:
             base = f"{root}/runs/{quote(r['folder'])}"
             files = r.pop("files")
             r["links"] = {
@@ -594,24 +652,40 @@ def _build_app() -> FastAPI:
         return {"dag_id": DAG_ID, "total_entries": len(runs), "runs": page}
 
     @app.get("/run")
-    def run_by_id(request: Request, run_id: str = Query(..., min_length=1, max_length=250),
-                  dag_id: str | None = Query(None, max_length=250)):
+    def run_by_id(
+        request: Request,
+        run_id: str = Query(..., min_length=1, max_length=250),
+        dag_id: str | None = Query(None, max_length=250),
+    ):
         """The DAG run page's tab: this run's report, by Airflow run id."""
         root = _root(request)
         if dag_id is not None and dag_id != DAG_ID:
-            return _page("message.html", title="Grade passback report",
-                         message=f"This tab shows the reports of {DAG_ID} runs only.", link=None)
+            return _page(
+                "message.html",
+                title="Grade passback report",
+                message=f"This tab shows the reports of {DAG_ID} runs only.",
+                link=None,
+            )
         name = run_folder_name(run_id)
         try:
             folder = run_folder(name)
         except HTTPException:
             why = no_report_reason(airflow_runs({name}).get(name))
             if why:
-                return _page("message.html", status_code=404, title="No report for this run",
-                             message=why[0].upper() + why[1:] + ".", link=f"{root}/")
-            return _page("message.html", status_code=404, title="No report yet",
-                         message="This run has no report yet: it is still going, or ended before its "
-                                 "report task.", link=f"{root}/")
+                return _page(
+                    "message.html",
+                    status_code=404,
+                    title="No report for this run",
+                    message=why[0].upper() + why[1:] + ".",
+                    link=f"{root}/",
+                )
+            return _page(
+                "message.html",
+                status_code=404,
+                title="No report yet",
+                message="This run has no report yet: it is still going, or ended before its report task.",
+                link=f"{root}/",
+            )
         target = "report.html" if _is_regular_file(folder / "report.html") else ""
         return RedirectResponse(f"{root}/runs/{quote(name)}/{target}", status_code=303)
 
@@ -619,9 +693,16 @@ def _build_app() -> FastAPI:
     def run_page(request: Request, run: str):
         folder = run_folder(run)
         root = _root(request)
-        airflow_run = None if (folder / "report.json").exists() else airflow_runs({folder.name}).get(folder.name)
-        return _page("run.html", r=_run_summary(folder, airflow_run), root=root, digests=run_digests(folder),
-                     base=f"{root}/runs/{quote(folder.name)}")
+        airflow_run = (
+            None if (folder / "report.json").exists() else airflow_runs({folder.name}).get(folder.name)
+        )
+        return _page(
+            "run.html",
+            r=_run_summary(folder, airflow_run),
+            root=root,
+            digests=run_digests(folder),
+            base=f"{root}/runs/{quote(folder.name)}",
+        )
 
     @app.get("/runs/{run}/digests/{name}")
     def digest_file(run: str, name: str):

@@ -146,8 +146,10 @@ def _check_meta(where: str, meta: Mapping[str, Any]) -> None:
         raise ValueError(f"{where}: unknown finding kind {kind!r}")
     rule, severity, _ = KINDS[kind]
     if (meta["rule"], meta["severity"]) != (rule, severity):
-        raise ValueError(f"{where}: kind {kind!r} is rule {rule} severity {severity!r}, meta says "
-                         f"{meta['rule']} {meta['severity']!r}")
+        raise ValueError(
+            f"{where}: kind {kind!r} is rule {rule} severity {severity!r}, meta says "
+            f"{meta['rule']} {meta['severity']!r}"
+        )
     key = meta["finding_key"]
     if not key or not isinstance(key, list) or not all(isinstance(c, str) for c in key):
         raise ValueError(f"{where}: finding_key must be a non-empty list of column names")
@@ -199,8 +201,11 @@ def _import_gx():
     for name, logger in list(logging.root.manager.loggerDict.items()):
         # inherit WARNING; only loggers with a level of their own are touched: every setLevel
         # clears the logging cache of all loggers, and GX has hundreds (seconds per night)
-        if (name.startswith("great_expectations.") and isinstance(logger, logging.Logger)
-                and logger.level != logging.NOTSET):
+        if (
+            name.startswith("great_expectations.")
+            and isinstance(logger, logging.Logger)
+            and logger.level != logging.NOTSET
+        ):
             logger.setLevel(logging.NOTSET)
     return gx
 
@@ -224,8 +229,10 @@ def _ephemeral_context(data_docs_dir: Path | None):
         sites[_DOCS_SITE] = {
             "class_name": "SiteBuilder",
             "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(data_docs_dir)},
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(data_docs_dir),
+            },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }
     config = DataContextConfig(
@@ -240,9 +247,13 @@ def _ephemeral_context(data_docs_dir: Path | None):
 # Column-level expectation types: GX reads only their column kwargs and row conditions, so
 # the gate hands GX only those columns (the findings are built from the whole frame).
 _COLUMN_LEVEL = {
-    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null", "expect_column_values_to_be_between",
-    "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
-    "expect_column_pair_values_a_to_be_greater_than_b", "expect_column_pair_values_to_be_equal",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+    "expect_column_pair_values_to_be_equal",
 }
 
 
@@ -279,11 +290,15 @@ def _gx_frame(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
             if expectation.get("type") not in _COLUMN_LEVEL or condition is None:
                 return frame
             wanted |= condition
-            wanted |= {v for k, v in kwargs.items() if k in ("column", "column_A", "column_B") and isinstance(v, str)}
+            wanted |= {
+                v for k, v in kwargs.items() if k in ("column", "column_A", "column_B") and isinstance(v, str)
+            }
     return frame[[c for c in frame.columns if c in wanted]]
 
 
-def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str, *, store: bool) -> dict:
+def _validate(
+    context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str, *, store: bool
+) -> dict:
     """GX's validation result per suite, every suite on the same whole-frame batch.
 
     ``store``: run each suite as a GX ValidationDefinition, which keeps its result in the
@@ -294,30 +309,39 @@ def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name
     from great_expectations.core.run_identifier import RunIdentifier
 
     frame = _gx_frame(frame, suites).set_index(ROW_ID)
-    batch = (context.data_sources.add_pandas("frame")
-             .add_dataframe_asset("frame")
-             .add_batch_definition_whole_dataframe("frame"))
+    batch = (
+        context.data_sources.add_pandas("frame")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("frame")
+    )
     run_id = RunIdentifier(run_name=run_name)
     validator = None
     if not store:
         from great_expectations.validator.v1_validator import Validator
 
-        validator = Validator(batch_definition=batch, batch_parameters={"dataframe": frame},
-                              result_format=RESULT_FORMAT_IDS_ONLY)
+        validator = Validator(
+            batch_definition=batch,
+            batch_parameters={"dataframe": frame},
+            result_format=RESULT_FORMAT_IDS_ONLY,
+        )
     results = {}
     for name, spec in suites.items():
         suite = context.suites.add(gx.ExpectationSuite(**spec))
         if len(suite.expectations) != len(spec["expectations"]):
             # GX logs and drops an expectation whose configuration it cannot build.
-            raise ValueError(f"suite {name!r}: GX accepted {len(suite.expectations)} of "
-                             f"{len(spec['expectations'])} expectations (see the GX error above)")
+            raise ValueError(
+                f"suite {name!r}: GX accepted {len(suite.expectations)} of "
+                f"{len(spec['expectations'])} expectations (see the GX error above)"
+            )
         if validator is not None:
             results[name] = validator.validate_expectation_suite(suite)
             continue
         definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        results[name] = definition.run(batch_parameters={"dataframe": frame},
-                                       result_format=RESULT_FORMAT, run_id=run_id)
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        results[name] = definition.run(
+            batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, run_id=run_id
+        )
     return results
 
 
@@ -349,11 +373,15 @@ def _flagged_row_ids(suite: str, outcome, result) -> list[int]:
     if listed is None:
         if outcome.success:
             return []
-        raise GateError(suite, config, "it failed without naming rows (not a row-level expectation)",
-                        _result_json(result))
+        raise GateError(
+            suite, config, "it failed without naming rows (not a row-level expectation)", _result_json(result)
+        )
     # one {"row_id": id, <column>: value} per row, or {"row_id": [ids]} without the values
-    row_ids = [int(i) for entry in listed
-               for i in (entry[ROW_ID] if isinstance(entry[ROW_ID], list) else [entry[ROW_ID]])]
+    row_ids = [
+        int(i)
+        for entry in listed
+        for i in (entry[ROW_ID] if isinstance(entry[ROW_ID], list) else [entry[ROW_ID]])
+    ]
     if len(row_ids) != outcome.result.get("unexpected_count", len(row_ids)):
         raise GateError(suite, config, "GX named fewer rows than it counted", _result_json(result))
     return row_ids
@@ -504,6 +532,13 @@ def run_gate(
         gate.data_docs_index = _build_data_docs(context, docs_dir)
         clock.lap("data_docs")
     gate.timings = {**clock.laps, "total": clock.total()}
-    log.info("gate %s: %d rows, %d held back, %d findings, %s, seconds %s", run_name, len(frame),
-             len(gate.held_back), len(gate.findings), gate.statistics, gate.timings)
+    log.info(
+        "gate %s: %d rows, %d held back, %d findings, %s, seconds %s",
+        run_name,
+        len(frame),
+        len(gate.held_back),
+        len(gate.findings),
+        gate.statistics,
+        gate.timings,
+    )
     return gate

@@ -19,8 +19,9 @@ DAG_ID = "canvas_aspen_grade_passback"
 def airflow_db(airflow_home):
     """`airflow db migrate` into the session's isolated Airflow home (SQLite)."""
     airflow = Path(sys.executable).parent / "airflow"
-    out = subprocess.run([str(airflow), "db", "migrate"], env=dict(os.environ), capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [str(airflow), "db", "migrate"], env=dict(os.environ), capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return airflow_home
 
@@ -41,8 +42,14 @@ class Runner:
         self.dag, self.reports_dir = dag, reports_dir
         # dag.test() resolves params on the shared DAG object: always pass every param, so
         # one test's conf can never leak into the next run
-        self.defaults = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
-                         "category_mappings": {}, "mapping_file": ""}
+        self.defaults = {
+            "course_ids": [],
+            "dry_run": False,
+            "full_resync": False,
+            "delete_orphans": False,
+            "category_mappings": {},
+            "mapping_file": "",
+        }
 
     def run(self, **conf) -> tuple[Any, Path, dict]:
         """The DAG run, its new report folder and its report."""
@@ -67,8 +74,10 @@ def _runner(dag, base: Path, mp: pytest.MonkeyPatch, *, whole: bool = False):
     mp.setenv("CANVAS_ASPEN_REPORTS_DIR", str(reports))
     mp.setenv("CANVAS_ASPEN_SHARDS", "2")
     mp.setenv("CANVAS_ASPEN_COURSES_PER_SHARD", "1")  # two shards of the demo's three courses
-    mp.setenv("AIRFLOW_CONN_CANVAS_ASPEN_LEDGER", json.dumps(
-        {"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{base / 'ledger.db'}"}}))
+    mp.setenv(
+        "AIRFLOW_CONN_CANVAS_ASPEN_LEDGER",
+        json.dumps({"conn_type": "sqlite", "extra": {"sqlalchemy_url": f"sqlite:///{base / 'ledger.db'}"}}),
+    )
     runner = Runner(dag, reports)
 
     def run(sb, **conf):

@@ -28,8 +28,9 @@ def _assert_failed_in_plan_once(state, report, dr, folder, reason: str, started:
     assert reason in html and "failed" in html
 
 
-def test_a_course_that_does_not_exist_fails_the_plan_at_once_with_a_report(sandbox_factory, passback_dag,
-                                                                           tmp_path, monkeypatch):
+def test_a_course_that_does_not_exist_fails_the_plan_at_once_with_a_report(
+    sandbox_factory, passback_dag, tmp_path, monkeypatch
+):
     from tests.e2e.conftest import _runner
 
     run = _runner(passback_dag, tmp_path, monkeypatch, whole=True)
@@ -42,8 +43,9 @@ def test_a_course_that_does_not_exist_fails_the_plan_at_once_with_a_report(sandb
     assert sb.state()["results"] == before["results"]  # nothing was posted
 
 
-def test_a_mapping_file_that_does_not_exist_fails_the_plan_naming_the_path(sandbox_factory, passback_dag,
-                                                                          tmp_path, monkeypatch):
+def test_a_mapping_file_that_does_not_exist_fails_the_plan_naming_the_path(
+    sandbox_factory, passback_dag, tmp_path, monkeypatch
+):
     from tests.e2e.conftest import _runner
 
     run = _runner(passback_dag, tmp_path, monkeypatch, whole=True)

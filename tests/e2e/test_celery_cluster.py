@@ -59,13 +59,22 @@ def cluster() -> Iterator[AirflowStack]:
 
     with Sandbox.start(scenario="demo") as sb:
         try:
-            stack = AirflowStack.start(sandbox=sb, executor="CeleryExecutor", celery_workers=len(WORKERS),
-                                       worker_concurrency=1, shards=SHARDS, ledger="postgres",
-                                       pools={"canvas_api": 1, "aspen_api": 1}, hostname_prefix="canvas-aspen-e2e",
-                                       env={"CANVAS_ASPEN_COURSES_PER_SHARD": "1",  # SHARDS shards of 3 courses
-                                            "CANVAS_ASPEN_CANVAS_POOL": "canvas_api",
-                                            "CANVAS_ASPEN_ASPEN_POOL": "aspen_api",
-                                            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"})
+            stack = AirflowStack.start(
+                sandbox=sb,
+                executor="CeleryExecutor",
+                celery_workers=len(WORKERS),
+                worker_concurrency=1,
+                shards=SHARDS,
+                ledger="postgres",
+                pools={"canvas_api": 1, "aspen_api": 1},
+                hostname_prefix="canvas-aspen-e2e",
+                env={
+                    "CANVAS_ASPEN_COURSES_PER_SHARD": "1",  # SHARDS shards of 3 courses
+                    "CANVAS_ASPEN_CANVAS_POOL": "canvas_api",
+                    "CANVAS_ASPEN_ASPEN_POOL": "aspen_api",
+                    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
+                },
+            )
         except StackUnavailable as exc:
             if os.environ.get("CI_REQUIRE_SERVICES") == "1":
                 pytest.fail(f"{exc} (CI_REQUIRE_SERVICES=1: PostgreSQL and Redis are required)")
@@ -104,8 +113,12 @@ def _result_view(result: dict) -> dict:
         return value.get("sourcedId") if isinstance(value, dict) else value
 
     score = result.get("score")
-    return {"lineItem": ref(result.get("lineItem")), "student": ref(result.get("student")),
-            "scoreStatus": result.get("scoreStatus"), "score": None if score is None else float(score)}
+    return {
+        "lineItem": ref(result.get("lineItem")),
+        "student": ref(result.get("student")),
+        "scoreStatus": result.get("scoreStatus"),
+        "score": None if score is None else float(score),
+    }
 
 
 def _ours(state: dict, kind: str) -> dict:
@@ -117,25 +130,35 @@ def _assert_aspen_state(state: dict, *, classes: set[str] | None) -> None:
     'untouched' records are still there, and nothing else of ours."""
     untouched_items = set(EXPECTED["untouched"]["lineItems"])
     untouched_results = set(EXPECTED["untouched"]["results"])
-    want_items = {k: _line_item_view(v) for k, v in EXPECTED["lineItems"].items()
-                  if classes is None or v["class"] in classes}
-    want_results = {k: _result_view(v) for k, v in EXPECTED["results"].items()
-                    if v["lineItem"] in want_items}
+    want_items = {
+        k: _line_item_view(v)
+        for k, v in EXPECTED["lineItems"].items()
+        if classes is None or v["class"] in classes
+    }
+    want_results = {k: _result_view(v) for k, v in EXPECTED["results"].items() if v["lineItem"] in want_items}
 
     missing = untouched_items - set(state["lineItems"]) | (untouched_results - set(state["results"]))
     assert not missing, f"records that must stay in Aspen are gone: {sorted(missing)}"
 
-    have_items = {k: _line_item_view(v) for k, v in _ours(state, "lineItems").items() if k not in untouched_items}
-    have_results = {k: _result_view(v) for k, v in _ours(state, "results").items() if k not in untouched_results}
+    have_items = {
+        k: _line_item_view(v) for k, v in _ours(state, "lineItems").items() if k not in untouched_items
+    }
+    have_results = {
+        k: _result_view(v) for k, v in _ours(state, "results").items() if k not in untouched_results
+    }
     assert set(have_items) == set(want_items), (
         f"line items: missing {sorted(set(want_items) - set(have_items))}, "
-        f"unexpected {sorted(set(have_items) - set(want_items))}")
+        f"unexpected {sorted(set(have_items) - set(want_items))}"
+    )
     wrong = {k: (have_items[k], want_items[k]) for k in want_items if have_items[k] != want_items[k]}
     assert not wrong, f"line items differ (have, want): {wrong}"
     assert set(have_results) == set(want_results), (
         f"results: missing {sorted(set(want_results) - set(have_results))}, "
-        f"unexpected {sorted(set(have_results) - set(want_results))}")
-    wrong = {k: (have_results[k], want_results[k]) for k in want_results if have_results[k] != want_results[k]}
+        f"unexpected {sorted(set(have_results) - set(want_results))}"
+    )
+    wrong = {
+        k: (have_results[k], want_results[k]) for k in want_results if have_results[k] != want_results[k]
+    }
     assert not wrong, f"results differ (have, want): {wrong}"
 
 
@@ -144,7 +167,10 @@ def _assert_report_adds_up(report: dict) -> None:
     buckets = tuple(str(bucket) for bucket in FINAL)  # R17's six buckets, hidden (R20) among them
     assert totals["considered"] == sum(totals[b] for b in buckets), totals
     for bucket in ("considered", *buckets):
-        assert totals[bucket] == sum(course[bucket] for course in report["courses"]), (bucket, report["courses"])
+        assert totals[bucket] == sum(course[bucket] for course in report["courses"]), (
+            bucket,
+            report["courses"],
+        )
     assert totals["failed"] == 0, totals
     assert report["verify"]["mismatched"] == 0, report["verify"]
 
@@ -202,11 +228,15 @@ def test_passback_on_a_celery_cluster(cluster: AirflowStack) -> None:
     mapped_second = _mapped(c, second)
     assert len(mapped_second) == len(STAGES) * SHARDS, len(mapped_second)
     pools = {(t["task_id"], t["pool"]) for t in mapped_second}
-    assert pools == {("extract", "canvas_api"), ("validate", "default_pool"),
-                     *((stage, "aspen_api") for stage in ("match", "deltas", "post", "verify"))}, pools
+    assert pools == {
+        ("extract", "canvas_api"),
+        ("validate", "default_pool"),
+        *((stage, "aspen_api") for stage in ("match", "deltas", "post", "verify")),
+    }, pools
     assert _hosts(mapped_second) == workers, (
         f"the district run's shards ran on {_hosts(mapped_second)}, expected both workers {workers}\n"
-        f"{c.task_summary(second)}")
+        f"{c.task_summary(second)}"
+    )
     report = c.report(second)
     _assert_report_adds_up(report)
     assert {course["canvas_course_id"] for course in report["courses"]} >= {101, 102, 103}

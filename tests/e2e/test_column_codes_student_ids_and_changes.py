@@ -14,7 +14,10 @@ from sandbox.student_ids import aspen_style_student_ids
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
 
 EXPECTED = json.loads(
-    (__import__("pathlib").Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json").read_text())
+    (
+        __import__("pathlib").Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json"
+    ).read_text()
+)
 LINE_ITEM_PUT = "PUT /ims/oneroster/v1p1/lineItems/{sourced_id}"
 
 
@@ -47,7 +50,9 @@ def _line_item_puts(sb) -> int:
     return sb.stats("aspen")["endpoints"].get(LINE_ITEM_PUT, {}).get("count", 0)
 
 
-def test_r21_colliding_titles_go_unique_stay_stable_and_send_nothing_when_unchanged(sandbox_factory, run_passback):
+def test_r21_colliding_titles_go_unique_stay_stable_and_send_nothing_when_unchanged(
+    sandbox_factory, run_passback
+):
     sb = sandbox_factory(scenario="demo")  # the sandbox Aspen refuses duplicate column codes (its default)
     sb.canvas_update_assignment(103, 3206, post_to_sis=False)  # night 1: only the Test is sendable
 
@@ -71,7 +76,11 @@ def test_r21_colliding_titles_go_unique_stay_stable_and_send_nothing_when_unchan
     assert _line_item_puts(sb) == 1
     (warning,) = _kinds(report, "column_code_collision")
     assert (warning["rule"], warning["severity"], warning["assignment_id"], warning["value"]) == (
-        "R21", "warning", 3206, "#2 Chapter 1 Quiz")
+        "R21",
+        "warning",
+        3206,
+        "#2 Chapter 1 Quiz",
+    )
     assert warning["aspen_class_id"] == "ENG10-P3" and "Chapter 1 Test" in warning["message"]
     results = sb.state(class_id="ENG10-P3")["results"]
     assert results["canvas-a3206-s1031-u5301"]["score"] == 9
@@ -92,7 +101,9 @@ def test_r21_column_code_length_zero_sends_canvas_names_as_they_are(sandbox_fact
     assert state_ == "success", report["findings"][:3]
     items = sb.state(class_id="ENG10-P3")["lineItems"]
     assert (items["canvas-a3206-s1031"]["title"], items["canvas-a3207-s1031"]["title"]) == (
-        "Chapter 1 Quiz", "Chapter 1 Test")
+        "Chapter 1 Quiz",
+        "Chapter 1 Test",
+    )
     assert _kinds(report, "column_code_collision") == []
 
 
@@ -100,8 +111,16 @@ def _district_with_aspen_ids() -> dict:
     """The demo district whose Aspen uses Aspen ids; one more roster user of ENG10-P3 carries
     Sofia's student number (S1003) as well: her English grades are ambiguous."""
     district = aspen_style_student_ids(scenario_mod.load("demo"))
-    district["aspen"]["students"].append({"sourcedId": "std_900001", "identifier": "S1003", "givenName": "Other",
-                                          "familyName": "Student", "username": "other", "email": None})
+    district["aspen"]["students"].append(
+        {
+            "sourcedId": "std_900001",
+            "identifier": "S1003",
+            "givenName": "Other",
+            "familyName": "Student",
+            "username": "other",
+            "email": None,
+        }
+    )
     eng = next(c for c in district["aspen"]["classes"] if c["sourcedId"] == "ENG10-P3")
     eng["roster"].append("std_900001")
     return district
@@ -115,14 +134,21 @@ def test_r22_student_numbers_matched_by_identifier_results_name_aspen_ids(sandbo
     # the default student_id_field (sourcedId) finds nobody: every grade is held back, nothing posted
     state_, report = run_passback(sb)
     assert report["totals"]["posted"] == 0
-    assert not [k for k in sb.state()["results"] if k.startswith("canvas-") and k not in EXPECTED["untouched"]["results"]]
+    assert not [
+        k
+        for k in sb.state()["results"]
+        if k.startswith("canvas-") and k not in EXPECTED["untouched"]["results"]
+    ]
     assert _kinds(report, "student_not_in_aspen_class")
 
     state_, report = run_passback(WithAspenExtras(sb, student_id_field="identifier"))
     assert state_ == "success", report["findings"][:3]
     results = sb.state()["results"]
-    sofia_in_english = {k for k, v in EXPECTED["results"].items() if v["student"] == "S1003"
-                       and v["lineItem"].endswith("-s1031")}
+    sofia_in_english = {
+        k
+        for k, v in EXPECTED["results"].items()
+        if v["student"] == "S1003" and v["lineItem"].endswith("-s1031")
+    }
     for sid, want in EXPECTED["results"].items():
         if sid in sofia_in_english:
             assert sid not in results, sid
@@ -131,7 +157,9 @@ def test_r22_student_numbers_matched_by_identifier_results_name_aspen_ids(sandbo
         assert _ref(results[sid]["student"]) == ids[want["student"]], sid  # the Aspen id, never the number
         assert results[sid]["scoreStatus"] == want["scoreStatus"]
     ambiguous = _kinds(report, "ambiguous_student")
-    assert ambiguous and {(f["aspen_class_id"], f["student_sis_id"]) for f in ambiguous} == {("ENG10-P3", "S1003")}
+    assert ambiguous and {(f["aspen_class_id"], f["student_sis_id"]) for f in ambiguous} == {
+        ("ENG10-P3", "S1003")
+    }
     assert all(f["rule"] == "R22" and f["severity"] == "error" for f in ambiguous)
     assert ids["S1003"] in ambiguous[0]["value"] and "std_900001" in ambiguous[0]["value"]
     # only the demo's own R16 case (Mia, S1007, not on the roster) is not found
@@ -139,11 +167,13 @@ def test_r22_student_numbers_matched_by_identifier_results_name_aspen_ids(sandbo
     # her Algebra grades go under her one Aspen id
     assert _ref(results["canvas-a3001-s1011-u5003"]["student"]) == ids["S1003"]
     assert report["totals"]["considered"] == sum(
-        report["totals"][b] for b in report["totals"] if b != "considered")
+        report["totals"][b] for b in report["totals"] if b != "considered"
+    )
 
 
 def test_changed_assignments_update_in_place_overrides_date_their_class_and_dropped_students_are_ignored(
-        sandbox_factory, run_passback):
+    sandbox_factory, run_passback
+):
     demo = scenario_mod.load("demo")
     biology = next(c for c in demo["canvas"]["courses"] if c["id"] == 102)
     lab1 = next(a for g in biology["assignment_groups"] for a in g["assignments"] if a["id"] == 3101)
@@ -162,10 +192,17 @@ def test_changed_assignments_update_in_place_overrides_date_their_class_and_drop
     considered = report["totals"]["considered"]
 
     # the teacher renames, re-scales, re-groups and re-dates Lab 1, and moves P5's Lab 2 into Q2
-    sb.canvas_update_assignment(102, 3101, name="Lab 1 Microscopes and slides", points_possible=25,
-                                assignment_group_id=214, due_at="2027-02-10T16:00:00Z")
-    sb.canvas_update_assignment(102, 3102, overrides=[{"id": 71, "course_section_id": 1022,
-                                                       "due_at": "2026-11-19T16:00:00Z"}])
+    sb.canvas_update_assignment(
+        102,
+        3101,
+        name="Lab 1 Microscopes and slides",
+        points_possible=25,
+        assignment_group_id=214,
+        due_at="2027-02-10T16:00:00Z",
+    )
+    sb.canvas_update_assignment(
+        102, 3102, overrides=[{"id": 71, "course_section_id": 1022, "due_at": "2026-11-19T16:00:00Z"}]
+    )
     state_, report = run_passback(sb)
     assert state_ == "success", report["findings"][:3]
     after = sb.state()
@@ -177,9 +214,14 @@ def test_changed_assignments_update_in_place_overrides_date_their_class_and_drop
         assert _instant(li["dueDate"]) == _instant("2027-02-10T16:00:00Z")
         assert _ref(li["gradingPeriod"]) == "GP-2627-Q3"
     assert sorted(k for k in after["lineItems"] if k.startswith("canvas-a3101-")) == [
-        "canvas-a3101-s1021", "canvas-a3101-s1022"]
+        "canvas-a3101-s1021",
+        "canvas-a3101-s1022",
+    ]
     p5 = after["lineItems"]["canvas-a3102-s1022"]  # the override's date and its grading period
-    assert _instant(p5["dueDate"]) == _instant("2026-11-19T16:00:00Z") and _ref(p5["gradingPeriod"]) == "GP-2627-Q2"
+    assert (
+        _instant(p5["dueDate"]) == _instant("2026-11-19T16:00:00Z")
+        and _ref(p5["gradingPeriod"]) == "GP-2627-Q2"
+    )
     p2 = after["lineItems"]["canvas-a3102-s1021"]  # the other class keeps the assignment's own date
     assert _instant(p2["dueDate"]) == _instant("2026-11-18T16:00:00Z")
     assert after["results"]["canvas-a3102-s1022-u5201"]["lineItem"]["sourcedId"] == "canvas-a3102-s1022"

@@ -14,7 +14,10 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
 
 EXPECTED = json.loads(
-    (__import__("pathlib").Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json").read_text())
+    (
+        __import__("pathlib").Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json"
+    ).read_text()
+)
 REF_FIELDS = {"class": "class", "category": "category", "gradingPeriod": "gradingPeriod"}
 
 
@@ -27,7 +30,9 @@ def _instant(text):
 
 
 def _ours(state: dict, kind: str) -> dict:
-    return {k: v for k, v in state[kind].items() if k.startswith("canvas-") and v.get("status") != "tobedeleted"}
+    return {
+        k: v for k, v in state[kind].items() if k.startswith("canvas-") and v.get("status") != "tobedeleted"
+    }
 
 
 def assert_line_items(state: dict, expected: dict) -> None:
@@ -84,9 +89,11 @@ def test_R17_R18_demo_district_first_run_second_run_and_a_day_of_grading(demo, r
     assert_results(after, EXPECTED["results"])
     # ... and nothing else of ours (untouched ones keep their values; nothing held back got through)
     assert set(_ours(after, "lineItems")) == set(EXPECTED["lineItems"]) | {
-        k for k in EXPECTED["untouched"]["lineItems"] if k.startswith("canvas-")}
+        k for k in EXPECTED["untouched"]["lineItems"] if k.startswith("canvas-")
+    }
     assert set(_ours(after, "results")) == set(EXPECTED["results"]) | {
-        k for k in EXPECTED["untouched"]["results"] if k.startswith("canvas-")}
+        k for k in EXPECTED["untouched"]["results"] if k.startswith("canvas-")
+    }
     assert {k: after["results"][k] for k in untouched} == untouched
     held = {f"canvas-a{h['assignment_id']}-s{h['section_id']}-u{h['user_id']}" for h in EXPECTED["held_back"]}
     assert not held & set(after["results"])
@@ -98,8 +105,13 @@ def test_R17_R18_demo_district_first_run_second_run_and_a_day_of_grading(demo, r
     kinds = {f["kind"] for f in report["findings"]}
     for h in EXPECTED["held_back"]:
         assert set(h["kinds"]) & kinds, h
-    assert {"orphaned_line_item", "category_case_mismatch", "weight_mismatch", "unweighted_group",
-            "imported_assignments_group"} <= kinds
+    assert {
+        "orphaned_line_item",
+        "category_case_mismatch",
+        "weight_mismatch",
+        "unweighted_group",
+        "imported_assignments_group",
+    } <= kinds
 
     # R8: the second night finds nothing to post and creates no duplicate
     state_, again = run_passback(demo)
@@ -116,7 +128,9 @@ def test_R17_R18_demo_district_first_run_second_run_and_a_day_of_grading(demo, r
     changed = EXPECTED["after_scripted_day_of_grading"]
     final = demo.state()
     assert_results(final, changed["results"])
-    assert day["totals"]["posted"] == sum(1 for r in changed["results"].values() if "R9" not in r.get("note", ""))
+    assert day["totals"]["posted"] == sum(
+        1 for r in changed["results"].values() if "R9" not in r.get("note", "")
+    )
     kinds = {f["kind"]: f for f in day["findings"]}
     assert kinds["aspen_edited"]["value"] and "cleared_in_canvas" in kinds
     orphans = {f["value"] for f in day["findings"] if f["kind"] == "orphaned_line_item"}
@@ -140,8 +154,12 @@ def test_R12_backfill_touches_only_the_chosen_courses_classes(demo, run_passback
     assert [c["canvas_course_id"] for c in report["courses"]] == [103]
     after = demo.state()
     ours = _ours(after, "lineItems")
-    assert ours and all(_ref(li["class"]) == "ENG10-P3" for k, li in ours.items() if k != "canvas-a3099-s1011")
-    assert set(k for k in ours if k.endswith("-s1031")) == {k for k in EXPECTED["lineItems"] if k.endswith("-s1031")}
+    assert ours and all(
+        _ref(li["class"]) == "ENG10-P3" for k, li in ours.items() if k != "canvas-a3099-s1011"
+    )
+    assert set(k for k in ours if k.endswith("-s1031")) == {
+        k for k in EXPECTED["lineItems"] if k.endswith("-s1031")
+    }
 
 
 def test_R12_dry_run_posts_nothing_and_reports_what_would_go(demo, run_passback):

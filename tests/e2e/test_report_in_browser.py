@@ -16,9 +16,17 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 def _chromium() -> str:
@@ -31,8 +39,12 @@ def _chromium() -> str:
 
 
 def _chrome(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [_chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +81,9 @@ def test_teacher_digest_preview_and_its_listing_in_a_real_browser(demo_report, t
     assert "Dear Dana Whitfield" in dom and "Algebra I" in dom and "Biology" in dom
     assert "Categories → Options → Add" in dom and "<code>QUIZZES</code>" in dom  # the setup sheet row
     assert 'data-kind="over_max"' in dom and "<code>S1001</code>: 12" in dom
-    listing = _chrome(["--virtual-time-budget=2000", "--dump-dom", (folder / "report.html").as_uri()],
-                      tmp_path / "d2").stdout
+    listing = _chrome(
+        ["--virtual-time-budget=2000", "--dump-dom", (folder / "report.html").as_uri()], tmp_path / "d2"
+    ).stdout
     table = listing.split('id="digests"')[1].split("</table>")[0]
     assert "Dana Whitfield" in table and 'href="digests/teacher-9001.html"' in table and "previewed" in table
     ARTIFACTS.mkdir(exist_ok=True)

@@ -33,7 +33,9 @@ class Inbox:
         if self.refuse:
             return "451 4.3.0 Mail server temporarily rejected message"
         raw = envelope.original_content or envelope.content
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(raw, policy=email.policy.default), raw))
+        self.messages.append(
+            (list(envelope.rcpt_tos), email.message_from_bytes(raw, policy=email.policy.default), raw)
+        )
         return "250 OK"
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
@@ -50,10 +52,23 @@ def inbox(monkeypatch):
     box = Inbox()
     controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"from_email": "grade-passback@district.example.org", "disable_tls": True, "disable_ssl": True,
-                  "timeout": 10, "retry_limit": 0}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {
+                    "from_email": "grade-passback@district.example.org",
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "timeout": 10,
+                    "retry_limit": 0,
+                },
+            }
+        ),
+    )
     yield box
     controller.stop()
 
@@ -70,8 +85,13 @@ def _parts(msg: email.message.EmailMessage) -> tuple[str, str]:
 def _teacher_findings(report: dict, course: int) -> set[str]:
     from canvas_aspen import digest
 
-    return {f["assignment_name"] for f in report["findings"] if f["canvas_course_id"] == course
-            and f["assignment_name"] and digest.audience(f["kind"]) == digest.TEACHER}
+    return {
+        f["assignment_name"]
+        for f in report["findings"]
+        if f["canvas_course_id"] == course
+        and f["assignment_name"]
+        and digest.audience(f["kind"]) == digest.TEACHER
+    }
 
 
 def _task_states(run_id: str) -> dict[str, str]:
@@ -80,9 +100,15 @@ def _task_states(run_id: str) -> dict[str, str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "canvas_aspen_grade_passback",
-                                                 TaskInstance.run_id == run_id,
-                                                 TaskInstance.task_id.in_(["report", "digest"])).all()
+        tis = (
+            session.query(TaskInstance)
+            .filter(
+                TaskInstance.dag_id == "canvas_aspen_grade_passback",
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id.in_(["report", "digest"]),
+            )
+            .all()
+        )
         return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in tis}
 
 
@@ -96,8 +122,16 @@ def _rerun_digest_task(run_id: str, mode: str = "send") -> dict:
     s = glue.settings()
     mailer = glue.DigestMailer(s.smtp_conn_id)
     try:
-        return stages.digest_stage(glue.ledger(s), glue.run_dir(s, run_id), s.reports_dir, run_id=run_id, mode=mode,
-                                   resend_after=timedelta(days=7), mailer=mailer, canvas_url=glue.canvas_url(s))
+        return stages.digest_stage(
+            glue.ledger(s),
+            glue.run_dir(s, run_id),
+            s.reports_dir,
+            run_id=run_id,
+            mode=mode,
+            resend_after=timedelta(days=7),
+            mailer=mailer,
+            canvas_url=glue.canvas_url(s),
+        )
     finally:
         mailer.close()
 
@@ -109,7 +143,8 @@ def _english_needs_a_due_date(sb) -> None:
 
 
 def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_failures_fail_only_the_digest(
-        demo, run_passback, inbox, monkeypatch):
+    demo, run_passback, inbox, monkeypatch
+):
     monkeypatch.setenv("CANVAS_ASPEN_TEACHER_DIGEST", "send")
     _english_needs_a_due_date(demo)
 
@@ -121,7 +156,10 @@ def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_
     assert [(e["teacher_id"], e["status"]) for e in listing] == [(9001, "failed"), (9002, "failed")]
     assert all("451" in e["error"] and "@" not in e["error"] for e in listing)
     assert inbox.messages == []
-    assert _task_states(report["run_id"]) == {"report": "success", "digest": "failed"}  # visible, on the digest only
+    assert _task_states(report["run_id"]) == {
+        "report": "success",
+        "digest": "failed",
+    }  # visible, on the digest only
 
     # night 2: SMTP is back; each teacher gets exactly one message, of their own courses only
     inbox.refuse = False
@@ -131,7 +169,9 @@ def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_
     for address, courses in COURSES_OF.items():
         [msg] = inbox.to(address)
         text, html = _parts(msg)
-        assert msg["From"] == "grade-passback@district.example.org" and msg["Subject"].startswith("Grade passback:")
+        assert msg["From"] == "grade-passback@district.example.org" and msg["Subject"].startswith(
+            "Grade passback:"
+        )
         for course in (101, 102, 103):
             names = _teacher_findings(report, course)
             assert names, course  # something to fix in every course
@@ -154,8 +194,12 @@ def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_
     again = _rerun_digest_task(report["run_id"])
     assert again["teachers"] == 2 and "sent" not in again["counts"] and len(inbox.messages) == 2
     from canvas_aspen import airflow_glue as glue
+
     ledger = glue.ledger(glue.settings())
-    assert [(d["teacher_id"], d["status"]) for d in ledger.digests(report["run_id"])] == [(9001, "sent"), (9002, "sent")]
+    assert [(d["teacher_id"], d["status"]) for d in ledger.digests(report["run_id"])] == [
+        (9001, "sent"),
+        (9002, "sent"),
+    ]
 
     # night 3: nothing changed in Canvas, nothing new to tell
     state, report = run_passback(demo)
@@ -164,7 +208,8 @@ def test_each_teacher_gets_one_digest_of_their_own_courses_never_twice_and_smtp_
 
 
 def test_preview_writes_owner_only_files_listed_in_the_report_sends_nothing_and_never_for_a_dry_run(
-        sandbox_factory, run_passback, inbox, monkeypatch):
+    sandbox_factory, run_passback, inbox, monkeypatch
+):
     monkeypatch.delenv("CANVAS_ASPEN_TEACHER_DIGEST", raising=False)  # preview is the default
     scenario = json.loads(json.dumps(DEMO))
     for u in scenario["canvas"]["users"]:
@@ -176,7 +221,10 @@ def test_preview_writes_owner_only_files_listed_in_the_report_sends_nothing_and_
     state, report = run_passback(sb, dry_run=True)
     assert state == "success" and report["dry_run"] is True
     assert not (Path(report["_folder"]) / "digests").exists()
-    assert "A dry run sends and writes no teacher digest" in (Path(report["_folder"]) / "report.html").read_text()
+    assert (
+        "A dry run sends and writes no teacher digest"
+        in (Path(report["_folder"]) / "report.html").read_text()
+    )
 
     state, report = run_passback(sb)
     assert state == "success" and inbox.messages == []
@@ -192,9 +240,15 @@ def test_preview_writes_owner_only_files_listed_in_the_report_sends_nothing_and_
     # the course no digest reaches is on the data team's list, in report.json and report.html
     [lost] = report["courses_without_teacher_email"]
     assert (lost["canvas_course_id"], lost["sis_course_id"], lost["reason"]) == (
-        103, "ENG10-2627", "no teacher of the course has an email address in Canvas")
+        103,
+        "ENG10-2627",
+        "no teacher of the course has an email address in Canvas",
+    )
     from canvas_aspen import digest
+
     fixes, _ = digest.course_items([f for f in report["findings"] if f["canvas_course_id"] == 103], [])
-    assert "no_due_date" in {i["kind"] for i in fixes}  # the essay without a due date reaches no one but the report
+    assert "no_due_date" in {
+        i["kind"] for i in fixes
+    }  # the essay without a due date reaches no one but the report
     assert lost["teacher_findings"] == len(fixes)
     assert "no teacher of the course has an email address in Canvas" in page

@@ -15,7 +15,9 @@ from sandbox.generator import generate
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
 
-EXPECTED = json.loads((Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json").read_text())
+EXPECTED = json.loads(
+    (Path(__file__).resolve().parents[2] / "sandbox/scenarios/demo.expected.json").read_text()
+)
 TERMS = "GET /api/v1/accounts/{account_id}/terms"
 COURSES = "GET /api/v1/accounts/{account_id}/courses"
 
@@ -25,8 +27,10 @@ def _count(stats: dict, endpoint: str) -> int:
 
 
 def _ours(state: dict) -> tuple[dict, dict]:
-    return ({k: v for k, v in state["lineItems"].items() if k.startswith("canvas-")},
-            {k: v for k, v in state["results"].items() if k.startswith("canvas-")})
+    return (
+        {k: v for k, v in state["lineItems"].items() if k.startswith("canvas-")},
+        {k: v for k, v in state["results"].items() if k.startswith("canvas-")},
+    )
 
 
 def test_r19_r20_demo_night_scope_hidden_grades_then_posted_then_hidden_again(sandbox_factory, run_passback):
@@ -45,7 +49,9 @@ def test_r19_r20_demo_night_scope_hidden_grades_then_posted_then_hidden_again(sa
     assert report["totals"]["hidden"] == len(hidden["submissions"]) == 4
     assert {c["canvas_course_id"]: c["hidden"] for c in report["courses"]} == {101: 0, 102: 0, 103: 4}
     notes = [f for f in report["findings"] if f["kind"] == "hidden_grades"]
-    assert [(f["assignment_id"], f["value"], f["severity"], f["rule"]) for f in notes] == [(3204, 4, "info", "R20")]
+    assert [(f["assignment_id"], f["value"], f["severity"], f["rule"]) for f in notes] == [
+        (3204, 4, "info", "R20")
+    ]
     assert report["totals"]["posted"] == len(EXPECTED["results"])
     assert_buckets_add_up(report)
     items, results = _ours(demo.state())

@@ -43,8 +43,15 @@ DAG_ID = "canvas_aspen_grade_passback"
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 EXPECTED = json.loads((REPO / "sandbox" / "scenarios" / "demo.expected.json").read_text())
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RUN_TIMEOUT = 420.0  # the demo district on a busy 2-core machine, queued to finished
 FAIL_WITHIN = 60.0  # a run asked for a course that does not exist: failed, queued to finished
 UI_TIMEOUT_MS = 30_000  # one page or element
@@ -95,7 +102,6 @@ def page(stack: AirflowStack) -> Iterator[Any]:
             browser.close()
 
 
-
 def _shot(page: Any, name: str) -> None:
     path = ARTIFACTS / f"ui-{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -137,7 +143,9 @@ def _trigger_form(page: Any, *, course_ids: list[int] | None = None, dry_run: bo
     _shot(page, shot)
     page.set_viewport_size({"width": 1400, "height": 1000})
     submit = dialog.get_by_role("button", name="Trigger", exact=True)
-    expect(submit, "the Trigger form's Trigger button is disabled (Run Parameters marked invalid)").to_be_enabled()
+    expect(
+        submit, "the Trigger form's Trigger button is disabled (Run Parameters marked invalid)"
+    ).to_be_enabled()
     submit.click()
     # Airflow may show the toast twice (two renders of one notice): one visible is what a person sees
     expect(page.get_by_text("Dag Run Triggered").first).to_be_visible()
@@ -240,9 +248,14 @@ def test_the_data_teams_path_in_the_airflow_ui(stack: AirflowStack, page: Any) -
     assert sb.state() == aspen_after_district, "the dry run changed Aspen"
     ledger = stack.home / "canvas_aspen" / "ledger.db"  # the package's default ledger: owner-only
     assert ledger.exists(), f"no ledger at {ledger}"
-    open_to_others = {p.name: oct(p.stat().st_mode & 0o777) for p in (ledger.parent, *ledger.parent.glob("ledger.db*"))
-                      if p.stat().st_mode & 0o077}
-    assert not open_to_others, f"the ledger holds student ids and scores but is open to others: {open_to_others}"
+    open_to_others = {
+        p.name: oct(p.stat().st_mode & 0o777)
+        for p in (ledger.parent, *ledger.parent.glob("ledger.db*"))
+        if p.stat().st_mode & 0o077
+    }
+    assert not open_to_others, (
+        f"the ledger holds student ids and scores but is open to others: {open_to_others}"
+    )
 
     # 4. Browse → Grade passback reports: both runs, the dry run marked.
     frame = _reports_list(page, "7-reports-list")
@@ -260,9 +273,11 @@ def test_the_data_teams_path_in_the_airflow_ui(stack: AirflowStack, page: Any) -
     try:
         state, took = _wait(stack, missing, FAIL_WITHIN)
     except StackError:
-        pytest.fail(f"{missing} (course 999999 does not exist) still {stack.run(missing)['state']} after "
-                    f"{FAIL_WITHIN:.0f}s: a failure that is certain at once must not be retried\n"
-                    f"{stack.task_summary(missing)}")
+        pytest.fail(
+            f"{missing} (course 999999 does not exist) still {stack.run(missing)['state']} after "
+            f"{FAIL_WITHIN:.0f}s: a failure that is certain at once must not be retried\n"
+            f"{stack.task_summary(missing)}"
+        )
     assert state == "failed", f"{missing}: {state}\n{stack.task_summary(missing)}"
     _run_page(page, missing, "Failed")
     frame = _report_tab(page, missing, "9-report-missing-course")

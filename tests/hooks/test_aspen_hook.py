@@ -260,22 +260,41 @@ def test_r21_r22_aspen_extras_column_code_length_and_student_id_field(set_conn):
     set_conn("aspen_test", "aspen", "https://a.example", login="id", password=ASPEN_SECRET)
     aspen = AspenHook(aspen_conn_id="aspen_test")
     assert (aspen.column_code_length, aspen.student_id_field) == (10, "sourcedId")
-    set_conn("aspen_test", "aspen", "https://a.example", login="id", password=ASPEN_SECRET,
-             column_code_length="0", student_id_field="identifier")
+    set_conn(
+        "aspen_test",
+        "aspen",
+        "https://a.example",
+        login="id",
+        password=ASPEN_SECRET,
+        column_code_length="0",
+        student_id_field="identifier",
+    )
     aspen = AspenHook(aspen_conn_id="aspen_test")
     assert (aspen.column_code_length, aspen.student_id_field) == (0, "identifier")
     for field in ("username", "email", "sourcedId"):
-        set_conn("aspen_test", "aspen", "https://a.example", login="id", password=ASPEN_SECRET,
-                 student_id_field=field)
+        set_conn(
+            "aspen_test",
+            "aspen",
+            "https://a.example",
+            login="id",
+            password=ASPEN_SECRET,
+            student_id_field=field,
+        )
         assert AspenHook(aspen_conn_id="aspen_test").student_id_field == field
 
 
-@pytest.mark.parametrize(("extra", "value", "says"), [
-    ("student_id_field", "student_number",
-     "student_id_field' must be one of sourcedId, identifier, username, email"),
-    ("column_code_length", -1, "column_code_length"),
-    ("column_code_length", "ten", "column_code_length"),
-])
+@pytest.mark.parametrize(
+    ("extra", "value", "says"),
+    [
+        (
+            "student_id_field",
+            "student_number",
+            "student_id_field' must be one of sourcedId, identifier, username, email",
+        ),
+        ("column_code_length", -1, "column_code_length"),
+        ("column_code_length", "ten", "column_code_length"),
+    ],
+)
 def test_r21_r22_a_bad_aspen_extra_is_a_clear_connection_error(set_conn, extra, value, says):
     set_conn("aspen_test", "aspen", "https://a.example", login="id", password=ASPEN_SECRET, **{extra: value})
     with pytest.raises(ConnectionConfigError, match=says):

@@ -85,7 +85,8 @@ def test_r19_canvas_course_list_by_term_and_state(canvas_hook):
     with StubServer(scripted(js(200, []))) as srv:
         canvas_hook(srv.url).list_courses(enrollment_term_id="sis_term_id:2627", state=["available"])
     assert sorted(srv.requests[0].query) == sorted(
-        [("enrollment_term_id", "sis_term_id:2627"), ("state[]", "available"), ("per_page", "100")])
+        [("enrollment_term_id", "sis_term_id:2627"), ("state[]", "available"), ("per_page", "100")]
+    )
 
 
 def test_canvas_query_parameters(canvas_hook):

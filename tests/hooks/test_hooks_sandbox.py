@@ -40,8 +40,10 @@ KNOBS = {
 
 def hook_scenario() -> dict[str, Any]:
     users = [{"id": 1000 + i, "name": f"Student {i}", "sis_user_id": f"S{i:04d}"} for i in range(N_STUDENTS)]
-    teachers = [{"id": 900 + i, "name": f"Teacher {i}", "sis_user_id": f"T{i}", "email": f"t{i}@school.example.org"}
-                for i in range(N_TEACHERS)]
+    teachers = [
+        {"id": 900 + i, "name": f"Teacher {i}", "sis_user_id": f"T{i}", "email": f"t{i}@school.example.org"}
+        for i in range(N_TEACHERS)
+    ]
     courses = []
     for c in range(N_COURSES):
         course: dict[str, Any] = {
@@ -52,7 +54,8 @@ def hook_scenario() -> dict[str, Any]:
         }
         if c == 0:
             course["enrollments"] = [{"user_id": u["id"], "section_id": SECTION} for u in users] + [
-                {"user_id": t["id"], "section_id": SECTION, "type": "TeacherEnrollment"} for t in teachers]
+                {"user_id": t["id"], "section_id": SECTION, "type": "TeacherEnrollment"} for t in teachers
+            ]
             course["assignment_groups"] = [
                 {
                     "id": 500,
@@ -204,8 +207,10 @@ def test_canvas_submission_filters(hooks):
 def test_canvas_teachers_of_a_course_across_pages_with_only_id_name_email(hooks, sb):
     canvas, _ = hooks()
     teachers = canvas.list_teachers(COURSE)
-    assert teachers == [{"id": 900 + i, "name": f"Teacher {i}", "email": f"t{i}@school.example.org"}
-                        for i in range(N_TEACHERS)]  # no students, no sis ids or login ids
+    assert teachers == [
+        {"id": 900 + i, "name": f"Teacher {i}", "email": f"t{i}@school.example.org"}
+        for i in range(N_TEACHERS)
+    ]  # no students, no sis ids or login ids
     assert count(sb.stats("canvas"), "GET /api/v1/courses/{course_id}/users") == 2  # 13 teachers, pages of 10
     assert canvas.list_teachers(COURSE + 1) == []
 

@@ -389,8 +389,18 @@ def test_api_error_is_the_common_base():
 
 
 def _clear_proxy_env(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -402,8 +412,10 @@ def test_a_proxy_from_the_environment_carries_every_request(canvas_hook, monkeyp
         hook = canvas_hook("http://canvas.district.example", page_size=10, allow_insecure_http=True)
         assert [s["id"] for s in hook.list_sections(5)] == list(range(25))
     assert len(proxy.requests) == 3
-    assert all(r.raw_path.startswith("http://canvas.district.example/api/v1/courses/5/sections")
-               for r in proxy.requests)
+    assert all(
+        r.raw_path.startswith("http://canvas.district.example/api/v1/courses/5/sections")
+        for r in proxy.requests
+    )
 
 
 def test_no_proxy_from_the_environment_is_respected(canvas_hook, monkeypatch):
@@ -435,9 +447,7 @@ def test_the_hooks_provide_what_the_stages_call():
     from canvas_aspen.hooks.protocols import AspenApi, CanvasApi
 
     for protocol, hook in ((CanvasApi, CanvasHook), (AspenApi, AspenHook)):
-        members = {
-            name for name in dir(protocol) if not name.startswith("_") and name not in dir(object)
-        }
+        members = {name for name in dir(protocol) if not name.startswith("_") and name not in dir(object)}
         missing = sorted(name for name in members if not hasattr(hook, name))
         assert not missing, f"{hook.__name__} lacks {missing}"
     assert isinstance(CanvasHook(canvas_conn_id="unused"), CanvasApi)

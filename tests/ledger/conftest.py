@@ -46,7 +46,9 @@ def pg_database() -> Iterator[sa.URL]:
     except Exception as exc:  # any failure to connect means: no server to test against
         admin.dispose()
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _unreachable(f"PostgreSQL not reachable at {admin_url.render_as_string()}: {type(exc).__name__}: {first_line}")
+        _unreachable(
+            f"PostgreSQL not reachable at {admin_url.render_as_string()}: {type(exc).__name__}: {first_line}"
+        )
     name = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -66,7 +68,9 @@ def pg_schema_url(pg_database: sa.URL) -> Iterator[str]:
     with engine.connect() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        yield pg_database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        yield pg_database.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
     finally:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -100,7 +104,9 @@ def results_frame() -> Callable[..., pd.DataFrame]:
         sections = users % classes
         frame = pd.DataFrame(
             {
-                "result_id": [f"canvas-a{assignment_id}-s{s}-u{u}" for s, u in zip(sections, users, strict=True)],
+                "result_id": [
+                    f"canvas-a{assignment_id}-s{s}-u{u}" for s, u in zip(sections, users, strict=True)
+                ],
                 "line_item_id": [f"canvas-a{assignment_id}-s{s}" for s in sections],
                 "aspen_class_id": [f"CLS-{s}" for s in sections],
                 "canvas_course_id": 101,

@@ -14,8 +14,14 @@ from canvas_aspen.ledger import MIGRATIONS_DIR, Ledger
 
 from .conftest import T0
 
-CLAIM = {"mode": "send", "email": "dana@district.test", "fingerprint": "f" * 64, "findings": 3,
-         "course_ids": [101, 102], "reason": "first"}
+CLAIM = {
+    "mode": "send",
+    "email": "dana@district.test",
+    "fingerprint": "f" * 64,
+    "findings": 3,
+    "course_ids": [101, 102],
+    "reason": "first",
+}
 
 
 def test_a_digest_claimed_and_sent_is_not_claimed_again_in_the_same_run(ledger: Ledger) -> None:
@@ -24,7 +30,12 @@ def test_a_digest_claimed_and_sent_is_not_claimed_again_in_the_same_run(ledger: 
     assert ledger.claim_digest("run-1", 9001, now=T0 + timedelta(minutes=5), **CLAIM) is False
     [row] = ledger.digests("run-1")
     assert (row["teacher_id"], row["email"], row["status"], row["sent_at"], row["course_ids"]) == (
-        9001, "dana@district.test", "sent", T0, [101, 102])
+        9001,
+        "dana@district.test",
+        "sent",
+        T0,
+        [101, 102],
+    )
 
 
 def test_a_claim_left_sending_by_a_crashed_attempt_is_never_sent_twice(ledger: Ledger) -> None:
@@ -47,11 +58,17 @@ def test_last_sent_digest_is_the_latest_sent_of_any_run_and_previews_do_not_coun
     for n, (run, fp) in enumerate([("run-1", "a" * 64), ("run-2", "b" * 64)]):
         ledger.claim_digest(run, 9001, now=T0 + timedelta(days=n), **{**CLAIM, "fingerprint": fp})
         ledger.finish_digest(run, 9001, mode="send", status="sent", at=T0 + timedelta(days=n))
-    ledger.claim_digest("run-3", 9001, now=T0 + timedelta(days=2), **{**CLAIM, "mode": "preview", "fingerprint": "c" * 64})
+    ledger.claim_digest(
+        "run-3", 9001, now=T0 + timedelta(days=2), **{**CLAIM, "mode": "preview", "fingerprint": "c" * 64}
+    )
     ledger.finish_digest("run-3", 9001, mode="preview", status="previewed", at=T0 + timedelta(days=2))
     last = ledger.last_sent_digests([9001, 9002])
     assert set(last) == {9001}
-    assert (last[9001]["fingerprint"], last[9001]["sent_at"], last[9001]["run_id"]) == ("b" * 64, T0 + timedelta(days=1), "run-2")
+    assert (last[9001]["fingerprint"], last[9001]["sent_at"], last[9001]["run_id"]) == (
+        "b" * 64,
+        T0 + timedelta(days=1),
+        "run-2",
+    )
 
 
 def test_finishing_an_unclaimed_digest_is_an_error(ledger: Ledger) -> None:

@@ -11,9 +11,16 @@ from canvas_aspen.ledger import Ledger
 
 def _over_max(student: str, score: float) -> dict:
     return finding(
-        "over_max", "score above the maximum", canvas_course_id=np.int64(101), aspen_class_id="CLS-1",
-        assignment_id=7, assignment_name="Quiz 1", group_name="Quizzes", student_sis_id=student,
-        value=np.float64(score), limit=10.0,
+        "over_max",
+        "score above the maximum",
+        canvas_course_id=np.int64(101),
+        aspen_class_id="CLS-1",
+        assignment_id=7,
+        assignment_name="Quiz 1",
+        group_name="Quizzes",
+        student_sis_id=student,
+        value=np.float64(score),
+        limit=10.0,
     )
 
 
@@ -38,7 +45,8 @@ def test_recording_a_scope_again_replaces_only_that_scope(ledger: Ledger) -> Non
 
     got = ledger.findings("r1")
     assert [(f["kind"], f["student_sis_id"] or f["group_name"]) for f in got] == [
-        ("unweighted_group", "Labs"), ("over_max", "S3"),
+        ("unweighted_group", "Labs"),
+        ("over_max", "S3"),
     ]
     assert [f["group_name"] for f in ledger.findings("r2")] == ["Other run"]
     assert [f["kind"] for f in ledger.findings("r1", scope="shard-0000/match")] == ["unweighted_group"]

@@ -20,14 +20,20 @@ def test_free_courses_are_granted(ledger: Ledger) -> None:
 
 def test_a_course_held_by_another_live_run_is_refused(ledger: Ledger) -> None:
     ledger.acquire_courses([1, 2], "nightly", HOUR, now=T0)
-    assert ledger.acquire_courses([2, 3], "backfill", HOUR, now=T0 + timedelta(minutes=5)) == ([3], {2: "nightly"})
+    assert ledger.acquire_courses([2, 3], "backfill", HOUR, now=T0 + timedelta(minutes=5)) == (
+        [3],
+        {2: "nightly"},
+    )
 
 
 def test_the_same_run_acquiring_again_extends_its_lease(ledger: Ledger) -> None:
     ledger.acquire_courses([1], "nightly", HOUR, now=T0)
     assert ledger.acquire_courses([1], "nightly", HOUR, now=T0 + timedelta(minutes=50)) == ([1], {})
     # still held 1h50 after the first acquisition: the lease was extended
-    assert ledger.acquire_courses([1], "backfill", HOUR, now=T0 + timedelta(minutes=100)) == ([], {1: "nightly"})
+    assert ledger.acquire_courses([1], "backfill", HOUR, now=T0 + timedelta(minutes=100)) == (
+        [],
+        {1: "nightly"},
+    )
 
 
 def test_an_expired_lease_is_taken_over(ledger: Ledger) -> None:
@@ -62,7 +68,9 @@ def test_two_runs_racing_for_the_same_courses_exactly_one_wins_each(ledger_url: 
             results: dict[str, tuple[list[int], dict[int, str]]] = {}
             errors: list[BaseException] = []
 
-            def acquire(run: str, barrier: threading.Barrier = barrier, results: dict = results, errors: list = errors) -> None:
+            def acquire(
+                run: str, barrier: threading.Barrier = barrier, results: dict = results, errors: list = errors
+            ) -> None:
                 barrier.wait()
                 try:
                     results[run] = ledgers[run].acquire_courses(wanted[run], run, HOUR, now=T0)

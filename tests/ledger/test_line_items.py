@@ -32,7 +32,9 @@ def _history(ledger: Ledger) -> list[tuple[str, str, str]]:
 
 
 def test_line_items_are_upserted_with_their_hash(ledger: Ledger) -> None:
-    assert ledger.record_posted_line_items(_items("canvas-a7-s1", "canvas-a8-s1", "canvas-a7-s2"), "r1", T0) == 3
+    assert (
+        ledger.record_posted_line_items(_items("canvas-a7-s1", "canvas-a8-s1", "canvas-a7-s2"), "r1", T0) == 3
+    )
     ledger.record_posted_line_items(_items("canvas-a7-s1", payload_hash="h2"), "r2", T0 + timedelta(days=1))
 
     got = ledger.posted_line_items(["CLS-1"]).set_index("line_item_id")

@@ -61,6 +61,7 @@ def test_a_ledger_left_world_readable_is_tightened(tmp_path, umask_022):
         _use(ledger)
         assert _mode(folder) == 0o700
         assert {p.name: _mode(p) for p in folder.iterdir()} == dict.fromkeys(
-            [p.name for p in folder.iterdir()], 0o600)
+            [p.name for p in folder.iterdir()], 0o600
+        )
     finally:
         ledger.dispose()

@@ -21,7 +21,9 @@ Frame = Callable[..., pd.DataFrame]
 def _history(ledger: Ledger) -> pd.DataFrame:
     table = ResultHistory.__table__
     with ledger.engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.result_id, table.c.score, table.c.run_id).order_by(table.c.id)).all()
+        rows = conn.execute(
+            sa.select(table.c.result_id, table.c.score, table.c.run_id).order_by(table.c.id)
+        ).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=["result_id", "score", "run_id"])
 
 
@@ -33,9 +35,14 @@ def test_recorded_results_read_back_per_class(ledger: Ledger, results_frame: Fra
     assert list(got.columns) == list(RESULT_STATE_COLUMNS)
     assert sorted(got.result_id) == sorted(frame.result_id[frame.aspen_class_id != "CLS-0"])
     row = got.set_index("result_id").loc["canvas-a7-s1-u4"]
-    assert (row.score, row.score_status, row.canvas_status, row.run_id) == (4.0, "fully graded", "graded", "r1")
+    assert (row.score, row.score_status, row.canvas_status, row.run_id) == (
+        4.0,
+        "fully graded",
+        "graded",
+        "r1",
+    )
     assert row.posted_at == pd.Timestamp(T0)
-    assert str(got.posted_at.dtype) .endswith("UTC]")
+    assert str(got.posted_at.dtype).endswith("UTC]")
     assert got.score.dtype == "float64"
     assert len(ledger.posted_results(None)) == 6
     assert ledger.posted_results(["nowhere"]).empty
@@ -48,13 +55,17 @@ def test_empty_answer_has_the_columns(ledger: Ledger) -> None:
 
 def test_upsert_replaces_the_value_and_history_keeps_both(ledger: Ledger, results_frame: Frame) -> None:
     ledger.record_posted_results(results_frame(2), "r1", T0)
-    ledger.record_posted_results(results_frame(1, score=9.5, canvas_status="late"), "r2", T0 + timedelta(days=1))
+    ledger.record_posted_results(
+        results_frame(1, score=9.5, canvas_status="late"), "r2", T0 + timedelta(days=1)
+    )
 
     got = ledger.posted_results(["CLS-0"]).set_index("result_id")
     assert got.loc["canvas-a7-s0-u1", ["score", "canvas_status", "run_id"]].tolist() == [9.5, "late", "r2"]
     assert got.loc["canvas-a7-s0-u2", ["score", "run_id"]].tolist() == [2.0, "r1"]
     assert _history(ledger).values.tolist() == [
-        ["canvas-a7-s0-u1", 1.0, "r1"], ["canvas-a7-s0-u2", 2.0, "r1"], ["canvas-a7-s0-u1", 9.5, "r2"],
+        ["canvas-a7-s0-u1", 1.0, "r1"],
+        ["canvas-a7-s0-u2", 2.0, "r1"],
+        ["canvas-a7-s0-u1", 9.5, "r2"],
     ]
 
 
@@ -90,7 +101,9 @@ def test_a_repeated_result_in_one_frame_keeps_the_last(ledger: Ledger, results_f
     assert ledger.posted_results(["CLS-0"]).set_index("result_id").loc["canvas-a7-s0-u1", "score"] == 6.5
 
 
-def test_one_transaction_per_call(ledger: Ledger, results_frame: Frame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_transaction_per_call(
+    ledger: Ledger, results_frame: Frame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bad row in a later chunk rolls back the chunks already written."""
     monkeypatch.setattr(ledger_module, "CHUNK", 2)
     frame = results_frame(5)

@@ -13,10 +13,17 @@ from .conftest import T0
 
 
 def test_start_and_finish_a_run(ledger: Ledger) -> None:
-    ledger.start_run("nightly-1", params={"course_ids": [1, 2], "dry_run": False}, dry_run=False, started_at=T0)
+    ledger.start_run(
+        "nightly-1", params={"course_ids": [1, 2], "dry_run": False}, dry_run=False, started_at=T0
+    )
     assert ledger.run("nightly-1") | {} == {
-        "run_id": "nightly-1", "started_at": T0, "finished_at": None, "status": "running",
-        "dry_run": False, "params": {"course_ids": [1, 2], "dry_run": False}, "totals": None,
+        "run_id": "nightly-1",
+        "started_at": T0,
+        "finished_at": None,
+        "status": "running",
+        "dry_run": False,
+        "params": {"course_ids": [1, 2], "dry_run": False},
+        "totals": None,
     }
     totals = {"considered": 10, "posted": 4, "unchanged": 3, "empty": 1, "held_back": 1, "failed": 1}
     ledger.finish_run("nightly-1", finished_at=T0 + timedelta(minutes=5), status="failed", totals=totals)
@@ -52,7 +59,12 @@ def test_finish_of_an_unknown_run_is_an_error(ledger: Ledger) -> None:
 def test_params_are_stored_as_plain_json(ledger: Ledger) -> None:
     params = {"course_ids": [np.int64(5)], "ratio": np.float64(0.5), "missing": float("nan"), "when": T0}
     ledger.start_run("r", params=params, dry_run=False, started_at=T0)
-    assert ledger.run("r")["params"] == {"course_ids": [5], "ratio": 0.5, "missing": None, "when": T0.isoformat()}
+    assert ledger.run("r")["params"] == {
+        "course_ids": [5],
+        "ratio": 0.5,
+        "missing": None,
+        "when": T0.isoformat(),
+    }
 
 
 def test_naive_instants_are_refused(ledger: Ledger) -> None:

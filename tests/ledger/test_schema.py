@@ -16,8 +16,14 @@ from canvas_aspen.ledger import MIGRATIONS_DIR, VERSION_TABLE, Base, Ledger, def
 
 HEAD = "0002"
 TABLES = {
-    "runs", "posted_results", "result_history", "posted_line_items", "line_item_history",
-    "findings", "course_leases", "teacher_digests",
+    "runs",
+    "posted_results",
+    "result_history",
+    "posted_line_items",
+    "line_item_history",
+    "findings",
+    "course_leases",
+    "teacher_digests",
 }
 
 
@@ -54,7 +60,9 @@ def test_version_table_does_not_clash_with_airflows(ledger: Ledger) -> None:
 
 def test_models_match_the_migrations(ledger: Ledger) -> None:
     with ledger.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE, "compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+        )
         assert compare_metadata(context, Base.metadata) == []
 
 

@@ -24,8 +24,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DEMO = json.loads((REPO / "sandbox/scenarios/demo.json").read_text())
 EXPECTED = json.loads((REPO / "sandbox/scenarios/demo.expected.json").read_text())
-PARAMS = {"course_ids": [], "dry_run": False, "full_resync": False, "delete_orphans": False,
-          "category_mappings": {}, "mapping_file": ""}
+PARAMS = {
+    "course_ids": [],
+    "dry_run": False,
+    "full_resync": False,
+    "delete_orphans": False,
+    "category_mappings": {},
+    "mapping_file": "",
+}
 BUCKETS = ("posted", "unchanged", "empty", "hidden", "held_back", "failed")  # R17 (hidden: R20)
 STAGES = ("extract", "validate", "match", "deltas", "post", "verify")
 
@@ -34,7 +40,9 @@ def demo_scenario(**secret_overrides: str) -> dict[str, Any]:
     """The demo district with fresh, unguessable secrets (so a search for them means something)."""
     scenario = json.loads(json.dumps(DEMO))
     scenario["canvas"]["token"] = secret_overrides.get("canvas_token") or f"cvtok-{secrets.token_hex(12)}"
-    scenario["aspen"]["client_secret"] = secret_overrides.get("aspen_secret") or f"aspsec-{secrets.token_hex(12)}"
+    scenario["aspen"]["client_secret"] = (
+        secret_overrides.get("aspen_secret") or f"aspsec-{secrets.token_hex(12)}"
+    )
     return scenario
 
 
@@ -49,24 +57,40 @@ def _ref(value: Any) -> Any:
     return value.get("sourcedId") if isinstance(value, dict) else value
 
 
-LI_FIELDS = ("title", "class", "category", "gradingPeriod", "dueDate", "assignDate", "resultValueMin",
-             "resultValueMax", "status")
+LI_FIELDS = (
+    "title",
+    "class",
+    "category",
+    "gradingPeriod",
+    "dueDate",
+    "assignDate",
+    "resultValueMin",
+    "resultValueMax",
+    "status",
+)
 RESULT_FIELDS = ("lineItem", "student", "scoreStatus", "score", "status")
 
 
 def ours(state: dict) -> dict[str, dict]:
     """Our line items and results in Aspen, by sourcedId, as comparable values (server
     bookkeeping such as ``dateLastModified`` left out)."""
+
     def norm(record: dict, fields: tuple) -> tuple:
         out = []
         for f in fields:
             v = _ref(record.get(f))
-            out.append(float(v) if f in ("score", "resultValueMin", "resultValueMax") and v is not None else v)
+            out.append(
+                float(v) if f in ("score", "resultValueMin", "resultValueMax") and v is not None else v
+            )
         return tuple(out)
 
     return {
-        "lineItems": {k: norm(v, LI_FIELDS) for k, v in state["lineItems"].items() if k.startswith("canvas-")},
-        "results": {k: norm(v, RESULT_FIELDS) for k, v in state["results"].items() if k.startswith("canvas-")},
+        "lineItems": {
+            k: norm(v, LI_FIELDS) for k, v in state["lineItems"].items() if k.startswith("canvas-")
+        },
+        "results": {
+            k: norm(v, RESULT_FIELDS) for k, v in state["results"].items() if k.startswith("canvas-")
+        },
     }
 
 
@@ -77,7 +101,9 @@ def assert_buckets_add_up(report: dict) -> None:
         assert c["considered"] == sum(c[b] for b in BUCKETS), c
 
 
-def assert_ledger_agrees(ledger, state: dict, *, classes: list[str] | None = None, complete: bool = True) -> None:
+def assert_ledger_agrees(
+    ledger, state: dict, *, classes: list[str] | None = None, complete: bool = True
+) -> None:
     """Every result the ledger says we posted is what Aspen holds, and (``complete``) every
     result of ours that Aspen holds is in the ledger (nothing posted behind its back),
     except the pre-existing ones of the scenario."""
@@ -103,8 +129,19 @@ def assert_ledger_agrees(ledger, state: dict, *, classes: list[str] | None = Non
 class Pipeline:
     """One DAG run, stage by stage, in this process (or one stage in a child process)."""
 
-    def __init__(self, sb, ledger, root: Path, run_id: str, *, shards: int = 2, env: dict | None = None,
-                 lease_minutes: int = 240, data_docs: bool = False, **params: Any):
+    def __init__(
+        self,
+        sb,
+        ledger,
+        root: Path,
+        run_id: str,
+        *,
+        shards: int = 2,
+        env: dict | None = None,
+        lease_minutes: int = 240,
+        data_docs: bool = False,
+        **params: Any,
+    ):
         self.sb, self.ledger, self.root, self.run_id = sb, ledger, root, run_id
         self.shard_count = shards
         self.env = dict(env if env is not None else sb.airflow_conn_env())
@@ -140,8 +177,9 @@ class Pipeline:
 
         with self.connections():
             canvas, aspen = self.hooks()
-            self.ledger.start_run(self.run_id, params=self.params, dry_run=self.params["dry_run"],
-                                  started_at=self.started)
+            self.ledger.start_run(
+                self.run_id, params=self.params, dry_run=self.params["dry_run"], started_at=self.started
+            )
             out = stages.plan(canvas, aspen, self.run_dir, params=self.params, shard_count=self.shard_count)
         self.shards = [s["shard"] for s in out]
         return self.shards
@@ -156,17 +194,35 @@ class Pipeline:
             if name == "extract":
                 return stages.extract(canvas, self.run_dir, shard, **kw)
             if name == "validate":
-                return stages.validate(self.run_dir, shard, timezone_name="America/New_York",
-                                       docs_dir=self._docs(shard, "validate"))
+                return stages.validate(
+                    self.run_dir,
+                    shard,
+                    timezone_name="America/New_York",
+                    docs_dir=self._docs(shard, "validate"),
+                )
             if name == "match":
-                return stages.match_stage(aspen, self.run_dir, shard, mappings=mappings(self.params),
-                                          docs_dir=self._docs(shard, "match"))
+                return stages.match_stage(
+                    aspen,
+                    self.run_dir,
+                    shard,
+                    mappings=mappings(self.params),
+                    docs_dir=self._docs(shard, "match"),
+                )
             if name == "deltas":
-                return stages.deltas_stage(aspen, self.ledger, self.run_dir, shard,
-                                           full_resync=self.params["full_resync"], **kw)
+                return stages.deltas_stage(
+                    aspen, self.ledger, self.run_dir, shard, full_resync=self.params["full_resync"], **kw
+                )
             if name == "post":
-                return stages.post(aspen, self.ledger, self.run_dir, shard, run_id=self.run_id,
-                                   dry_run=self.params["dry_run"], delete_orphans=self.params["delete_orphans"], **kw)
+                return stages.post(
+                    aspen,
+                    self.ledger,
+                    self.run_dir,
+                    shard,
+                    run_id=self.run_id,
+                    dry_run=self.params["dry_run"],
+                    delete_orphans=self.params["delete_orphans"],
+                    **kw,
+                )
             if name == "verify":
                 return stages.verify(aspen, self.run_dir, shard, dry_run=self.params["dry_run"])
         raise ValueError(name)
@@ -189,8 +245,13 @@ class Pipeline:
     def report(self) -> tuple[str, dict]:
         from canvas_aspen import stages
 
-        out = stages.report_stage(self.ledger, self.run_dir, self.reports_dir, run_id=self.run_id,
-                                  started_at=self.started.isoformat())
+        out = stages.report_stage(
+            self.ledger,
+            self.run_dir,
+            self.reports_dir,
+            run_id=self.run_id,
+            started_at=self.started.isoformat(),
+        )
         self.out["report"] = out
         state = "failed" if out["failed_reasons"] else "success"
         return state, json.loads(Path(out["report"]).read_text())
@@ -231,8 +292,13 @@ def fault_free(sb, root: Path, **kwargs) -> tuple[dict, dict]:
     return after, report
 
 
-def conn_env(sb, *, extra: dict[str, Any] | None = None, canvas: dict[str, Any] | None = None,
-             aspen: dict[str, Any] | None = None) -> dict[str, str]:
+def conn_env(
+    sb,
+    *,
+    extra: dict[str, Any] | None = None,
+    canvas: dict[str, Any] | None = None,
+    aspen: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """``sb``'s ``AIRFLOW_CONN_*`` (what ``Pipeline`` uses by default), changed: ``extra`` is
     merged into both connections' extras; ``canvas`` / ``aspen`` change that connection alone
     (``{"host": proxy_url}``, or ``{"extra": {...}}``, merged into its extras)."""
@@ -273,6 +339,7 @@ def baseline(sb, tmp_path_factory):
     """Aspen (``ours``) and the report after an undisturbed run of ``sb`` (a module that
     drives its runs differently overrides this fixture with its own ``fault_free`` call)."""
     return fault_free(sb, tmp_path_factory.mktemp("baseline"))
+
 
 from tests.e2e.conftest import DAG_ID, _runner, airflow_db, passback_dag  # noqa: E402,F401 - the DAG for real
 

@@ -19,7 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 MAINTENANCE = b"<html><body><h1>Scheduled maintenance</h1><p>Back soon.</p></body></html>"
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "date", "server"}
+HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "date",
+    "server",
+}
 
 
 @dataclass
@@ -110,7 +118,11 @@ class Mangler:
                 if rule.mode == "truncated":
                     return status, headers, body[: max(1, len(body) // 2)]
                 if rule.mode == "json":
-                    return 200, {**headers, "Content-Type": "application/json"}, json.dumps(rule.body).encode()
+                    return (
+                        200,
+                        {**headers, "Content-Type": "application/json"},
+                        json.dumps(rule.body).encode(),
+                    )
                 if rule.mode == "transform":
                     fn: Callable[[Any], Any] = rule.body
                     return status, headers, json.dumps(fn(json.loads(body))).encode()

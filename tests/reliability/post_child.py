@@ -20,9 +20,17 @@ def main() -> None:
 
     ledger = Ledger(args["ledger_url"])
     print("post starting", flush=True)
-    out = stages.post(AspenHook(aspen_conn_id="aspen_default"), ledger, Path(args["run_dir"]), args["shard"],
-                      run_id=args["run_id"], dry_run=False, delete_orphans=False, chunk=args["chunk"],
-                      lease=timedelta(minutes=args["lease_minutes"]))
+    out = stages.post(
+        AspenHook(aspen_conn_id="aspen_default"),
+        ledger,
+        Path(args["run_dir"]),
+        args["shard"],
+        run_id=args["run_id"],
+        dry_run=False,
+        delete_orphans=False,
+        chunk=args["chunk"],
+        lease=timedelta(minutes=args["lease_minutes"]),
+    )
     print("post finished", json.dumps(out, default=str), flush=True)
 
 

@@ -31,8 +31,12 @@ GRADING_PERIODS = [rules.GradingPeriod.from_oneroster(p) for p in PERIODS]
 
 
 def row_keys(df: pd.DataFrame) -> dict[tuple[int, int, int], str]:
-    return {(int(a), int(u), int(s)): b for a, u, s, b in
-            zip(df["assignment_id"], df["canvas_user_id"], df["canvas_section_id"], df["bucket"], strict=True)}
+    return {
+        (int(a), int(u), int(s)): b
+        for a, u, s, b in zip(
+            df["assignment_id"], df["canvas_user_id"], df["canvas_section_id"], df["bucket"], strict=True
+        )
+    }
 
 
 # --------------------------------------------------------------------------- rows (fast, many examples)
@@ -70,8 +74,15 @@ class FakeAspen:
     def list_categories(self, class_id):
         if class_id not in SECTIONS.values():
             return []
-        return [{"sourcedId": f"cat-{class_id}-{i}", "title": t, "status": "active",
-                 "metadata": {"classId": class_id, "weight": 30}} for i, t in enumerate(CATEGORIES)]
+        return [
+            {
+                "sourcedId": f"cat-{class_id}-{i}",
+                "title": t,
+                "status": "active",
+                "metadata": {"classId": class_id, "weight": 30},
+            }
+            for i, t in enumerate(CATEGORIES)
+        ]
 
     def list_students(self, class_id):
         return [{"sourcedId": s} for s in self.roster] if class_id in SECTIONS.values() else []
@@ -98,12 +109,25 @@ def aspen_accepts(li_bodies: dict[str, dict], results: list[tuple[str, dict]], r
     """Every body survives strict JSON and the sandbox Aspen's validation of a PUT."""
     from sandbox.aspen_state import AspenState
 
-    scenario = {"canvas": {"users": []}, "aspen": {
-        "client_id": "x", "client_secret": "y", "grading_periods": PERIODS and [
-            {**p, "locked": p["metadata"]["locked"]} for p in PERIODS],
-        "classes": [{"sourcedId": c, "roster": sorted(roster),
-                     "categories": [{"sourcedId": f"cat-{c}-{i}", "code": f"C{i}", "title": t}
-                                    for i, t in enumerate(CATEGORIES)]} for c in SECTIONS.values()]}}
+    scenario = {
+        "canvas": {"users": []},
+        "aspen": {
+            "client_id": "x",
+            "client_secret": "y",
+            "grading_periods": PERIODS and [{**p, "locked": p["metadata"]["locked"]} for p in PERIODS],
+            "classes": [
+                {
+                    "sourcedId": c,
+                    "roster": sorted(roster),
+                    "categories": [
+                        {"sourcedId": f"cat-{c}-{i}", "code": f"C{i}", "title": t}
+                        for i, t in enumerate(CATEGORIES)
+                    ],
+                }
+                for c in SECTIONS.values()
+            ],
+        },
+    }
     aspen = AspenState(scenario)
     for sid, body in li_bodies.items():
         aspen.put_line_item(sid, json.loads(json.dumps({"lineItem": body}, allow_nan=False)))
@@ -134,15 +158,23 @@ def aspen_holdings(draw, course: Course) -> dict[str, tuple[list, list]]:
             continue
         items, results = held[SECTIONS[sid]]
         r = {"sourcedId": f"canvas-a{aid}-s{sid}-u{uid}"}
-        for key, values in (("score", ODD_SCORES), ("scoreStatus", ODD_STATUSES),
-                            ("status", ["active", "tobedeleted", None, MISSING])):
+        for key, values in (
+            ("score", ODD_SCORES),
+            ("scoreStatus", ODD_STATUSES),
+            ("status", ["active", "tobedeleted", None, MISSING]),
+        ):
             value = draw(st.sampled_from(values))
             if value is not MISSING:
                 r[key] = value
         results.append(r)
         if draw(st.booleans()):
-            items.append({"sourcedId": f"canvas-a{aid}-s{sid}", "title": draw(st.sampled_from([None, "x", 5])),
-                          "status": draw(st.sampled_from(["active", "tobedeleted", None]))})
+            items.append(
+                {
+                    "sourcedId": f"canvas-a{aid}-s{sid}",
+                    "title": draw(st.sampled_from([None, "x", 5])),
+                    "status": draw(st.sampled_from(["active", "tobedeleted", None])),
+                }
+            )
     for items, results in held.values():
         if draw(st.booleans()):
             results.append({"score": 1, "scoreStatus": "fully graded"})  # no sourcedId
@@ -165,18 +197,24 @@ def _same(a: tuple[str, float], b: tuple[str, float]) -> bool:
     return a[0] == "exempt" or (math.isnan(a[1]) and math.isnan(b[1])) or abs(a[1] - b[1]) <= 1e-6
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(course=courses(), n=st.integers(0, 10**9), data=st.data())
 def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_through(
-        course: Course, n: int, data, tmp_path: Path, ledger_url: str):
+    course: Course, n: int, data, tmp_path: Path, ledger_url: str
+):
     from canvas_aspen import stages
     from canvas_aspen.ledger import Ledger
 
     run_dir = tmp_path / f"run-{n}"
     sd = run_dir / "shard-0000"
-    storage.write_json(run_dir / "plan.json", {"params": {}, "course_ids": [COURSE_ID], "shards": [[COURSE_ID]],
-                                               "grading_periods": PERIODS})
+    storage.write_json(
+        run_dir / "plan.json",
+        {"params": {}, "course_ids": [COURSE_ID], "shards": [[COURSE_ID]], "grading_periods": PERIODS},
+    )
     stages.write_canvas_answers(sd, [course.bundle])  # as extract writes them
     storage.write_json(sd / "failed-courses.json", {})
     held = data.draw(aspen_holdings(course), label="Aspen holds")
@@ -185,7 +223,9 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
     stages.validate(run_dir, 0, timezone_name=TZ)
     stages.match_stage(aspen, run_dir, 0, mappings={})
     df = storage.read_frame(sd / "rows.parquet")
-    findings = storage.read_json(sd / "findings-validate.json") + storage.read_json(sd / "findings-match.json")
+    findings = storage.read_json(sd / "findings-validate.json") + storage.read_json(
+        sd / "findings-match.json"
+    )
 
     got = row_keys(df)
     want = {k: v for k, v in course.labels.items() if v != "absent"}
@@ -199,11 +239,13 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
         assert kinds, r
         for kind in kinds:  # a finding of that kind names this grade (or its group or assignment)
             assert any(
-                f["kind"] == kind and f["severity"] == "error"
+                f["kind"] == kind
+                and f["severity"] == "error"
                 and f.get("canvas_course_id") in (None, COURSE_ID)
                 and f.get("assignment_id") in (None, r["assignment_id"])
                 and f.get("student_sis_id") in (None, r["student_sis_id"])
-                for f in findings), (kind, r["result_id"])
+                for f in findings
+            ), (kind, r["result_id"])
 
     ledger = Ledger(ledger_url)
     try:
@@ -223,12 +265,17 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
     for r in eligible.to_dict("records"):
         ours_ = _value(r["score_status"], r["score"])
         agrees = r["result_id"] in holds and _same(holds[r["result_id"]], ours_)
-        assert action[r["row_id"]] == ("unchanged" if agrees else "post"), (r["result_id"], holds.get(r["result_id"]))
+        assert action[r["row_id"]] == ("unchanged" if agrees else "post"), (
+            r["result_id"],
+            holds.get(r["result_id"]),
+        )
     items = storage.read_frame(sd / "line-items.parquet")
     bodies = {r["line_item_id"]: json.loads(r["body"]) for r in items.to_dict("records")}
     assert set(bodies) == set(eligible["line_item_id"])
-    results = [(r["result_id"], oneroster.result_body(r, pd.Timestamp("2026-12-01", tz="UTC")))
-               for r in eligible.to_dict("records")]
+    results = [
+        (r["result_id"], oneroster.result_body(r, pd.Timestamp("2026-12-01", tz="UTC")))
+        for r in eligible.to_dict("records")
+    ]
     aspen_accepts(bodies, results, course.roster)
     for _, body in results:
         assert "score" not in body or math.isfinite(body["score"])

@@ -34,7 +34,8 @@ def free(ledger, courses) -> bool:
 
 @pytest.mark.parametrize("first_name", ["nightly", "backfill"])
 def test_backfill_during_the_nightly_run_posts_each_grade_once_and_keeps_the_later_value(
-        first_name, sb, pipeline, ledger):
+    first_name, sb, pipeline, ledger
+):
     sb.reset()
     nightly = pipeline(sb, "scheduled__nightly")
     backfill = pipeline(sb, "manual__backfill", course_ids=[101])
@@ -62,8 +63,11 @@ def test_backfill_during_the_nightly_run_posts_each_grade_once_and_keeps_the_lat
     assert_buckets_add_up(first_report)
     assert_buckets_add_up(second_report)
     # each grade went once, from one run; Aspen holds what the lease holder read
-    assert result_puts(sb) == first_report["totals"]["posted"] + second_report["totals"]["posted"] \
+    assert (
+        result_puts(sb)
+        == first_report["totals"]["posted"] + second_report["totals"]["posted"]
         == len(EXPECTED["results"])
+    )
     assert sb.state()["results"][RESULT]["score"] == 8
     assert free(ledger, [101, 102, 103])  # both runs gave their leases back
 

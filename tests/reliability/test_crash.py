@@ -45,12 +45,23 @@ def kill_post_midway(sb, p, *, chunk: int, after: int) -> subprocess.Popen:
     ``after`` new results of ours."""
     env = dict(os.environ, **conn_env(sb, aspen={"extra": {"max_concurrency": 2}}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    args = {"ledger_url": p.ledger.engine.url.render_as_string(hide_password=False), "run_dir": str(p.run_dir),
-            "shard": SHARD, "run_id": p.run_id, "chunk": chunk, "lease_minutes": 240}
+    args = {
+        "ledger_url": p.ledger.engine.url.render_as_string(hide_password=False),
+        "run_dir": str(p.run_dir),
+        "shard": SHARD,
+        "run_id": p.run_id,
+        "chunk": chunk,
+        "lease_minutes": 240,
+    }
     before = len(new_results(sb))
     sb.set_faults("aspen", latency_ms=250, methods=["PUT"])
-    child = subprocess.Popen([sys.executable, "-m", "tests.reliability.post_child", json.dumps(args)],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.post_child", json.dumps(args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     try:
         while len(new_results(sb)) < before + after:
@@ -71,7 +82,9 @@ def kill_post_midway(sb, p, *, chunk: int, after: int) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("recovery, chunk", [("airflow_retry", 10), ("next_run", 2000)])
-def test_post_killed_midway_recovers_to_the_undisturbed_state(recovery, chunk, sb, baseline, pipeline, ledger):
+def test_post_killed_midway_recovers_to_the_undisturbed_state(
+    recovery, chunk, sb, baseline, pipeline, ledger
+):
     want, want_report = baseline
     sb.reset()
     run = pipeline(sb, "scheduled__crashing")

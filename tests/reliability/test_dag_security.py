@@ -26,8 +26,13 @@ from .conftest import DAG_ID, DEMO, EXPECTED, assert_buckets_add_up, demo_scenar
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db, pytest.mark.timeout(900)]
 
-FAULTS = {"error_rate": 0.05, "rate_429": 0.02, "retry_after_s": 1, "drop_rate": 0.01,
-          "fail_next": [503, 429, "drop"]}
+FAULTS = {
+    "error_rate": 0.05,
+    "rate_429": 0.02,
+    "retry_after_s": 1,
+    "drop_rate": 0.01,
+    "fail_next": [503, 429, "drop"],
+}
 
 
 def rejected_ids() -> list[str]:
@@ -37,8 +42,12 @@ def rejected_ids() -> list[str]:
 
 
 def _enrolled_as(kind: str) -> set[int]:
-    return {e["user_id"] for c in DEMO["canvas"]["courses"] for e in c.get("enrollments") or []
-            if e.get("type", "StudentEnrollment") == kind}
+    return {
+        e["user_id"]
+        for c in DEMO["canvas"]["courses"]
+        for e in c.get("enrollments") or []
+        if e.get("type", "StudentEnrollment") == kind
+    }
 
 
 def names() -> list[str]:
@@ -69,20 +78,27 @@ def xcom_values(run_id: str) -> list:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(select(XComModel.task_id, XComModel.value).where(
-            XComModel.dag_id == DAG_ID, XComModel.run_id == run_id)).all()
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == DAG_ID, XComModel.run_id == run_id
+            )
+        ).all()
     return [(task, value) for task, value in rows]
 
 
 def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_next_run(
-        sandbox_factory, dag_run, monkeypatch, caplog, capfd, airflow_home, tmp_path):
+    sandbox_factory, dag_run, monkeypatch, caplog, capfd, airflow_home, tmp_path
+):
     from canvas_aspen.hooks.aspen import AspenHook
 
     scenario = demo_scenario()
     canvas_token, aspen_secret = scenario["canvas"]["token"], scenario["aspen"]["client_secret"]
     reject = rejected_ids()
-    sb = sandbox_factory(scenario=scenario, canvas_faults={**FAULTS, "seed": 5},
-                         aspen_faults={**FAULTS, "seed": 6, "expire_tokens_every": 30, "reject_result_ids": reject})
+    sb = sandbox_factory(
+        scenario=scenario,
+        canvas_faults={**FAULTS, "seed": 5},
+        aspen_faults={**FAULTS, "seed": 6, "expire_tokens_every": 30, "reject_result_ids": reject},
+    )
     issued: list[str] = []
     fetch = AspenHook._fetch_token
 
@@ -93,8 +109,11 @@ def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_ne
 
     monkeypatch.setattr(AspenHook, "_fetch_token", spy)
     caplog.set_level(logging.DEBUG)
-    logs_before = {p: p.stat().st_mtime for p in (airflow_home / "logs").rglob("*") if p.is_file()} \
-        if (airflow_home / "logs").exists() else {}
+    logs_before = (
+        {p: p.stat().st_mtime for p in (airflow_home / "logs").rglob("*") if p.is_file()}
+        if (airflow_home / "logs").exists()
+        else {}
+    )
 
     state, report, dr, folder = dag_run(sb)
 
@@ -118,21 +137,37 @@ def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_ne
 
     # ---- everything the run printed or stored
     out = capfd.readouterr()
-    logged = "\n".join([caplog.text, out.out, out.err] + [
-        text_of(p) for p in (airflow_home / "logs").rglob("*")
-        if p.is_file() and logs_before.get(p) != p.stat().st_mtime])
+    logged = "\n".join(
+        [caplog.text, out.out, out.err]
+        + [
+            text_of(p)
+            for p in (airflow_home / "logs").rglob("*")
+            if p.is_file() and logs_before.get(p) != p.stat().st_mtime
+        ]
+    )
     assert "retrying" in logged and "not accepted by Aspen" in logged  # the logs were captured
     reports = "\n".join(text_of(p) for p in folder.rglob("*") if p.is_file())
     assert "report.html" in {p.name for p in folder.iterdir()}
     xcom = json.dumps(xcom_values(dr.run_id), default=str)
     assert '"shard"' in xcom
-    stored = "\n".join(text_of(p) for p in [*(tmp_path / "stage").rglob("*"), *tmp_path.glob("ledger.db*")]
-                       if p.is_file())
+    stored = "\n".join(
+        text_of(p) for p in [*(tmp_path / "stage").rglob("*"), *tmp_path.glob("ledger.db*")] if p.is_file()
+    )
     for secret in [canvas_token, aspen_secret, *issued]:
-        for where, text in (("logs", logged), ("reports", reports), ("xcom", xcom), ("stage files/ledger", stored)):
+        for where, text in (
+            ("logs", logged),
+            ("reports", reports),
+            ("xcom", xcom),
+            ("stage files/ledger", stored),
+        ):
             assert secret not in text, f"a secret ({secret[:6]}…) in {where}"
     for name in names():
-        for where, text in (("logs", logged), ("reports", reports), ("xcom", xcom), ("stage files/ledger", stored)):
+        for where, text in (
+            ("logs", logged),
+            ("reports", reports),
+            ("xcom", xcom),
+            ("stage files/ledger", stored),
+        ):
             assert name not in text, f"student name {name!r} in {where}"
     assert names() and teachers()
     for who in teachers():
@@ -167,6 +202,10 @@ def test_dag_run_under_faults_leaks_no_secret_nor_name_and_rejected_grades_go_ne
     for rid, want in EXPECTED["results"].items():  # every grade of the demo, the rejected three included
         assert rid in final["results"], rid
         line_item, student, score_status, score, _ = final["results"][rid]
-        assert (line_item, student, score_status) == (want["lineItem"], want["student"], want["scoreStatus"]), rid
+        assert (line_item, student, score_status) == (
+            want["lineItem"],
+            want["student"],
+            want["scoreStatus"],
+        ), rid
         if want.get("score") is not None:
             assert score == pytest.approx(float(want["score"])), rid

@@ -21,8 +21,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 SPIKE_MS = 2500
 READ_TIMEOUT = 2.0
 # the per-request rates of issue 8, plus scripted first faults so each kind surely happens
-FAULTS = {"error_rate": 0.05, "rate_429": 0.02, "retry_after_s": 1, "drop_rate": 0.01,
-          "spike_rate": 0.03, "spike_ms": SPIKE_MS, "fail_next": [503, 429, "drop"]}
+FAULTS = {
+    "error_rate": 0.05,
+    "rate_429": 0.02,
+    "retry_after_s": 1,
+    "drop_rate": 0.01,
+    "spike_rate": 0.03,
+    "spike_ms": SPIKE_MS,
+    "fail_next": [503, 429, "drop"],
+}
 ASPEN_ONLY = {"expire_tokens_every": 40}
 # what a district would set: small pages (more requests, faults mid-listing) and a read
 # timeout the spikes exceed (a timed-out PUT may still land in Aspen: the retry re-PUTs it)
@@ -48,8 +55,17 @@ def test_fault_matrix_run_completes_with_the_fault_free_final_state(target, sb, 
     stats = {system: sb.stats(system) for system in systems}
     sb.set_faults("canvas")
     sb.set_faults("aspen")
-    print(f"FAULTS {target}:", {system: {"requests": s["requests"], "dropped": s["dropped"], "statuses": {
-        k: v for k, v in s["statuses"].items() if k not in ("200", "201")}} for system, s in stats.items()})
+    print(
+        f"FAULTS {target}:",
+        {
+            system: {
+                "requests": s["requests"],
+                "dropped": s["dropped"],
+                "statuses": {k: v for k, v in s["statuses"].items() if k not in ("200", "201")},
+            }
+            for system, s in stats.items()
+        },
+    )
     for system, s in stats.items():  # every kind of fault really happened
         statuses = s["statuses"]
         assert any(int(k) >= 500 for k in statuses if k.isdigit()), (system, statuses)
@@ -101,13 +117,17 @@ def test_r19_an_aspen_class_that_does_not_exist_fails_its_whole_course_naming_it
     assert_buckets_add_up(report)
     for c in report["courses"]:
         if c["canvas_course_id"] == 102:
-            assert "Aspen has no class BIO-P5" in c["error"] and "nothing of this course was written" in c["error"]
+            assert (
+                "Aspen has no class BIO-P5" in c["error"]
+                and "nothing of this course was written" in c["error"]
+            )
             assert c["posted"] == 0 and c["failed"] > 0, c
         else:
             assert c["error"] is None and c["posted"] > 0, c
     written = ours(sb.state())
-    assert not [k for kind in ("lineItems", "results") for k in written[kind]
-                if "-s1021" in k or "-s1022" in k]  # nothing of course 102's two sections
+    assert not [
+        k for kind in ("lineItems", "results") for k in written[kind] if "-s1021" in k or "-s1022" in k
+    ]  # nothing of course 102's two sections
     assert [k for k in written["lineItems"] if k.endswith("-s1011")]  # the other courses went
     state, report = pipeline(sb, "scheduled__class_back", env=conn_env(sb, extra=EXTRAS)).run()
     assert state == "success"

@@ -33,15 +33,19 @@ def _titles(state: dict) -> dict[str, str]:
 
 
 def test_r21_r22_generated_district_with_aspen_ids_and_many_assignments(sandbox_factory, pipeline):
-    district = generate(courses=1, students_per_section=4, assignments=40, seed=5, messiness=0.0,
-                        aspen_student_ids=True)
+    district = generate(
+        courses=1, students_per_section=4, assignments=40, seed=5, messiness=0.0, aspen_student_ids=True
+    )
     sb = sandbox_factory(scenario=district)
     env = conn_env(sb, aspen={"extra": {"student_id_field": "identifier"}})
 
     state, report = pipeline(sb, env=env).run()
     assert state == "success", [f for f in report["findings"] if f["severity"] == "error"][:3]
-    assert not [f for f in report["findings"] if f["kind"] in ("aspen_rejected", "student_not_in_aspen_class",
-                                                                "ambiguous_student")]
+    assert not [
+        f
+        for f in report["findings"]
+        if f["kind"] in ("aspen_rejected", "student_not_in_aspen_class", "ambiguous_student")
+    ]
     assert report["totals"]["posted"] > 0 and report["totals"]["failed"] == 0
     collisions = [f for f in report["findings"] if f["kind"] == "column_code_collision"]
     assert collisions and all(f["value"].startswith("#") for f in collisions)

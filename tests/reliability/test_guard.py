@@ -80,8 +80,9 @@ TAMPERS = {
 
 
 @pytest.mark.parametrize("tamper", list(TAMPERS))
-def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run(tamper, sb, baseline, pipeline,
-                                                                                 ledger):
+def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run(
+    tamper, sb, baseline, pipeline, ledger
+):
     sb.reset()
     before = sb.state()
     run = pipeline(sb, "scheduled__tampered", delete_orphans=True)
@@ -93,14 +94,23 @@ def test_post_refuses_a_shard_whose_writes_name_a_class_not_resolved_in_this_run
     state, report = run.report()
 
     after = sb.state()
-    puts = {name: e["count"] for name, e in sb.stats("aspen")["endpoints"].items() if not name.startswith("GET")}
+    puts = {
+        name: e["count"] for name, e in sb.stats("aspen")["endpoints"].items() if not name.startswith("GET")
+    }
     assert state == "failed"
     assert_buckets_add_up(report)
     for course_id in (101, 103):  # the tampered shard: nothing written, the reason in the report
         c = course(report, course_id)
         assert c["posted"] == 0 and "refused to post this shard" in c["error"], c
-    assert {k: v for k, v in after["lineItems"].items() if v["class"]["sourcedId"] in ("ALG1-P1", "ENG10-P3", FOREIGN)} \
-        == {k: v for k, v in before["lineItems"].items() if v["class"]["sourcedId"] in ("ALG1-P1", "ENG10-P3", FOREIGN)}
+    assert {
+        k: v
+        for k, v in after["lineItems"].items()
+        if v["class"]["sourcedId"] in ("ALG1-P1", "ENG10-P3", FOREIGN)
+    } == {
+        k: v
+        for k, v in before["lineItems"].items()
+        if v["class"]["sourcedId"] in ("ALG1-P1", "ENG10-P3", FOREIGN)
+    }
     assert after["lineItems"][TEACHERS_COLUMN] == before["lineItems"][TEACHERS_COLUMN]
     assert all(after["results"][k] == v for k, v in before["results"].items())  # no result Aspen held changed
     biology = {k for k, v in ours(after)["lineItems"].items() if v[1] in ("BIO-P2", "BIO-P5")}
@@ -120,5 +130,7 @@ def test_guard_lets_an_untampered_run_through(sb, pipeline):
     sb.reset()
     state, report = pipeline(sb, "scheduled__clean", delete_orphans=True).run()
     assert state == "success"
-    assert "canvas-a3099-s1011" not in {k for k, v in sb.state()["lineItems"].items() if v.get("status") != "tobedeleted"}
+    assert "canvas-a3099-s1011" not in {
+        k for k, v in sb.state()["lineItems"].items() if v.get("status") != "tobedeleted"
+    }
     assert all(c["error"] is None for c in report["courses"])

@@ -34,35 +34,62 @@ def in_class(o: dict, class_id: str) -> dict:
 
 CASES = {
     "canvas: non-JSON page, Link loop": dict(
-        canvas=[Rule("/courses/101/students/submissions", "non_json"),
-                Rule("/courses/102/enrollments", "link_loop")],
-        broken={101: ["list_submissions", "not JSON"], 102: ["list_student_enrollments", "pagination loop"]}),
+        canvas=[
+            Rule("/courses/101/students/submissions", "non_json"),
+            Rule("/courses/102/enrollments", "link_loop"),
+        ],
+        broken={101: ["list_submissions", "not JSON"], 102: ["list_student_enrollments", "pagination loop"]},
+    ),
     "canvas: truncated JSON, wrong shapes": dict(
-        canvas=[Rule("/courses/101/assignment_groups", "truncated"),
-                Rule("/courses/102/students/submissions", "transform",
-                     body=lambda subs: [{k: v for k, v in s.items() if k != "user_id"} for s in subs]),
-                Rule("/courses/103/sections", "json", body={"errors": [{"message": "surprise"}]})],
-        broken={101: ["list_assignment_groups", "not JSON"], 102: ["list_submissions", "user_id"],
-                103: ["list_sections", "unexpected answer"]}),
+        canvas=[
+            Rule("/courses/101/assignment_groups", "truncated"),
+            Rule(
+                "/courses/102/students/submissions",
+                "transform",
+                body=lambda subs: [{k: v for k, v in s.items() if k != "user_id"} for s in subs],
+            ),
+            Rule("/courses/103/sections", "json", body={"errors": [{"message": "surprise"}]}),
+        ],
+        broken={
+            101: ["list_assignment_groups", "not JSON"],
+            102: ["list_submissions", "user_id"],
+            103: ["list_sections", "unexpected answer"],
+        },
+    ),
     "aspen: non-JSON, truncated JSON, wrong shapes": dict(
-        aspen=[Rule(("/categories", "BIO-P2"), "non_json"),
-               Rule("/classes/BIO-P5/lineItems", "json", body={"lineItems": {"oops": 1}}),
-               Rule("/classes/ENG10-P3/results", "truncated"),
-               Rule(("/categories", "ALG1-P1"), "transform",
-                    body=lambda d: {"categories": [{k: v for k, v in c.items() if k != "sourcedId"}
-                                                   for c in d["categories"]]})],
-        broken={102: ["list_categories", "not JSON", "list_line_items", "unexpected answer"],
-                103: ["list_results", "not JSON"], 101: ["list_categories", "without a sourcedId"]}),
+        aspen=[
+            Rule(("/categories", "BIO-P2"), "non_json"),
+            Rule("/classes/BIO-P5/lineItems", "json", body={"lineItems": {"oops": 1}}),
+            Rule("/classes/ENG10-P3/results", "truncated"),
+            Rule(
+                ("/categories", "ALG1-P1"),
+                "transform",
+                body=lambda d: {
+                    "categories": [{k: v for k, v in c.items() if k != "sourcedId"} for c in d["categories"]]
+                },
+            ),
+        ],
+        broken={
+            102: ["list_categories", "not JSON", "list_line_items", "unexpected answer"],
+            103: ["list_results", "not JSON"],
+            101: ["list_categories", "without a sourcedId"],
+        },
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_malformed_answers_fail_their_course_clearly_and_post_nothing_of_it(case, sb, baseline, pipeline, ledger):
+def test_malformed_answers_fail_their_course_clearly_and_post_nothing_of_it(
+    case, sb, baseline, pipeline, ledger
+):
     spec = CASES[case]
     want, _ = baseline
     sb.reset()
     before = ours(sb.state())
-    with Mangler(sb.canvas_url, spec.get("canvas", [])) as cm, Mangler(sb.aspen_url, spec.get("aspen", [])) as am:
+    with (
+        Mangler(sb.canvas_url, spec.get("canvas", [])) as cm,
+        Mangler(sb.aspen_url, spec.get("aspen", [])) as am,
+    ):
         state, report = pipeline(sb, "scheduled__spoiled", env=proxied(sb, cm.url, am.url)).run()
         spoiled = {**cm.spoiled(), **am.spoiled()}
     assert all(spoiled.values()), spoiled  # every spoiler was hit
@@ -89,13 +116,16 @@ def test_malformed_answers_fail_their_course_clearly_and_post_nothing_of_it(case
 
 
 def test_a_put_answered_200_that_never_reached_aspen_and_an_unreadable_read_back_fail_verify(
-        sb, baseline, pipeline, ledger):
+    sb, baseline, pipeline, ledger
+):
     """OneRoster: any 2xx is success, so the post stage counts a swallowed PUT as posted; the
     read back (R18) finds it missing and fails the run, as it does when a class cannot be read."""
     want, _ = baseline
     sb.reset()
-    rules = [Rule("/results/canvas-a3101-s1021-", "swallow", method="PUT"),
-             Rule("/classes/ENG10-P3/results", "non_json", skip=1)]  # deltas reads it; verify cannot
+    rules = [
+        Rule("/results/canvas-a3101-s1021-", "swallow", method="PUT"),
+        Rule("/classes/ENG10-P3/results", "non_json", skip=1),
+    ]  # deltas reads it; verify cannot
     with Mangler(sb.aspen_url, rules) as am:
         state, report = pipeline(sb, "scheduled__swallowed", env=proxied(sb, aspen=am.url)).run()
         swallowed = am.rules[0].spoiled
@@ -106,8 +136,11 @@ def test_a_put_answered_200_that_never_reached_aspen_and_an_unreadable_read_back
     missing = [f for f in mismatches if "missing in Aspen" in f["message"]]
     assert len(missing) == swallowed
     unreadable = [f for f in mismatches if f["aspen_class_id"] == "ENG10-P3"]
-    assert len(unreadable) == 1 and "list_results" in unreadable[0]["message"] \
+    assert (
+        len(unreadable) == 1
+        and "list_results" in unreadable[0]["message"]
         and "not JSON" in unreadable[0]["message"]
+    )
     assert report["verify"]["mismatched"] == swallowed + 1
     assert_buckets_add_up(report)
 
@@ -118,12 +151,16 @@ def test_a_put_answered_200_that_never_reached_aspen_and_an_unreadable_read_back
     assert_ledger_agrees(ledger, sb.state())
 
 
-@pytest.mark.parametrize("system, rule, endpoint", [
-    ("canvas", Rule("/accounts/1/courses", "non_json"), "list_courses"),
-    ("aspen", Rule("/gradingPeriods", "truncated"), "list_grading_periods"),
-])
+@pytest.mark.parametrize(
+    "system, rule, endpoint",
+    [
+        ("canvas", Rule("/accounts/1/courses", "non_json"), "list_courses"),
+        ("aspen", Rule("/gradingPeriods", "truncated"), "list_grading_periods"),
+    ],
+)
 def test_a_malformed_answer_to_the_plan_fails_the_run_before_anything_is_read_or_posted(
-        system, rule, endpoint, sb, pipeline, ledger):
+    system, rule, endpoint, sb, pipeline, ledger
+):
     from canvas_aspen.hooks._http import ApiError
 
     sb.reset()
@@ -135,6 +172,8 @@ def test_a_malformed_answer_to_the_plan_fails_the_run_before_anything_is_read_or
             run.plan()
     assert endpoint in str(err.value) and "not JSON" in str(err.value)
     state, report = run.report()  # a report all the same, saying the plan failed
-    assert state == "failed" and report["failed_reasons"][0].startswith("plan failed: the plan task did not finish")
+    assert state == "failed" and report["failed_reasons"][0].startswith(
+        "plan failed: the plan task did not finish"
+    )
     assert ledger.run(run.run_id)["status"] == "failed"
     assert ours(sb.state()) == before

@@ -37,17 +37,28 @@ def cert_files(tmp_path_factory):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     folder = tmp_path_factory.mktemp("tls")
     cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
     cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_pem, key_pem
 
 
@@ -93,10 +104,16 @@ def hooks(monkeypatch, host: str, **extra):
     from canvas_aspen.hooks.canvas import CanvasHook
 
     extra = {"max_attempts": 1, **extra}
-    monkeypatch.setenv("AIRFLOW_CONN_CANVAS_TLS", json.dumps(
-        {"conn_type": "canvas", "host": host, "password": TOKEN, "extra": extra}))
-    monkeypatch.setenv("AIRFLOW_CONN_ASPEN_TLS", json.dumps(
-        {"conn_type": "aspen", "host": host, "login": "tls-client", "password": SECRET, "extra": extra}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CANVAS_TLS",
+        json.dumps({"conn_type": "canvas", "host": host, "password": TOKEN, "extra": extra}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ASPEN_TLS",
+        json.dumps(
+            {"conn_type": "aspen", "host": host, "login": "tls-client", "password": SECRET, "extra": extra}
+        ),
+    )
     return CanvasHook(canvas_conn_id="canvas_tls"), AspenHook(aspen_conn_id="aspen_tls")
 
 
@@ -141,4 +158,6 @@ def test_plain_http_to_a_remote_host_is_refused_unless_allowed(which, monkeypatc
         _ = hook.settings
     hook = hooks(monkeypatch, "http://district.example.org", allow_insecure_http=True)[which]
     assert hook.settings.base_url == "http://district.example.org"
-    assert hooks(monkeypatch, "http://127.0.0.1:9")[which].settings.base_url == "http://127.0.0.1:9"  # loopback
+    assert (
+        hooks(monkeypatch, "http://127.0.0.1:9")[which].settings.base_url == "http://127.0.0.1:9"
+    )  # loopback

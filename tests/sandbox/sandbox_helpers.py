@@ -13,16 +13,27 @@ def canvas_client(sb, token: str | None = None) -> httpx.Client:
 
 
 def aspen_token(sb) -> str:
-    r = httpx.post(f"{sb.aspen_url}{sb.aspen_token_path}", trust_env=False, timeout=30,
-                   data={"grant_type": "client_credentials", "client_id": sb.aspen_client_id,
-                         "client_secret": sb.aspen_client_secret})
+    r = httpx.post(
+        f"{sb.aspen_url}{sb.aspen_token_path}",
+        trust_env=False,
+        timeout=30,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": sb.aspen_client_id,
+            "client_secret": sb.aspen_client_secret,
+        },
+    )
     r.raise_for_status()
     return r.json()["access_token"]
 
 
 def aspen_client(sb, token: str | None = None) -> httpx.Client:
-    return httpx.Client(base_url=f"{sb.aspen_url}{sb.aspen_api_path}", trust_env=False, timeout=30,
-                        headers={"Authorization": f"Bearer {token or aspen_token(sb)}"})
+    return httpx.Client(
+        base_url=f"{sb.aspen_url}{sb.aspen_api_path}",
+        trust_env=False,
+        timeout=30,
+        headers={"Authorization": f"Bearer {token or aspen_token(sb)}"},
+    )
 
 
 def follow(client: httpx.Client, url: str, params=None) -> tuple[list, int]:

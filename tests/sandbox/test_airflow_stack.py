@@ -21,7 +21,9 @@ def test_no_postgres_is_a_clear_unavailable_and_leaves_nothing(monkeypatch):
     port = free_port()  # nothing listens there
     monkeypatch.setenv("CANVAS_ASPEN_TEST_PG_URL", f"postgresql://postgres@127.0.0.1:{port}/test")
     before = _homes()
-    with pytest.raises(StackUnavailable, match=rf"PostgreSQL not reachable at postgresql://postgres@127.0.0.1:{port}"):
+    with pytest.raises(
+        StackUnavailable, match=rf"PostgreSQL not reachable at postgresql://postgres@127.0.0.1:{port}"
+    ):
         AirflowStack.start(conn_env={})
     assert _homes() == before
 

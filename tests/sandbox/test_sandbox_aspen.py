@@ -12,17 +12,31 @@ TOKEN_FORM = {"grant_type": "client_credentials"}
 
 
 def line_item(**changes) -> dict:
-    body = {"title": "Sandbox test item", "description": "", "assignDate": "2026-11-10T12:00:00.000Z",
-            "dueDate": "2026-11-20T04:59:00.000Z", "class": {"sourcedId": "ALG1-P1"},
-            "category": {"sourcedId": "cat-ALG1-P1-HW"}, "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
-            "resultValueMin": 0, "resultValueMax": 10, "status": "active"}
+    body = {
+        "title": "Sandbox test item",
+        "description": "",
+        "assignDate": "2026-11-10T12:00:00.000Z",
+        "dueDate": "2026-11-20T04:59:00.000Z",
+        "class": {"sourcedId": "ALG1-P1"},
+        "category": {"sourcedId": "cat-ALG1-P1-HW"},
+        "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
+        "resultValueMin": 0,
+        "resultValueMax": 10,
+        "status": "active",
+    }
     body.update(changes)
     return {"lineItem": body}
 
 
 def result(line_item_id: str = "t-li", student: str = "S1001", **changes) -> dict:
-    body = {"lineItem": {"sourcedId": line_item_id}, "student": {"sourcedId": student},
-            "scoreStatus": "fully graded", "score": 8, "scoreDate": "2026-11-21", "status": "active"}
+    body = {
+        "lineItem": {"sourcedId": line_item_id},
+        "student": {"sourcedId": student},
+        "scoreStatus": "fully graded",
+        "score": 8,
+        "scoreDate": "2026-11-21",
+        "status": "active",
+    }
     body.update(changes)
     return {"result": body}
 
@@ -37,24 +51,34 @@ def api(demo):
 
 
 def test_client_credentials_token(demo):
-    r = httpx.post(f"{demo.aspen_url}/oauth/rest/v2.0/auth", trust_env=False,
-                   data=dict(TOKEN_FORM, client_id=demo.aspen_client_id, client_secret=demo.aspen_client_secret))
+    r = httpx.post(
+        f"{demo.aspen_url}/oauth/rest/v2.0/auth",
+        trust_env=False,
+        data=dict(TOKEN_FORM, client_id=demo.aspen_client_id, client_secret=demo.aspen_client_secret),
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 3600 and len(body["access_token"]) > 20
 
 
 def test_token_with_http_basic_client_authentication(demo):
-    r = httpx.post(f"{demo.aspen_url}/oauth/rest/v2.0/auth", data=TOKEN_FORM, trust_env=False,
-                   auth=(demo.aspen_client_id, demo.aspen_client_secret))
+    r = httpx.post(
+        f"{demo.aspen_url}/oauth/rest/v2.0/auth",
+        data=TOKEN_FORM,
+        trust_env=False,
+        auth=(demo.aspen_client_id, demo.aspen_client_secret),
+    )
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("form, status", [
-    ({"client_id": "sandbox-aspen-client", "client_secret": "wrong"}, 401),
-    ({"client_id": "someone-else", "client_secret": "sandbox-aspen-secret"}, 401),
-    ({}, 401),
-])
+@pytest.mark.parametrize(
+    "form, status",
+    [
+        ({"client_id": "sandbox-aspen-client", "client_secret": "wrong"}, 401),
+        ({"client_id": "someone-else", "client_secret": "sandbox-aspen-secret"}, 401),
+        ({}, 401),
+    ],
+)
 def test_bad_client_credentials_are_401(demo, form, status):
     r = httpx.post(f"{demo.aspen_url}/oauth/rest/v2.0/auth", data=dict(TOKEN_FORM, **form), trust_env=False)
     assert r.status_code == status
@@ -62,9 +86,15 @@ def test_bad_client_credentials_are_401(demo, form, status):
 
 
 def test_other_grant_types_are_refused(demo):
-    r = httpx.post(f"{demo.aspen_url}/oauth/rest/v2.0/auth", trust_env=False,
-                   data={"grant_type": "password", "client_id": demo.aspen_client_id,
-                         "client_secret": demo.aspen_client_secret})
+    r = httpx.post(
+        f"{demo.aspen_url}/oauth/rest/v2.0/auth",
+        trust_env=False,
+        data={
+            "grant_type": "password",
+            "client_id": demo.aspen_client_id,
+            "client_secret": demo.aspen_client_secret,
+        },
+    )
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
 
 
@@ -97,11 +127,17 @@ def test_tokens_expire_after_their_lifetime(demo):
 # --- reads -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flt", ["metadata.classId='ALG1-P1'", "metadata.classId=ALG1-P1", 'metadata.classId="ALG1-P1"'])
+@pytest.mark.parametrize(
+    "flt", ["metadata.classId='ALG1-P1'", "metadata.classId=ALG1-P1", 'metadata.classId="ALG1-P1"']
+)
 def test_categories_of_a_class(api, flt):
     cats = api.get("/categories", params={"filter": flt}).json()["categories"]
     assert [(c["title"], c["metadata"].get("weight")) for c in cats] == [
-        ("Homework", 30), ("Quiz", 30), ("Tests", 40), ("Participation", None)]
+        ("Homework", 30),
+        ("Quiz", 30),
+        ("Tests", 40),
+        ("Participation", None),
+    ]
     assert all(c["metadata"]["classId"] == "ALG1-P1" and c["status"] == "active" for c in cats)
 
 
@@ -115,7 +151,9 @@ def test_categories_filter_edge_cases(api):
 def test_grading_periods_carry_locked(api):
     periods = api.get("/gradingPeriods").json()["gradingPeriods"]
     assert [(p["sourcedId"], p["startDate"], p["endDate"], p["metadata"]["locked"]) for p in periods][:2] == [
-        ("GP-2627-Q1", "2026-08-31", "2026-11-06", True), ("GP-2627-Q2", "2026-11-09", "2027-01-29", False)]
+        ("GP-2627-Q1", "2026-08-31", "2026-11-06", True),
+        ("GP-2627-Q2", "2026-11-09", "2027-01-29", False),
+    ]
 
 
 def test_class_roster_line_items_and_results(api):
@@ -129,18 +167,35 @@ def test_class_roster_line_items_and_results(api):
     assert api.get("/classes/BIO-P2/results").json() == {"results": []}
 
 
-@pytest.mark.parametrize("path", ["/classes/NOPE/students", "/classes/NOPE/lineItems", "/classes/NOPE/results",
-                                  "/lineItems/NOPE", "/results/NOPE"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/classes/NOPE/students",
+        "/classes/NOPE/lineItems",
+        "/classes/NOPE/results",
+        "/lineItems/NOPE",
+        "/results/NOPE",
+    ],
+)
 def test_unknown_things_are_404(api, path):
     r = api.get(path)
     assert r.status_code == 404 and "Not Found" in r.json()["imsx_description"]
 
 
 def test_limit_and_offset_paging(api):
-    pages = [api.get("/classes/BIO-P2/students", params={"limit": 4, "offset": o}).json()["users"]
-             for o in (0, 4, 8)]
+    pages = [
+        api.get("/classes/BIO-P2/students", params={"limit": 4, "offset": o}).json()["users"]
+        for o in (0, 4, 8)
+    ]
     assert [len(p) for p in pages] == [4, 2, 0]
-    assert [u["sourcedId"] for u in pages[0] + pages[1]] == ["S1001", "S1002", "S1101", "S1102", "S1103", "S1104"]
+    assert [u["sourcedId"] for u in pages[0] + pages[1]] == [
+        "S1001",
+        "S1002",
+        "S1101",
+        "S1102",
+        "S1103",
+        "S1104",
+    ]
     assert api.get("/classes/BIO-P2/students", params={"limit": 0}).status_code == 400
     assert api.get("/classes/BIO-P2/students", params={"offset": "x"}).status_code == 400
 
@@ -156,7 +211,9 @@ def test_limit_is_capped_and_total_count_is_optional(demo, api):
 def test_generic_filter_and_sort(api):
     r = api.get("/gradingPeriods", params={"filter": "title='Q3'"}).json()["gradingPeriods"]
     assert [p["sourcedId"] for p in r] == ["GP-2627-Q3"]
-    desc = api.get("/gradingPeriods", params={"sort": "startDate", "orderBy": "desc"}).json()["gradingPeriods"]
+    desc = api.get("/gradingPeriods", params={"sort": "startDate", "orderBy": "desc"}).json()[
+        "gradingPeriods"
+    ]
     assert desc[0]["title"] == "Q4"
 
 
@@ -170,10 +227,16 @@ def test_put_line_item_creates_then_replaces(demo, api):
     replaced = api.put("/lineItems/t-li", json=line_item(title="Renamed", resultValueMax=20))
     assert replaced.status_code == 200
     got = api.get("/lineItems/t-li").json()["lineItem"]
-    assert (got["title"], got["resultValueMax"], got["gradingPeriod"]["sourcedId"]) == ("Renamed", 20, "GP-2627-Q2")
+    assert (got["title"], got["resultValueMax"], got["gradingPeriod"]["sourcedId"]) == (
+        "Renamed",
+        20,
+        "GP-2627-Q2",
+    )
     assert got["dateLastModified"] >= created.json()["lineItem"]["dateLastModified"]
     assert "t-li" in demo.state(class_id="ALG1-P1")["lineItems"]
-    assert [li["sourcedId"] for li in api.get("/classes/ALG1-P1/lineItems").json()["lineItems"]].count("t-li") == 1
+    assert [li["sourcedId"] for li in api.get("/classes/ALG1-P1/lineItems").json()["lineItems"]].count(
+        "t-li"
+    ) == 1
 
 
 def test_put_result_creates_then_replaces(demo, api):
@@ -186,13 +249,16 @@ def test_put_result_creates_then_replaces(demo, api):
     assert stored["dateLastModified"].endswith("Z")
 
 
-@pytest.mark.parametrize("changes", [
-    {"scoreStatus": "exempt", "score": None},
-    {"scoreStatus": "exempt"},
-    {"scoreStatus": "not submitted", "score": 0},
-    {"scoreStatus": "partially graded", "score": 10},
-    {"comment": "x" * 100},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"scoreStatus": "exempt", "score": None},
+        {"scoreStatus": "exempt"},
+        {"scoreStatus": "not submitted", "score": 0},
+        {"scoreStatus": "partially graded", "score": 10},
+        {"comment": "x" * 100},
+    ],
+)
 def test_accepted_results(api, changes):
     api.put("/lineItems/t-li", json=line_item())
     body = result(**changes)
@@ -229,11 +295,35 @@ def test_due_date_in_period_check_is_a_setting(demo, api):
 # --- every rejection, in both error styles --------------------------------------------------------------
 
 LINE_ITEM_REJECTIONS = [
-    ("/lineItems/t-x", "category of another class", line_item(category={"sourcedId": "cat-BIO-P2-HW"}), 404, "Grading Category Not Found"),
+    (
+        "/lineItems/t-x",
+        "category of another class",
+        line_item(category={"sourcedId": "cat-BIO-P2-HW"}),
+        404,
+        "Grading Category Not Found",
+    ),
     ("/lineItems/t-x", "no category", line_item(category=None), 404, "Grading Category Not Found"),
-    ("/lineItems/t-x", "unknown class", line_item(**{"class": {"sourcedId": "NOPE"}}), 404, "Class Not Found"),
-    ("/lineItems/t-x", "unknown grading period", line_item(gradingPeriod={"sourcedId": "GP-NOPE"}), 404, "Grading Period Not Found"),
-    ("/lineItems/t-x", "locked grading period", line_item(gradingPeriod={"sourcedId": "GP-2627-Q1"}), 422, "Grading Period Locked"),
+    (
+        "/lineItems/t-x",
+        "unknown class",
+        line_item(**{"class": {"sourcedId": "NOPE"}}),
+        404,
+        "Class Not Found",
+    ),
+    (
+        "/lineItems/t-x",
+        "unknown grading period",
+        line_item(gradingPeriod={"sourcedId": "GP-NOPE"}),
+        404,
+        "Grading Period Not Found",
+    ),
+    (
+        "/lineItems/t-x",
+        "locked grading period",
+        line_item(gradingPeriod={"sourcedId": "GP-2627-Q1"}),
+        422,
+        "Grading Period Locked",
+    ),
     ("/lineItems/t-x", "no due date", line_item(dueDate=None), 422, "Validation Exception"),
     ("/lineItems/t-x", "no title", line_item(title=""), 422, "Validation Exception"),
     ("/lineItems/t-x", "max below min", line_item(resultValueMax=-1), 422, "Validation Exception"),
@@ -256,8 +346,11 @@ RESULT_REJECTIONS = [
 
 
 @pytest.mark.parametrize("style", ["json", "text"])
-@pytest.mark.parametrize("path, case, body, status, message", LINE_ITEM_REJECTIONS + RESULT_REJECTIONS,
-                         ids=[c[1] for c in LINE_ITEM_REJECTIONS + RESULT_REJECTIONS])
+@pytest.mark.parametrize(
+    "path, case, body, status, message",
+    LINE_ITEM_REJECTIONS + RESULT_REJECTIONS,
+    ids=[c[1] for c in LINE_ITEM_REJECTIONS + RESULT_REJECTIONS],
+)
 def test_rejection(demo, style, path, case, body, status, message):
     demo.set_settings(aspen_error_style=style)
     with aspen_client(demo) as api:

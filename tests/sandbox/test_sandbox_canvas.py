@@ -13,7 +13,9 @@ SUBMISSIONS = "/api/v1/courses/{}/students/submissions"
 
 
 def graded_pairs(client, course_id: int, **params) -> dict[tuple[int, int], dict]:
-    items, _ = follow(client, SUBMISSIONS.format(course_id), params={"student_ids[]": "all", "per_page": 100, **params})
+    items, _ = follow(
+        client, SUBMISSIONS.format(course_id), params={"student_ids[]": "all", "per_page": 100, **params}
+    )
     return {(s["assignment_id"], s["user_id"]): s for s in items}
 
 
@@ -70,12 +72,27 @@ def test_default_page_size_is_10_and_per_page_is_capped(demo):
 
 def test_next_links_keep_every_filter(demo):
     with canvas_client(demo) as c:
-        r = c.get(SUBMISSIONS.format(101), params=[("student_ids[]", "all"), ("assignment_ids[]", "3001"),
-                                                    ("assignment_ids[]", "3005"), ("per_page", "3")])
+        r = c.get(
+            SUBMISSIONS.format(101),
+            params=[
+                ("student_ids[]", "all"),
+                ("assignment_ids[]", "3001"),
+                ("assignment_ids[]", "3005"),
+                ("per_page", "3"),
+            ],
+        )
         nxt = r.links["next"]["url"]
         assert "assignment_ids%5B%5D=3001" in nxt and "assignment_ids%5B%5D=3005" in nxt
-        items, pages = follow(c, SUBMISSIONS.format(101), params=[("student_ids[]", "all"), ("assignment_ids[]", "3001"),
-                                                                   ("assignment_ids[]", "3005"), ("per_page", "3")])
+        items, pages = follow(
+            c,
+            SUBMISSIONS.format(101),
+            params=[
+                ("student_ids[]", "all"),
+                ("assignment_ids[]", "3001"),
+                ("assignment_ids[]", "3005"),
+                ("per_page", "3"),
+            ],
+        )
     assert {s["assignment_id"] for s in items} == {3001, 3005}
     assert len(items) == 14 and pages == 5
 
@@ -116,14 +133,18 @@ def test_sections_of_a_cross_listed_course(demo):
     with canvas_client(demo) as c:
         sections = c.get("/api/v1/courses/102/sections").json()
     assert [(s["id"], s["sis_section_id"], s["course_id"]) for s in sections] == [
-        (1021, "BIO-P2", 102), (1022, "BIO-P5", 102)]
+        (1021, "BIO-P2", 102),
+        (1022, "BIO-P5", 102),
+    ]
     assert sections[1]["nonxlist_course_id"] == 104
 
 
 def test_enrollments_filter_by_type_and_state(demo):
     with canvas_client(demo) as c:
-        students = c.get("/api/v1/courses/102/enrollments", params={"type[]": "StudentEnrollment",
-                                                                    "state[]": "active", "per_page": 100}).json()
+        students = c.get(
+            "/api/v1/courses/102/enrollments",
+            params={"type[]": "StudentEnrollment", "state[]": "active", "per_page": 100},
+        ).json()
         everyone = c.get("/api/v1/courses/102/enrollments", params={"per_page": 100}).json()
         inactive = c.get("/api/v1/courses/102/enrollments", params={"state[]": "inactive"}).json()
     assert len(students) == 12
@@ -138,12 +159,19 @@ def test_course_teachers_with_emails_once_each(demo):
     """GET /courses/{id}/users?enrollment_type[]=teacher&include[]=email: a teacher of two sections
     is one user; no students; the email only when asked for."""
     with canvas_client(demo) as c:
-        bio = c.get("/api/v1/courses/102/users", params={"enrollment_type[]": "teacher", "include[]": "email"}).json()
-        eng = c.get("/api/v1/courses/103/users", params={"enrollment_type[]": "teacher", "include[]": "email"}).json()
+        bio = c.get(
+            "/api/v1/courses/102/users", params={"enrollment_type[]": "teacher", "include[]": "email"}
+        ).json()
+        eng = c.get(
+            "/api/v1/courses/103/users", params={"enrollment_type[]": "teacher", "include[]": "email"}
+        ).json()
         plain = c.get("/api/v1/courses/102/users", params={"enrollment_type[]": "teacher"}).json()
-        students, _ = follow(c, "/api/v1/courses/102/users", params={"enrollment_type[]": "student", "per_page": 100})
+        students, _ = follow(
+            c, "/api/v1/courses/102/users", params={"enrollment_type[]": "student", "per_page": 100}
+        )
     assert [(u["id"], u["name"], u["email"]) for u in bio] == [
-        (9001, "Dana Whitfield", "dana.whitfield@district.example.org")]
+        (9001, "Dana Whitfield", "dana.whitfield@district.example.org")
+    ]
     assert [(u["id"], u["email"]) for u in eng] == [(9002, "marcus.bell@district.example.org")]
     assert [u["id"] for u in plain] == [9001] and "email" not in plain[0]
     assert len(students) == 12 and 9001 not in {u["id"] for u in students}  # active students only
@@ -152,19 +180,46 @@ def test_course_teachers_with_emails_once_each(demo):
 def test_assignment_groups_with_assignments_and_overrides(demo):
     with canvas_client(demo) as c:
         bare = c.get("/api/v1/courses/102/assignment_groups").json()
-        full = c.get("/api/v1/courses/102/assignment_groups",
-                     params=[("include[]", "assignments"), ("include[]", "overrides")]).json()
-        algebra = c.get("/api/v1/courses/101/assignment_groups", params={"include[]": "assignments",
-                                                                         "per_page": 100}).json()
+        full = c.get(
+            "/api/v1/courses/102/assignment_groups",
+            params=[("include[]", "assignments"), ("include[]", "overrides")],
+        ).json()
+        algebra = c.get(
+            "/api/v1/courses/101/assignment_groups", params={"include[]": "assignments", "per_page": 100}
+        ).json()
     assert "assignments" not in bare[0]
     assert [g["name"] for g in full] == ["Labs ", "Homework", "Imported Assignments", "Tests"]
     a = {x["id"]: x for g in full for x in g["assignments"]}
-    assert a[3102]["overrides"] == [{"id": 71, "assignment_id": 3102, "due_at": "2026-11-04T16:00:00Z",
-                                     "unlock_at": None, "lock_at": None, "all_day": False,
-                                     "course_section_id": 1022, "title": "Section 1022"}]
-    assert a[3103]["only_visible_to_overrides"] is True and a[3103]["overrides"][0]["student_ids"] == [5102, 5205]
-    fields = {"id", "name", "assignment_group_id", "points_possible", "grading_type", "published", "post_to_sis",
-              "only_visible_to_overrides", "due_at", "unlock_at", "created_at", "omit_from_final_grade"}
+    assert a[3102]["overrides"] == [
+        {
+            "id": 71,
+            "assignment_id": 3102,
+            "due_at": "2026-11-04T16:00:00Z",
+            "unlock_at": None,
+            "lock_at": None,
+            "all_day": False,
+            "course_section_id": 1022,
+            "title": "Section 1022",
+        }
+    ]
+    assert a[3103]["only_visible_to_overrides"] is True and a[3103]["overrides"][0]["student_ids"] == [
+        5102,
+        5205,
+    ]
+    fields = {
+        "id",
+        "name",
+        "assignment_group_id",
+        "points_possible",
+        "grading_type",
+        "published",
+        "post_to_sis",
+        "only_visible_to_overrides",
+        "due_at",
+        "unlock_at",
+        "created_at",
+        "omit_from_final_grade",
+    }
     assert all(fields <= set(x) for x in a.values())
     by_id = {x["id"]: x for g in algebra for x in g["assignments"]}
     assert "overrides" not in by_id[3001]
@@ -189,8 +244,18 @@ def test_submissions_only_of_published_assignments(demo):
 def test_submission_fields_and_statuses(demo):
     with canvas_client(demo) as c:
         pairs = graded_pairs(c, 101, **{"assignment_ids[]": 3001})
-    fields = {"assignment_id", "user_id", "score", "grade", "excused", "late", "missing", "late_policy_status",
-              "workflow_state", "graded_at"}
+    fields = {
+        "assignment_id",
+        "user_id",
+        "score",
+        "grade",
+        "excused",
+        "late",
+        "missing",
+        "late_policy_status",
+        "workflow_state",
+        "graded_at",
+    }
     assert all(fields <= set(s) for s in pairs.values())
     late, missing, excused, empty = (pairs[(3001, u)] for u in (5002, 5003, 5004, 5005))
     assert (late["score"], late["late"], late["late_policy_status"]) == (9, True, "late")
@@ -216,16 +281,38 @@ def test_only_visible_to_overrides_lists_only_the_assigned_students(demo):
         pairs = graded_pairs(c, 102)
     assert sorted(u for a, u in pairs if a == 3103) == [5102, 5205]  # named students; 5101's score hidden
     assert sorted(u for a, u in pairs if a == 3104) == [5201, 5202, 5203, 5204, 5205, 5206]  # section 1022
-    assert sorted(u for a, u in pairs if a == 3101) == [5001, 5002, 5101, 5102, 5103, 5104,
-                                                        5201, 5202, 5203, 5204, 5205, 5206]  # not 5105 (inactive)
+    assert sorted(u for a, u in pairs if a == 3101) == [
+        5001,
+        5002,
+        5101,
+        5102,
+        5103,
+        5104,
+        5201,
+        5202,
+        5203,
+        5204,
+        5205,
+        5206,
+    ]  # not 5105 (inactive)
 
 
 def test_assignment_ids_and_student_ids_filters(demo):
     with canvas_client(demo) as c:
-        two = c.get(SUBMISSIONS.format(101), params=[("student_ids[]", "5001"), ("student_ids[]", "5002"),
-                                                      ("assignment_ids[]", "3005"), ("per_page", 100)]).json()
+        two = c.get(
+            SUBMISSIONS.format(101),
+            params=[
+                ("student_ids[]", "5001"),
+                ("student_ids[]", "5002"),
+                ("assignment_ids[]", "3005"),
+                ("per_page", 100),
+            ],
+        ).json()
         none = c.get(SUBMISSIONS.format(101), params={"per_page": 100}).json()
-    assert sorted((s["assignment_id"], s["user_id"], s["score"]) for s in two) == [(3005, 5001, 88), (3005, 5002, 92)]
+    assert sorted((s["assignment_id"], s["user_id"], s["score"]) for s in two) == [
+        (3005, 5001, 88),
+        (3005, 5002, 92),
+    ]
     assert none == []  # without student_ids Canvas lists the caller's own submissions: an admin has none
 
 
@@ -259,6 +346,7 @@ def _parallel_get(sb, n: int, path: str = "/api/v1/courses/101") -> list:
     def one(_):
         with canvas_client(sb) as c:
             return c.get(path)
+
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(one, range(n)))
 
@@ -336,10 +424,13 @@ def test_r19_course_list_by_term_id_sis_term_id_and_state(demo):
 def test_r19_a_concluded_courses_students_are_completed_and_their_grades_listed(demo):
     with canvas_client(demo) as c:
         course = c.get("/api/v1/courses/105").json()
-        active = c.get("/api/v1/courses/105/enrollments", params={"type[]": "StudentEnrollment",
-                                                                  "state[]": "active"}).json()
-        done = c.get("/api/v1/courses/105/enrollments", params={"type[]": "StudentEnrollment",
-                                                                "state[]": ["active", "completed"]}).json()
+        active = c.get(
+            "/api/v1/courses/105/enrollments", params={"type[]": "StudentEnrollment", "state[]": "active"}
+        ).json()
+        done = c.get(
+            "/api/v1/courses/105/enrollments",
+            params={"type[]": "StudentEnrollment", "state[]": ["active", "completed"]},
+        ).json()
         subs = c.get("/api/v1/courses/105/students/submissions", params={"student_ids[]": "all"}).json()
     assert course["workflow_state"] == "completed" and course["enrollment_term_id"] == 2
     assert active == [] and sorted(e["user_id"] for e in done) == [5001, 5002, 5003]
@@ -350,9 +441,13 @@ def test_r19_a_concluded_courses_students_are_completed_and_their_grades_listed(
 
 
 def _subs(c, course, assignment):
-    return {s["user_id"]: s for s in c.get(f"/api/v1/courses/{course}/students/submissions",
-                                            params={"student_ids[]": "all", "assignment_ids[]": assignment,
-                                                    "per_page": 100}).json()}
+    return {
+        s["user_id"]: s
+        for s in c.get(
+            f"/api/v1/courses/{course}/students/submissions",
+            params={"student_ids[]": "all", "assignment_ids[]": assignment, "per_page": 100},
+        ).json()
+    }
 
 
 def test_r20_a_manual_posting_policy_hides_graded_submissions_until_posted(demo):
@@ -362,8 +457,11 @@ def test_r20_a_manual_posting_policy_hides_graded_submissions_until_posted(demo)
         hidden = _subs(c, 103, 3204)
         automatic = _subs(c, 103, 3201)
     assert manual[3204] is True and manual[3201] is False
-    assert {u: (s["score"], s["excused"], s["posted_at"]) for u, s in hidden.items() if s["workflow_state"] == "graded"
-            } == {5301: (92, False, None), 5302: (84, False, None), 5303: (None, True, None), 5305: (88, False, None)}
+    assert {
+        u: (s["score"], s["excused"], s["posted_at"])
+        for u, s in hidden.items()
+        if s["workflow_state"] == "graded"
+    } == {5301: (92, False, None), 5302: (84, False, None), 5303: (None, True, None), 5305: (88, False, None)}
     assert hidden[5301]["graded_at"] is not None
     assert all(s["posted_at"] == s["graded_at"] for s in automatic.values() if s["score"] is not None)
 

@@ -12,9 +12,16 @@ from sandbox.student_ids import aspen_style_student_ids
 
 
 def line_item(title: str, class_id: str = "ALG1-P1", **changes) -> dict:
-    body = {"title": title, "assignDate": "2026-11-10T12:00:00.000Z", "dueDate": "2026-11-20T04:59:00.000Z",
-            "class": {"sourcedId": class_id}, "category": {"sourcedId": f"cat-{class_id}-HW"},
-            "gradingPeriod": {"sourcedId": "GP-2627-Q2"}, "resultValueMin": 0, "resultValueMax": 10}
+    body = {
+        "title": title,
+        "assignDate": "2026-11-10T12:00:00.000Z",
+        "dueDate": "2026-11-20T04:59:00.000Z",
+        "class": {"sourcedId": class_id},
+        "category": {"sourcedId": f"cat-{class_id}-HW"},
+        "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
+        "resultValueMin": 0,
+        "resultValueMax": 10,
+    }
     body.update(changes)
     return {"lineItem": body}
 
@@ -36,8 +43,9 @@ def test_r21_sandbox_refuses_a_second_line_item_with_the_same_column_code(aspen)
 def test_r21_sandbox_column_codes_are_per_class_and_a_replace_keeps_its_own(aspen):
     aspen.put_line_item("li-quiz", line_item("Chapter 1 Quiz"))
     aspen.put_line_item("li-quiz", line_item("Chapter 1 Quiz, revised"))  # its own code: fine
-    aspen.put_line_item("li-other", line_item("Chapter 1 Quiz", class_id="BIO-P2",
-                                              category={"sourcedId": "cat-BIO-P2-HW"}))
+    aspen.put_line_item(
+        "li-other", line_item("Chapter 1 Quiz", class_id="BIO-P2", category={"sourcedId": "cat-BIO-P2-HW"})
+    )
     aspen.put_line_item("li-test", line_item("Chapter 2 Test"))  # differs within the first 10
     assert aspen.line_items["li-quiz"].title == "Chapter 1 Quiz, revised"
 
@@ -78,7 +86,9 @@ def test_r22_sandbox_roster_users_carry_identifier_username_email(sandbox_factor
         users = api.get("/classes/ALG1-P1/students").json()["users"]
         by_id = {u["sourcedId"]: u for u in users}
         assert by_id[ava]["identifier"] == "S1001"
-        assert by_id[ava]["username"] == "s1001.student" and by_id[ava]["email"] == "s1001@students.example.org"
+        assert (
+            by_id[ava]["username"] == "s1001.student" and by_id[ava]["email"] == "s1001@students.example.org"
+        )
         assert all(u["sourcedId"].startswith("std_") for u in users)
         api.put("/lineItems/t-li", json=line_item("Sandbox item"))
         result = {"lineItem": {"sourcedId": "t-li"}, "scoreStatus": "fully graded", "score": 8}
@@ -123,9 +133,23 @@ def test_r22_serve_cli_with_aspen_student_ids(tmp_path, repo_root):
     from sandbox.control import Sandbox
 
     urls = tmp_path / "urls.json"
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--scenario", "demo", "--aspen-student-ids",
-                             "--urls-file", str(urls)], cwd=repo_root, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--scenario",
+            "demo",
+            "--aspen-student-ids",
+            "--urls-file",
+            str(urls),
+        ],
+        cwd=repo_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not urls.exists():

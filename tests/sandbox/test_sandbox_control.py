@@ -35,7 +35,11 @@ def test_start_exposes_urls_and_credentials_and_stops_on_exit(demo_sandbox):
         assert urlparse(url).hostname == "127.0.0.1"
     assert sb.canvas_url != sb.aspen_url
     assert (sb.canvas_token, sb.aspen_client_id, sb.aspen_client_secret, sb.canvas_account_id) == (
-        "sandbox-canvas-token", "sandbox-aspen-client", "sandbox-aspen-secret", "1")
+        "sandbox-canvas-token",
+        "sandbox-aspen-client",
+        "sandbox-aspen-secret",
+        "1",
+    )
     assert sb.pid == sb.process.pid
 
 
@@ -43,11 +47,19 @@ def test_airflow_connection_env(demo_sandbox):
     env = demo_sandbox.airflow_conn_env()
     canvas = json.loads(env["AIRFLOW_CONN_CANVAS_DEFAULT"])
     aspen = json.loads(env["AIRFLOW_CONN_ASPEN_DEFAULT"])
-    assert canvas == {"conn_type": "canvas", "host": demo_sandbox.canvas_url, "password": "sandbox-canvas-token",
-                      "extra": {"account_id": "1"}}
-    assert aspen == {"conn_type": "aspen", "host": demo_sandbox.aspen_url, "login": "sandbox-aspen-client",
-                     "password": "sandbox-aspen-secret",
-                     "extra": {"token_path": "/oauth/rest/v2.0/auth", "api_path": "/ims/oneroster/v1p1"}}
+    assert canvas == {
+        "conn_type": "canvas",
+        "host": demo_sandbox.canvas_url,
+        "password": "sandbox-canvas-token",
+        "extra": {"account_id": "1"},
+    }
+    assert aspen == {
+        "conn_type": "aspen",
+        "host": demo_sandbox.aspen_url,
+        "login": "sandbox-aspen-client",
+        "password": "sandbox-aspen-secret",
+        "extra": {"token_path": "/oauth/rest/v2.0/auth", "api_path": "/ims/oneroster/v1p1"},
+    }
 
 
 def test_the_server_is_stopped_even_when_the_block_fails():
@@ -70,15 +82,24 @@ def test_a_scenario_given_as_a_dict_on_fixed_ports(sandbox_factory, repo_root):
     sb = sandbox_factory(data, canvas_port=ports[0], aspen_port=ports[1])
     assert (urlparse(sb.canvas_url).port, urlparse(sb.aspen_url).port) == ports
     assert sb.canvas_token == "another-token"
-    r = httpx.get(f"{sb.canvas_url}/api/v1/courses/101", headers={"Authorization": "Bearer another-token"},
-                  trust_env=False)
+    r = httpx.get(
+        f"{sb.canvas_url}/api/v1/courses/101",
+        headers={"Authorization": "Bearer another-token"},
+        trust_env=False,
+    )
     assert r.status_code == 200
 
 
 def test_a_broken_scenario_fails_fast_with_the_reason(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"canvas": {"account_id": 1, "token": "t", "courses": [{"id": 1}]},
-                               "aspen": {"client_id": "a", "client_secret": "b", "classes": [], "grading_periods": []}}))
+    bad.write_text(
+        json.dumps(
+            {
+                "canvas": {"account_id": 1, "token": "t", "courses": [{"id": 1}]},
+                "aspen": {"client_id": "a", "client_secret": "b", "classes": [], "grading_periods": []},
+            }
+        )
+    )
     with pytest.raises(SandboxError, match="name is required"):
         Sandbox.start(str(bad))
     with pytest.raises(SandboxError, match="no scenario"):
@@ -87,9 +108,26 @@ def test_a_broken_scenario_fails_fast_with_the_reason(tmp_path):
 
 def test_serve_cli_writes_the_urls_file_and_stops_on_sigterm(tmp_path, repo_root):
     urls = tmp_path / "urls.json"
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--scenario", "demo", "--urls-file", str(urls),
-                             "--aspen-error-style", "text", "--canvas-latency-ms", "5"],
-                            cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--scenario",
+            "demo",
+            "--urls-file",
+            str(urls),
+            "--aspen-error-style",
+            "text",
+            "--canvas-latency-ms",
+            "5",
+        ],
+        cwd=repo_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not urls.exists():
@@ -97,8 +135,15 @@ def test_serve_cli_writes_the_urls_file_and_stops_on_sigterm(tmp_path, repo_root
             assert time.monotonic() < deadline
             time.sleep(0.05)
         info = json.loads(urls.read_text())
-        assert set(info) >= {"canvas_url", "aspen_url", "canvas_token", "aspen_client_id", "aspen_client_secret",
-                             "canvas_account_id", "pid"}
+        assert set(info) >= {
+            "canvas_url",
+            "aspen_url",
+            "canvas_token",
+            "aspen_client_id",
+            "aspen_client_secret",
+            "canvas_account_id",
+            "pid",
+        }
         assert info["pid"] == proc.pid
         r = httpx.get(f"{info['aspen_url']}/_sandbox/settings", trust_env=False).json()
         assert r["aspen_error_style"] == "text"

@@ -12,36 +12,61 @@ from sandbox.control import SandboxError
 
 def graded(sb, course_id: int, **params) -> dict[tuple[int, int], dict]:
     with canvas_client(sb) as c:
-        items, _ = follow(c, f"/api/v1/courses/{course_id}/students/submissions",
-                          params={"student_ids[]": "all", "per_page": 100, **params})
+        items, _ = follow(
+            c,
+            f"/api/v1/courses/{course_id}/students/submissions",
+            params={"student_ids[]": "all", "per_page": 100, **params},
+        )
     return {(s["assignment_id"], s["user_id"]): s for s in items}
 
 
 def assignment_ids(sb, course_id: int) -> set[int]:
     with canvas_client(sb) as c:
-        groups = c.get(f"/api/v1/courses/{course_id}/assignment_groups",
-                       params={"include[]": "assignments", "per_page": 100}).json()
+        groups = c.get(
+            f"/api/v1/courses/{course_id}/assignment_groups",
+            params={"include[]": "assignments", "per_page": 100},
+        ).json()
     return {a["id"] for g in groups for a in g["assignments"]}
 
 
 def put_line_item(api, sid: str, class_id: str, category: str, max_score: float = 20) -> None:
-    r = api.put(f"/lineItems/{sid}", json={"lineItem": {
-        "title": sid, "class": {"sourcedId": class_id}, "category": {"sourcedId": category},
-        "gradingPeriod": {"sourcedId": "GP-2627-Q2"}, "dueDate": "2026-11-20T00:00:00Z",
-        "resultValueMin": 0, "resultValueMax": max_score}})
+    r = api.put(
+        f"/lineItems/{sid}",
+        json={
+            "lineItem": {
+                "title": sid,
+                "class": {"sourcedId": class_id},
+                "category": {"sourcedId": category},
+                "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
+                "dueDate": "2026-11-20T00:00:00Z",
+                "resultValueMin": 0,
+                "resultValueMax": max_score,
+            }
+        },
+    )
     assert r.status_code in (200, 201), r.text
 
 
 def put_result(api, sid: str, line_item: str, student: str, score: float) -> None:
-    r = api.put(f"/results/{sid}", json={"result": {"lineItem": {"sourcedId": line_item},
-                                                    "student": {"sourcedId": student},
-                                                    "scoreStatus": "fully graded", "score": score}})
+    r = api.put(
+        f"/results/{sid}",
+        json={
+            "result": {
+                "lineItem": {"sourcedId": line_item},
+                "student": {"sourcedId": student},
+                "scoreStatus": "fully graded",
+                "score": score,
+            }
+        },
+    )
     assert r.status_code in (200, 201), r.text
 
 
 def test_scripted_events_apply_once(demo):
     first = demo.day_of_grading(fraction=0)
-    assert [e["action"] for e in first["canvas"]["scripted"]] == ["set_submission"] * 4 + ["delete_assignment"]
+    assert [e["action"] for e in first["canvas"]["scripted"]] == ["set_submission"] * 4 + [
+        "delete_assignment"
+    ]
     assert first["canvas"]["changed"] == [] and first["canvas"]["slots"] > 100
     assert 3013 not in assignment_ids(demo, 101)
     alg = graded(demo, 101)
@@ -99,8 +124,9 @@ def test_random_changes_are_real_changes_and_graded_since_sees_exactly_them(demo
         seen |= {(cid, a, u) for a, u in after}
         for (a, u), sub in after.items():
             old = before[cid][(a, u)]
-            assert (sub["score"], sub["excused"]) != (old["score"], old["excused"]) or \
-                sub["late_policy_status"] != old["late_policy_status"]
+            assert (sub["score"], sub["excused"]) != (old["score"], old["excused"]) or sub[
+                "late_policy_status"
+            ] != old["late_policy_status"]
     assert seen == changed and len(changed) > 10
 
 
@@ -112,8 +138,10 @@ def test_added_and_deleted_assignments(demo):
         assert item["assignment_id"] not in assignment_ids(demo, item["course_id"])
     with canvas_client(demo) as c:
         for item in added:
-            groups = c.get(f"/api/v1/courses/{item['course_id']}/assignment_groups",
-                           params={"include[]": "assignments", "per_page": 100}).json()
+            groups = c.get(
+                f"/api/v1/courses/{item['course_id']}/assignment_groups",
+                params={"include[]": "assignments", "per_page": 100},
+            ).json()
             a = next(x for g in groups for x in g["assignments"] if x["id"] == item["assignment_id"])
             assert a["published"] and a["post_to_sis"] and a["assignment_group_id"] == item["group_id"]
             due = a["due_at"][:10]
@@ -154,13 +182,16 @@ def test_edit_helpers(demo):
     assert demo.state()["results"]["canvas-a3099-s1011-u5001"]["score"] == 7
 
 
-@pytest.mark.parametrize("call", [
-    lambda sb: sb.canvas_set_submission(101, 3001, 9999, score=1),   # not enrolled
-    lambda sb: sb.canvas_set_submission(101, 1, 5001, score=1),      # no such assignment
-    lambda sb: sb.canvas_set_submission(101, 3001, 5001, points=1),  # not a submission field
-    lambda sb: sb.aspen_edit_result("NOPE", 1),
-    lambda sb: sb.day_of_grading(fraction=2),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda sb: sb.canvas_set_submission(101, 3001, 9999, score=1),  # not enrolled
+        lambda sb: sb.canvas_set_submission(101, 1, 5001, score=1),  # no such assignment
+        lambda sb: sb.canvas_set_submission(101, 3001, 5001, points=1),  # not a submission field
+        lambda sb: sb.aspen_edit_result("NOPE", 1),
+        lambda sb: sb.day_of_grading(fraction=2),
+    ],
+)
 def test_edit_helpers_refuse_nonsense(demo, call):
     with pytest.raises(SandboxError):
         call(demo)

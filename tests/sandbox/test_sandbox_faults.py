@@ -41,7 +41,13 @@ def test_scripted_faults_in_order_then_normal(demo):
     stats = demo.stats("aspen")
     assert stats["dropped"] == 1
     assert stats["endpoints"]["GET /ims/oneroster/v1p1/gradingPeriods"]["statuses"] == {
-        "401": 1, "429": 1, "500": 1, "502": 1, "503": 1, "dropped": 1}
+        "401": 1,
+        "429": 1,
+        "500": 1,
+        "502": 1,
+        "503": 1,
+        "dropped": 1,
+    }
 
 
 def test_canvas_error_bodies(demo):
@@ -98,8 +104,12 @@ def test_concurrency_cap_refuses_with_retry_after(demo):
         token = api.headers["Authorization"]
 
     def one(_):
-        return httpx.get(f"{demo.aspen_url}/ims/oneroster/v1p1/gradingPeriods", headers={"Authorization": token},
-                         trust_env=False)
+        return httpx.get(
+            f"{demo.aspen_url}/ims/oneroster/v1p1/gradingPeriods",
+            headers={"Authorization": token},
+            trust_env=False,
+        )
+
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(one, range(6)))
     refused = [r for r in answers if r.status_code == 429]
@@ -109,12 +119,28 @@ def test_concurrency_cap_refuses_with_retry_after(demo):
 
 def test_rejected_results_and_lost_writes(demo):
     with aspen_client(demo) as api:
-        api.put("/lineItems/t-li", json={"lineItem": {
-            "title": "t", "class": {"sourcedId": "ALG1-P1"}, "category": {"sourcedId": "cat-ALG1-P1-HW"},
-            "gradingPeriod": {"sourcedId": "GP-2627-Q2"}, "dueDate": "2026-11-20T00:00:00Z",
-            "resultValueMin": 0, "resultValueMax": 10}})
-        body = {"result": {"lineItem": {"sourcedId": "t-li"}, "student": {"sourcedId": "S1001"},
-                           "scoreStatus": "fully graded", "score": 5}}
+        api.put(
+            "/lineItems/t-li",
+            json={
+                "lineItem": {
+                    "title": "t",
+                    "class": {"sourcedId": "ALG1-P1"},
+                    "category": {"sourcedId": "cat-ALG1-P1-HW"},
+                    "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
+                    "dueDate": "2026-11-20T00:00:00Z",
+                    "resultValueMin": 0,
+                    "resultValueMax": 10,
+                }
+            },
+        )
+        body = {
+            "result": {
+                "lineItem": {"sourcedId": "t-li"},
+                "student": {"sourcedId": "S1001"},
+                "scoreStatus": "fully graded",
+                "score": 5,
+            }
+        }
         demo.set_faults("aspen", reject_result_ids=["t-bad"], lost_write_rate=1.0)
         rejected = api.put("/results/t-bad", json=body)
         lost = api.put("/results/t-lost", json=body)
@@ -124,8 +150,16 @@ def test_rejected_results_and_lost_writes(demo):
     assert "t-bad" not in results and "t-lost" not in results  # answered 201, never stored
 
 
-@pytest.mark.parametrize("faults", [{"error_rate": 2}, {"nonsense": 1}, {"fail_next": [200]},
-                                    {"error_rate": 0.6, "drop_rate": 0.6}, {"latency_ms": 120_000}])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_rate": 2},
+        {"nonsense": 1},
+        {"fail_next": [200]},
+        {"error_rate": 0.6, "drop_rate": 0.6},
+        {"latency_ms": 120_000},
+    ],
+)
 def test_invalid_faults_are_refused(demo, faults):
     with pytest.raises(SandboxError, match="400"):
         demo.set_faults("canvas", **faults)

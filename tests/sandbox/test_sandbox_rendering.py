@@ -36,12 +36,30 @@ def test_submission_text_equals_submission_json():
 def test_result_text_equals_result_json():
     data = scenario.load("demo")
     state = AspenState(data)
-    state.put_line_item("t-li", {"lineItem": {"title": "t", "class": {"sourcedId": "ALG1-P1"},
-                                              "category": {"sourcedId": "cat-ALG1-P1-HW"},
-                                              "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
-                                              "dueDate": "2026-11-20T00:00:00Z", "resultValueMax": 10}})
-    state.put_result("t-r", {"result": {"lineItem": {"sourcedId": "t-li"}, "student": {"sourcedId": "S1002"},
-                                        "scoreStatus": "exempt", "comment": 'She said "ok" – fine'}})
+    state.put_line_item(
+        "t-li",
+        {
+            "lineItem": {
+                "title": "t",
+                "class": {"sourcedId": "ALG1-P1"},
+                "category": {"sourcedId": "cat-ALG1-P1-HW"},
+                "gradingPeriod": {"sourcedId": "GP-2627-Q2"},
+                "dueDate": "2026-11-20T00:00:00Z",
+                "resultValueMax": 10,
+            }
+        },
+    )
+    state.put_result(
+        "t-r",
+        {
+            "result": {
+                "lineItem": {"sourcedId": "t-li"},
+                "student": {"sourcedId": "S1002"},
+                "scoreStatus": "exempt",
+                "comment": 'She said "ok" – fine',
+            }
+        },
+    )
     assert len(state.results) == 6
     for r in state.results.values():
         assert json.loads(state.result_text(r)) == state.result_json(r)

@@ -13,8 +13,13 @@ from sandbox_helpers import aspen_token, canvas_client
 def configured(request):
     from sandbox.control import Sandbox
 
-    with Sandbox.start("demo", aspen_error_style="text", canvas_faults={"fail_next": [503], "latency_ms": 50},
-                       aspen_token_path="/oauth/token", aspen_api_path="/api/oneroster/v1p1") as sb:
+    with Sandbox.start(
+        "demo",
+        aspen_error_style="text",
+        canvas_faults={"fail_next": [503], "latency_ms": 50},
+        aspen_token_path="/oauth/token",
+        aspen_api_path="/api/oneroster/v1p1",
+    ) as sb:
         yield sb
 
 
@@ -22,11 +27,15 @@ def test_custom_aspen_paths(configured):
     sb = configured
     assert sb.aspen_token_path == "/oauth/token"
     token = aspen_token(sb)
-    with httpx.Client(base_url=sb.aspen_url, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as c:
+    with httpx.Client(
+        base_url=sb.aspen_url, headers={"Authorization": f"Bearer {token}"}, trust_env=False
+    ) as c:
         assert c.get("/api/oneroster/v1p1/gradingPeriods").status_code == 200
         assert c.get("/ims/oneroster/v1p1/gradingPeriods").status_code == 404
         missing = c.get("/api/oneroster/v1p1/classes/NOPE/students")
-    assert missing.headers["content-type"].startswith("text/plain") and missing.text.startswith("Class Not Found")
+    assert missing.headers["content-type"].startswith("text/plain") and missing.text.startswith(
+        "Class Not Found"
+    )
     extra = json.loads(sb.airflow_conn_env()["AIRFLOW_CONN_ASPEN_DEFAULT"])["extra"]
     assert extra == {"token_path": "/oauth/token", "api_path": "/api/oneroster/v1p1"}
 

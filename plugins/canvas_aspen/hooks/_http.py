@@ -146,8 +146,9 @@ def canonical_url(url: str) -> str:
     third of the client's time per page. Two spellings of one page compare equal; pages of
     one listing differ in their page parameter."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path),
-                       unquote_plus(parts.query), ""))
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), unquote(parts.path), unquote_plus(parts.query), "")
+    )
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

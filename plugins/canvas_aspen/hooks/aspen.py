@@ -54,6 +54,7 @@ __all__ = [
     "parse_imsx_status",
 ]
 
+
 class AspenHook(RestApiHook):
     """Read classes' categories, line items, results and rosters, and PUT/DELETE gradebook items.
 

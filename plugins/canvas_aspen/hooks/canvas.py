@@ -88,8 +88,14 @@ class CanvasHook(RestApiHook):
 
     # ---- paging -------------------------------------------------------------------------
 
-    def paginate(self, path: str, params: Params | None = None, *, endpoint: str | None = None,
-                 items_key: str | None = None) -> list[dict]:
+    def paginate(
+        self,
+        path: str,
+        params: Params | None = None,
+        *,
+        endpoint: str | None = None,
+        items_key: str | None = None,
+    ) -> list[dict]:
         """GET *path* and every ``rel="next"`` page after it; the items of all pages, in order.
         With ``items_key`` each page is an object holding its items under that key (the terms
         listing answers ``{"enrollment_terms": [...]}``).
@@ -149,8 +155,9 @@ class CanvasHook(RestApiHook):
         """The account's enrollment terms (``id``, ``name``, ``sis_term_id``, ``start_at``, ``end_at``,
         ``workflow_state``); Canvas pages them like any list, inside ``{"enrollment_terms": [...]}``."""
         account = self.account_id if account_id is None else account_id
-        return self.paginate(f"/api/v1/accounts/{quote_id(account)}/terms", endpoint="list_terms",
-                             items_key="enrollment_terms")
+        return self.paginate(
+            f"/api/v1/accounts/{quote_id(account)}/terms", endpoint="list_terms", items_key="enrollment_terms"
+        )
 
     def list_courses(
         self,
@@ -171,8 +178,9 @@ class CanvasHook(RestApiHook):
     def get_course(self, course_id: str | int) -> dict:
         """One course."""
         path = f"/api/v1/courses/{quote_id(course_id)}"
-        return self.get_json(path, endpoint="get_course", valid=lambda b: isinstance(b, dict),
-                             shape="expected a JSON object")
+        return self.get_json(
+            path, endpoint="get_course", valid=lambda b: isinstance(b, dict), shape="expected a JSON object"
+        )
 
     def list_sections(self, course_id: str | int) -> list[dict]:
         """Sections of a course (each one Aspen class via its ``sis_section_id``)."""
@@ -233,8 +241,13 @@ class CanvasHook(RestApiHook):
 
         def probe() -> str:
             path = f"/api/v1/accounts/{quote_id(self.account_id)}/courses"
-            self.get_json(path, params=[("per_page", 1)], endpoint="test_connection",
-                          valid=lambda b: isinstance(b, list), shape="expected a JSON list")
+            self.get_json(
+                path,
+                params=[("per_page", 1)],
+                endpoint="test_connection",
+                valid=lambda b: isinstance(b, list),
+                shape="expected a JSON list",
+            )
             return f"Connected to Canvas: account {self.account_id} is readable"
 
         return self._test(probe)

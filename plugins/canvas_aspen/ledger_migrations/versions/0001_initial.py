@@ -76,7 +76,9 @@ def upgrade() -> None:
         sa.Column("id", AUTO_ID, autoincrement=True, nullable=False),
         *_result_columns(),
         sa.PrimaryKeyConstraint("id", name="pk_result_history"),
-        sa.UniqueConstraint("result_id", "run_id", "posted_at", name="uq_result_history_result_id_run_id_posted_at"),
+        sa.UniqueConstraint(
+            "result_id", "run_id", "posted_at", name="uq_result_history_result_id_run_id_posted_at"
+        ),
     )
     op.create_table(
         "posted_line_items",
@@ -94,7 +96,11 @@ def upgrade() -> None:
         sa.Column("at", INSTANT, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_line_item_history"),
         sa.UniqueConstraint(
-            "line_item_id", "run_id", "at", "action", name="uq_line_item_history_line_item_id_run_id_at_action"
+            "line_item_id",
+            "run_id",
+            "at",
+            "action",
+            name="uq_line_item_history_line_item_id_run_id_at_action",
         ),
     )
     op.create_table(
@@ -131,5 +137,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("course_leases", "findings", "line_item_history", "posted_line_items", "result_history", "posted_results", "runs"):
+    for table in (
+        "course_leases",
+        "findings",
+        "line_item_history",
+        "posted_line_items",
+        "result_history",
+        "posted_results",
+        "runs",
+    ):
         op.drop_table(table)

@@ -42,7 +42,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_teacher_digests"),
         sa.UniqueConstraint("run_id", "teacher_id", "mode", name="uq_teacher_digests_run_id_teacher_id_mode"),
     )
-    op.create_index("ix_teacher_digests_teacher_id_mode_status", "teacher_digests", ["teacher_id", "mode", "status"])
+    op.create_index(
+        "ix_teacher_digests_teacher_id_mode_status", "teacher_digests", ["teacher_id", "mode", "status"]
+    )
 
 
 def downgrade() -> None:
