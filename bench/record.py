@@ -48,6 +48,13 @@ def _total(d: dict[str, int]) -> int:
     return int(sum(d.values()))
 
 
+def wall_over_pipelined(wall: float | None, bound: dict[str, float]) -> float | None:
+    """The wall over the pipelined lower bound (the larger of the two systems' terms; records
+    made before ``bound_s`` carried ``pipelined`` have the two terms)."""
+    pipelined = bound.get("pipelined", max(bound.get("canvas", 0.0), bound.get("aspen", 0.0)))
+    return round(wall / pipelined, 3) if wall and pipelined else None
+
+
 def build(
     size: Size,
     label: str,
@@ -83,6 +90,7 @@ def build(
         "wall_s": wall,
         "bound_s": bound,
         "wall_over_bound": round(wall / bound["total"], 3) if bound["total"] else None,
+        "wall_over_pipelined": wall_over_pipelined(wall, bound),
         "requests_total": {**sent, "total": sent["canvas"] + sent["aspen"]},
         "min_requests_total": {**need, "total": need["canvas"] + need["aspen"]},
         "requests_over_min": round(
@@ -165,10 +173,10 @@ def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
         "naive-bound": 7,
     }
     head = (
-        "| size | run | commit | wall s | bound s | wall/bound | requests C+A | minimum C+A | req/min "
-        "| posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |"
+        "| size | run | commit | wall s | bound s | wall/bound | wall/pipelined | requests C+A | minimum C+A "
+        "| req/min | posted | outside HTTP | peak RSS MB | " + " | ".join(STAGES) + " |"
     )
-    lines = [head, "|" + "---|" * (12 + len(STAGES))]
+    lines = [head, "|" + "---|" * (13 + len(STAGES))]
 
     def rank(kv):
         (size, run), r = kv
@@ -193,6 +201,7 @@ def table(records: dict[tuple[str, str], dict[str, Any]]) -> str:
                     _fmt(r.get("wall_s")),
                     _fmt((r.get("bound_s") or {}).get("total")),
                     _fmt(r.get("wall_over_bound"), 2),
+                    _fmt(wall_over_pipelined(r.get("wall_s"), r.get("bound_s") or {}), 2),
                     f"{rt.get('canvas', '–')}+{rt.get('aspen', '–')}" if rt else "–",
                     f"{mt.get('canvas', '–')}+{mt.get('aspen', '–')}" if mt else "–",
                     _fmt(r.get("requests_over_min"), 3),
@@ -226,6 +235,8 @@ TARGETS = (
     ("nightly wall ≤ 1.5 × bound", lambda n, z, nb: n["wall_over_bound"], 1.5),
     ("nightly requests ≤ 1.1 × minimum", lambda n, z, nb: n["requests_over_min"], 1.1),
     ("no-change wall ≤ 1.5 × its bound", lambda n, z, nb: z["wall_over_bound"], 1.5),
+    ("nightly wall ≤ 1.3 × pipelined bound", lambda n, z, nb: n["wall_over_pipelined"], 1.3),
+    ("no-change wall ≤ 1.5 × its pipelined bound", lambda n, z, nb: z["wall_over_pipelined"], 1.5),
     (
         "no-change posts nothing (PUTs)",
         lambda n, z, nb: sum(

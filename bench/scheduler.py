@@ -4,8 +4,10 @@ A real Airflow is started beside the sandbox (:mod:`sandbox.airflow_stack`: ``ai
 api-server``, ``scheduler`` and ``dag-processor`` on a fresh PostgreSQL metadata database,
 with the LocalExecutor (``parallelism`` 4, the model's 4 slots), or the CeleryExecutor with
 two workers of 2 slots each on Redis), the DAG folder holding the passback's DAG and the naive
-baseline's one-task DAG (:mod:`bench.naive_dag`), the pools ``canvas_api`` and ``aspen_api``
-(one slot each) made as docker compose's ``airflow-init`` makes them. Each run is triggered
+baseline's one-task DAG (:mod:`bench.naive_dag`), and no pool: the DAG runs as a plain
+deployment runs it (every task in ``default_pool``, one task instance of each task at a time).
+A pool is made only when ``--env CANVAS_ASPEN_CANVAS_POOL=…``/``CANVAS_ASPEN_ASPEN_POOL=…`` names
+one (:func:`pools_named`, as docker compose's ``airflow-init`` makes them). Each run is triggered
 through the REST API, as the Trigger form does, and measured from the trigger to the state
 ``success`` seen by polling the API every 0.25 s.
 
@@ -39,7 +41,7 @@ from bench.sizes import Size
 
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 SLOTS = 4  # LocalExecutor parallelism; Celery: 2 workers x 2
-POOLS = {"canvas_api": 1, "aspen_api": 1}
+POOL_VARIABLES = ("CANVAS_ASPEN_CANVAS_POOL", "CANVAS_ASPEN_ASPEN_POOL")
 POLL_S = 0.25
 RUN_TIMEOUT_S = 3600.0
 
@@ -73,6 +75,16 @@ class TreePss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def pools_named(env: dict[str, str]) -> dict[str, int]:
+    """The pools the DAG will use with ``env`` ({name: slots}), as docker compose's
+    ``airflow-init`` makes them: each name in ``CANVAS_ASPEN_CANVAS_POOL``/``_ASPEN_POOL`` but
+    ``default_pool`` (Airflow's own), with ``CANVAS_ASPEN_POOL_SLOTS`` slots (default 1). None
+    named: none made, every task in ``default_pool``."""
+    slots = int(env.get("CANVAS_ASPEN_POOL_SLOTS", "1"))
+    names = (env.get(var, "").strip() for var in POOL_VARIABLES)
+    return {name: slots for name in names if name and name != "default_pool"}
 
 
 def _ts(value: str | None) -> float | None:
@@ -224,7 +236,7 @@ class StackSession:
             parallelism=SLOTS,
             shards=self.shards,
             ledger="default",
-            pools=POOLS,
+            pools=pools_named(self.extra_env),
             env=env,
             dags_folder=self.dags,
         )
@@ -449,6 +461,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
             "airflow": session.executor,
             "env": extra_env,
             "profiled": args.profile is not None,
+            "pools": pools_named(extra_env),
             "load_avg_before": load,
             "load_avg_after": load_average(),
             "dag_run_s": out["dag_run_s"],

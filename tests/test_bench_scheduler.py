@@ -4,7 +4,7 @@ running and time with none (the scheduler between chained tasks)."""
 
 from datetime import datetime, timezone
 
-from bench.scheduler import stage_table, task_table, timeline
+from bench.scheduler import pools_named, stage_table, task_table, timeline
 
 T0 = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -56,3 +56,15 @@ def test_wall_split_into_tasks_running_and_none_running():
         "no_task_running_s": 3.0,
         "until_first_task_s": 1.0,
     }
+
+
+def test_no_pool_is_made_unless_the_environment_names_one():
+    assert pools_named({}) == {}
+    assert pools_named({"CANVAS_ASPEN_ASPEN_POOL": "aspen_api"}) == {"aspen_api": 1}
+    assert pools_named(
+        {
+            "CANVAS_ASPEN_CANVAS_POOL": "default_pool",
+            "CANVAS_ASPEN_ASPEN_POOL": " aspen ",
+            "CANVAS_ASPEN_POOL_SLOTS": "2",
+        }
+    ) == {"aspen": 2}  # Airflow's default_pool exists already
