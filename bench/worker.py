@@ -1,7 +1,7 @@
 """One passback run: the DAG's stage functions, called the way
 ``dags/canvas_aspen_grade_passback.py`` calls them, on a worker with ``slots`` task slots
 (one slot: stage after stage in this process; more: the mapped task group's tasks in forked
-processes, within the DAG's pools).
+processes, one instance of each system-facing task at a time, as the DAG runs without pools).
 
     python -m bench.worker SPEC.json OUT.json
 
@@ -53,13 +53,9 @@ PARAM_DEFAULTS = {
 
 
 STAGES = ("extract", "validate", "match", "deltas", "post", "verify")
-POOL = {
-    "extract": "canvas_api",
-    "match": "aspen_api",
-    "deltas": "aspen_api",
-    "post": "aspen_api",
-    "verify": "aspen_api",
-}  # the DAG's pools: one task at a time per system
+# The tasks that talk to Canvas or Aspen: without a pool (the DAG's default) each runs one
+# instance at a time (max_active_tis_per_dag=1), so shard 2's match can run beside shard 1's deltas.
+ONE_AT_A_TIME = {"extract", "match", "deltas", "post", "verify"}
 
 
 class _Stages:
@@ -262,7 +258,8 @@ def _pipeline(
     spans: list[tuple[str, float, float]],
 ) -> list[tuple[float, float]]:
     """The DAG's mapped task group on one Airflow worker with ``slots`` task slots: a shard's
-    stage k+1 starts once its stage k is done; at most one task per pool (``POOL``) at a time;
+    stage k+1 starts once its stage k is done; at most one instance of each task that talks to a
+    system (``ONE_AT_A_TIME``) at a time;
     among the tasks ready, Airflow's default priority (``weight_rule="downstream"``: earlier
     stages first), then the lower map index. Each task is a process forked from this one, as
     Airflow's task runner forks its task processes; Great Expectations is imported here once,
@@ -289,8 +286,8 @@ def _pipeline(
             if len(running) >= slots:
                 break
             stage = STAGES[i]
-            if POOL.get(stage) in {POOL.get(s) for s, _, _ in running.values()} - {None}:
-                continue  # its pool's slot is taken
+            if stage in ONE_AT_A_TIME and stage in {s for s, _, _ in running.values()}:
+                continue  # an instance of this task is running
             gc.freeze()  # as Airflow's executors do before they fork: the tasks' GC leaves the worker's pages shared
             recv, send = fork.Pipe(duplex=False)
             proc = fork.Process(target=_task, args=(run_, clock, stage, k, send), daemon=True)

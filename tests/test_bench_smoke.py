@@ -65,7 +65,7 @@ def test_bench_no_change_run_on_a_tiny_district(tmp_path, repo_root, slots, shar
         assert abs(stage_sum - rec["wall_s"]) < 0.05 * rec["wall_s"] + 0.5
     else:  # the tasks of every stage ran, each in its own process, and the HTTP time is their union
         assert all(s["wall_s"] > 0 for s in rec["stages"].values())
-        https = [s["http_s"] for s in rec["stages"].values()]  # a pool runs a stage's tasks one at a time
+        https = [s["http_s"] for s in rec["stages"].values()]  # one instance of a task at a time
         assert max(https) - 0.05 <= rec["http_busy_s"] <= sum(https) + 0.05
     assert rec["http_busy_s"] <= rec["wall_s"]
     assert rec["peak_rss_mb"] > 50
