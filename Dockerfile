@@ -2,7 +2,7 @@
 #
 # Airflow's official image at the version of the lock (requirements.txt: apache-airflow==3.3.2)
 # and the Python the package supports (pyproject.toml: requires-python >=3.11,<3.12), plus this
-# package. tests/test_compose.py checks that this FROM line and the lock agree.
+# package. tests/unit/test_compose.py checks that this FROM line and the lock agree.
 #
 #   docker compose build          (or: docker build -t canvas-aspen-airflow:3.3.2 .)
 FROM apache/airflow:3.3.2-python3.11

@@ -18,7 +18,7 @@ class Size:
 
 
 SIZES = {
-    # a few seconds: only for tests/test_bench_smoke.py
+    # a few seconds: only for tests/integration/bench/test_bench_smoke.py
     "XS": Size(
         "XS", courses=3, students_per_section=6, assignments=4, first_run_measured=True, naive_measured=True
     ),

@@ -9,7 +9,7 @@ team's list in the report).
 Every finding kind has an audience (:data:`AUDIENCE`): ``teacher`` (the teacher can fix it
 in Canvas or Aspen), ``info`` (the teacher should know, nothing is wrong: hidden grades) or
 ``data_team`` (only the data team can fix it; it stays in the report). A kind without an
-audience goes to the data team, and ``tests/test_digest.py`` fails until it is given one.
+audience goes to the data team, and ``tests/unit/test_digest.py`` fails until it is given one.
 
 Per-grade findings are counted per assignment; over-max, negative and text scores also list
 the SIS ids of the teacher's own students (never a name). The fingerprint of a digest covers

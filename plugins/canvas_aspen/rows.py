@@ -140,7 +140,7 @@ def _course_columns(
     """The rows of one course (``bundle``: the raw Canvas answers ``course``, ``sections``,
     ``enrollments``, ``assignment_groups`` with assignments and overrides, ``submissions``) as
     columns: what depends only on the line item is worked out once per line item, not once
-    per grade (``tests/rows_reference.py`` states the same rows one dict per grade)."""
+    per grade (``tests/unit/rows_reference.py`` states the same rows one dict per grade)."""
     course, course_id, weighted, sections, seats, users_by_section, assignments = _course_parts(bundle)
     items: dict[tuple[int, int], int] = {}
     table = out.items
@@ -215,8 +215,8 @@ def _instants(values: list[Any]) -> list[Any]:
 def build_rows(bundles: list[dict[str, Any]], periods: list[rules.GradingPeriod], tz: str) -> pd.DataFrame:
     """The rows frame of a shard, with stable ``row_id``s and typed columns, built column by
     column (a district shard has ~60k rows; one dict per row cost ~25 s per district night).
-    ``tests/test_rows_columns.py`` checks it against the one-dict-per-grade statement in
-    ``tests/rows_reference.py``."""
+    ``tests/unit/test_rows_columns.py`` checks it against the one-dict-per-grade statement in
+    ``tests/unit/rows_reference.py``."""
     cols = _Columns()
     for b in bundles:
         _course_columns(b, periods, tz, cols)

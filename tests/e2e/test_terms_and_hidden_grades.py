@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_dag_end_to_end import assert_buckets_add_up, assert_line_items, assert_results
 
 from sandbox import scenario as scenario_mod
 from sandbox.generator import generate
+
+from .test_dag_end_to_end import assert_buckets_add_up, assert_line_items, assert_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_db]
 

@@ -1,6 +1,6 @@
 """Transport security of both hooks against a real TLS server on 127.0.0.1 (issue 8).
 
-``tests/hooks`` already checks the settings (``verify`` parsing, the warning on
+``tests/integration/hooks`` already checks the settings (``verify`` parsing, the warning on
 ``verify=false``, plain ``http://`` to a remote Canvas refused); here the handshake is real:
 a self-signed certificate is refused by default (no request is ever answered, so no token
 or client secret is sent), ``verify=false`` connects and logs a warning, ``verify=<CA file>``

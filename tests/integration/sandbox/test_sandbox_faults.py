@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sandbox_helpers import aspen_client, canvas_client
 
 from sandbox.control import SandboxError
 from sandbox.faults import Faults, FaultState, Stats, StatsMiddleware
+
+from .sandbox_helpers import aspen_client, canvas_client
 
 
 def statuses(sb, n: int, path: str = "/api/v1/courses/101") -> list:

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sandbox_helpers import canvas_client, follow
+
+from .sandbox_helpers import canvas_client, follow
 
 SUBMISSIONS = "/api/v1/courses/{}/students/submissions"
 

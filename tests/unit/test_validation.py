@@ -480,7 +480,7 @@ def test_expectations_dir_defaults_to_the_repo_and_honours_the_override(suites_c
     assert expectations_dir() == suites_copy
     assert expectations_dir("/elsewhere") == Path("/elsewhere")
     monkeypatch.delenv(EXPECTATIONS_DIR_ENV)
-    assert expectations_dir() == REPO_EXPECTATIONS_DIR == Path(__file__).resolve().parents[1] / "expectations"
+    assert expectations_dir() == REPO_EXPECTATIONS_DIR == Path(__file__).resolve().parents[2] / "expectations"
 
 
 def test_gx_error_on_an_expectation_raises_with_the_result(suites_copy):

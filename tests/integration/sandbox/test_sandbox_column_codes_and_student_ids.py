@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_helpers import aspen_client
 
 from sandbox import scenario as scenario_mod
 from sandbox.aspen_state import AspenError, AspenState
 from sandbox.generator import generate
 from sandbox.student_ids import aspen_style_student_ids
+
+from .sandbox_helpers import aspen_client
 
 
 def line_item(title: str, class_id: str = "ALG1-P1", **changes) -> dict:

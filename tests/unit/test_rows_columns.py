@@ -1,5 +1,5 @@
 """``rows.build_rows`` (column by column, for speed) builds exactly the frame that the plain
-one-dict-per-grade statement ``build_rows_reference`` (``tests/rows_reference.py``, the test
+one-dict-per-grade statement ``build_rows_reference`` (``tests/unit/rows_reference.py``, the test
 oracle) builds: on the demo district, on a generated messy district, and on randomly damaged
 Canvas answers."""
 
@@ -14,7 +14,8 @@ import pytest
 from canvas_aspen import rows, rules
 from sandbox import generator, scenario
 from sandbox.canvas_state import CanvasState
-from tests.rows_reference import build_rows_reference
+
+from .rows_reference import build_rows_reference
 
 TZ = "America/New_York"
 

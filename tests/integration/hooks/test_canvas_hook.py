@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hook_stub_server import CANVAS_TOKEN, Req, StubServer, canvas_pages, js, scripted, text
 
 from canvas_aspen.hooks._http import ConnectionConfigError
 from canvas_aspen.hooks.aspen import AspenHook
 from canvas_aspen.hooks.canvas import CanvasApiError, CanvasHook
+
+from .hook_stub_server import CANVAS_TOKEN, Req, StubServer, canvas_pages, js, scripted, text
 
 pytestmark = pytest.mark.timeout(60)
 

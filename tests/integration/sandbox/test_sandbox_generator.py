@@ -8,10 +8,11 @@ import sys
 import time
 
 import pytest
-from sandbox_helpers import canvas_client, follow
 
 from sandbox import scenario as scenario_mod
 from sandbox.generator import generate
+
+from .sandbox_helpers import canvas_client, follow
 
 
 def sendable(a: dict) -> bool:

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 from canvas_aspen import buckets, report, rows, stages, storage
 from canvas_aspen.buckets import Bucket
 from sandbox import scenario
-from tests.test_rows_columns import TZ, _bundles
+
+from .test_rows_columns import TZ, _bundles
 
 
 def test_r17_the_report_buckets_are_the_six_final_buckets_as_plain_strings():

@@ -14,7 +14,12 @@ import threading
 import time
 
 import pytest
-from hook_stub_server import (
+
+from canvas_aspen.hooks._http import ApiError, ConnectionConfigError
+from canvas_aspen.hooks.aspen import AspenApiError, AspenHook
+from canvas_aspen.hooks.canvas import CanvasApiError, CanvasHook
+
+from .hook_stub_server import (
     ASPEN_SECRET,
     CANVAS_TOKEN,
     AspenStub,
@@ -24,10 +29,6 @@ from hook_stub_server import (
     scripted,
     text,
 )
-
-from canvas_aspen.hooks._http import ApiError, ConnectionConfigError
-from canvas_aspen.hooks.aspen import AspenApiError, AspenHook
-from canvas_aspen.hooks.canvas import CanvasApiError, CanvasHook
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hook_stub_server import ASPEN_CLIENT_ID, ASPEN_SECRET, CANVAS_TOKEN
+
+from .hook_stub_server import ASPEN_CLIENT_ID, ASPEN_SECRET, CANVAS_TOKEN
 
 # retries fast enough for a unit test, still exercising every branch
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5, "max_attempts": 4}

@@ -6,7 +6,8 @@ import time
 
 import httpx
 import pytest
-from sandbox_helpers import aspen_client, aspen_token
+
+from .sandbox_helpers import aspen_client, aspen_token
 
 TOKEN_FORM = {"grant_type": "client_credentials"}
 

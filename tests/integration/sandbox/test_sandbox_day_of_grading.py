@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sandbox_helpers import aspen_client, canvas_client, follow
 
 from sandbox.control import SandboxError
+
+from .sandbox_helpers import aspen_client, canvas_client, follow
 
 
 def graded(sb, course_id: int, **params) -> dict[tuple[int, int], dict]:

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DESIGN = REPO / "docs" / "design.md"
 RULES = [f"R{i}" for i in range(1, 23)]
 _TEST = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from hook_stub_server import ASPEN_SECRET, AspenStub, Req, StubServer, js, text
 
 from canvas_aspen.hooks._http import ConnectionConfigError
 from canvas_aspen.hooks.aspen import AspenApiError, AspenHook
+
+from .hook_stub_server import ASPEN_SECRET, AspenStub, Req, StubServer, js, text
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,5 +1,5 @@
 """The test oracle of ``canvas_aspen.rows.build_rows``: the rows frame stated plainly, one
-dict per grade (``tests/test_rows_columns.py`` compares the two).
+dict per grade (``tests/unit/test_rows_columns.py`` compares the two).
 
 Production builds the frame column by column (``rows.build_rows``, for speed); this is the
 plain statement of what it must compute. It shares with production only the parsing of a

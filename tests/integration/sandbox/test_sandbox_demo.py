@@ -7,9 +7,10 @@ import json
 import re
 
 import pytest
-from sandbox_helpers import aspen_client, canvas_client, follow
 
 from sandbox import scenario as scenario_mod
+
+from .sandbox_helpers import aspen_client, canvas_client, follow
 
 SCENARIOS = scenario_mod.SCENARIO_DIR
 

@@ -6,7 +6,8 @@ import json
 
 import httpx
 import pytest
-from sandbox_helpers import aspen_token, canvas_client
+
+from .sandbox_helpers import aspen_token, canvas_client
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""The DAG run for real: dag.test(), a real scheduler, a browser."""

@@ -1,0 +1,1 @@
+"""Stages over real files and a real ledger, or against the sandbox."""
