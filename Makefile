@@ -36,6 +36,7 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

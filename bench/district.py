@@ -29,8 +29,8 @@ def district_file(size: Size, cache: Path | None = None) -> Path:
         return scenario_mod.resolve(size.scenario)
     cache = cache or cache_dir()
     path = (
-        cache
-        / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}-seed{size.seed}.json"
+        cache / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}"
+        f"-seed{size.seed}.json"
     )
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)

@@ -291,7 +291,8 @@ class StackSession:
             time.sleep(POLL_S)
 
     def run(self, label: str, *, naive: bool = False, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One measured run with latency; the same fields as the model's (:meth:`bench.runner.Session.run`)."""
+        """One measured run with latency; the same fields as the model's
+        (:meth:`bench.runner.Session.run`)."""
         from bench.worker import _facts
 
         self.latency(False)
@@ -422,7 +423,8 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
     """The real-scheduler runs of one size: no-change and nightly from the model's cached
     set-up state, then the first full run on the fresh district and, right after it, the
     naive DAG; one JSON record each (``airflow`` says which executor), the naive one with
-    its wall over each of ours before it (``naive_over_runs``) and, with ``--with-model``, the model's figures of the same runs beside."""
+    its wall over each of ours before it (``naive_over_runs``) and, with ``--with-model``, the
+    model's figures of the same runs beside."""
     from bench import record, runner
 
     cap = {"canvas": DEFAULT_CAP, "aspen": DEFAULT_CAP}
@@ -498,7 +500,8 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
         records[rec["run"]] = rec
         emit(rec)  # at once: a later run that fails loses nothing measured
         log(
-            f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s (bound {rec['bound_s']['total']:.1f}s, "
+            f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s "
+            f"(bound {rec['bound_s']['total']:.1f}s, "
             f"dag run {out['dag_run_s']:.1f}s, no task running {out['timeline']['no_task_running_s']:.1f}s, "
             f"peak {rec['peak_rss_mb']:.0f} MB)"
         )

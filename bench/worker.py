@@ -288,7 +288,8 @@ def _pipeline(
             stage = STAGES[i]
             if stage in ONE_AT_A_TIME and stage in {s for s, _, _ in running.values()}:
                 continue  # an instance of this task is running
-            gc.freeze()  # as Airflow's executors do before they fork: the tasks' GC leaves the worker's pages shared
+            # as Airflow's executors do before they fork: the tasks' GC leaves the worker's pages shared
+            gc.freeze()
             recv, send = fork.Pipe(duplex=False)
             proc = fork.Process(target=_task, args=(run_, clock, stage, k, send), daemon=True)
             proc.start()

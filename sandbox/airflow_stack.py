@@ -661,7 +661,9 @@ def _base_env(
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
@@ -688,7 +690,8 @@ def _base_env(
             {
                 "AIRFLOW__CELERY__BROKER_URL": broker_url or "",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{backend}",
-                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "canvas_aspen.celery_config.CELERY_CONFIG",  # as docker compose
+                # as docker compose
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "canvas_aspen.celery_config.CELERY_CONFIG",
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
                 "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
             }

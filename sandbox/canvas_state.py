@@ -409,7 +409,8 @@ class CanvasState:
         return [t for t in self.terms if t["workflow_state"] != "deleted"]
 
     def term_id(self, ref: str) -> int | None:
-        """A course list's ``enrollment_term_id``: a term id, or ``sis_term_id:X`` (404 when no term has it)."""
+        """A course list's ``enrollment_term_id``: a term id, or ``sis_term_id:X`` (404 when no
+        term has it)."""
         if ref.startswith("sis_term_id:"):
             sis = ref.split(":", 1)[1]
             term = next((t for t in self.terms if t.get("sis_term_id") == sis), None)

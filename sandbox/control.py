@@ -196,7 +196,8 @@ class Sandbox:
         return json.loads(raw) if raw else None
 
     def state(self, class_id: str | None = None, summary: bool = False) -> dict:
-        """Aspen's state: {"classes", "categories", "gradingPeriods", "lineItems", "results"}, each by sourcedId."""
+        """Aspen's state: {"classes", "categories", "gradingPeriods", "lineItems", "results"}, each
+        by sourcedId."""
         query = "?summary=1" if summary else (f"?class_id={class_id}" if class_id else "")
         return self._admin("aspen", "GET", f"/state{query}")
 

@@ -336,7 +336,10 @@ def proxy_error_body(status: int) -> tuple[str, bytes] | None:
     titles = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
     if status not in titles:
         return None
-    html = f"<html><head><title>{status} {titles[status]}</title></head><body><h1>{status} {titles[status]}</h1></body></html>"
+    html = (
+        f"<html><head><title>{status} {titles[status]}</title></head>"
+        f"<body><h1>{status} {titles[status]}</h1></body></html>"
+    )
     return "text/html", html.encode()
 
 

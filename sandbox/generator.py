@@ -1,6 +1,7 @@
-"""Generate a district scenario of any size with realistic proportions of the demo's messiness.
+r"""Generate a district scenario of any size with realistic proportions of the demo's messiness.
 
-    python -m sandbox generate --courses 300 --students-per-section 28 --assignments 40 --seed 1 -o district.json
+    python -m sandbox generate --courses 300 --students-per-section 28 --assignments 40 \
+        --seed 1 -o district.json
 
 Deterministic for a seed (same arguments, same bytes). ``--assignments`` is the number of
 *sendable* assignments per course (published, Sync to SIS on, graded); each course also gets
@@ -493,7 +494,8 @@ def generate(
     return scenario
 
 
-TERMS = [  # with past courses: this school year (no end date: current whenever the scenario runs) and last year's
+# with past courses: this school year (no end date: current whenever the scenario runs) and last year's
+TERMS = [
     {"id": 1, "name": "2026-2027", "sis_term_id": "2627", "start_at": "2026-08-01T04:00:00Z", "end_at": None},
     {
         "id": 2,
@@ -656,7 +658,8 @@ OUTCOMES = ["empty", "missing", "excused", "over_max", "negative", "text_score",
 
 
 def _score_tables(rng: random.Random) -> dict[float, list]:
-    """Per points value, 512 draws of a realistic score distribution (sampled with one call per assignment)."""
+    """Per points value, 512 draws of a realistic score distribution (sampled with one call per
+    assignment)."""
     tables: dict[float, list] = {p: [_score(rng, p) for _ in range(512)] for p in set(POINTS)}
     tables[1] = [1] * 85 + [0] * 15  # pass/fail
     return tables

@@ -69,7 +69,8 @@ def _run(title: str, env: dict[str, str], n: int) -> dict:
     t = report["totals"]
     print(
         f"   {time.monotonic() - t0:.0f}s  considered {t['considered']}: posted {t['posted']}, "
-        f"unchanged {t['unchanged']}, empty {t['empty']}, hidden {t.get('hidden', 0)}, held back {t['held_back']}, failed {t['failed']}; "
+        f"unchanged {t['unchanged']}, empty {t['empty']}, hidden {t.get('hidden', 0)}, "
+        f"held back {t['held_back']}, failed {t['failed']}; "
         f"verified {report['verify']['checked']}, findings {len(report['findings'])}"
     )
     print(f"   report: {new[-1] / 'report.html'}")
@@ -109,15 +110,17 @@ def main() -> None:
         change = sb.day_of_grading(fraction=0.1, add_assignments=1, delete_assignments=1, seed=1)
         c, a = change["canvas"], change["aspen"]
         print(
-            f"\n   a day of grading in the sandbox: {len(c['scripted']) + len(c['changed'])} Canvas grades changed, "
+            "\n   a day of grading in the sandbox: "
+            f"{len(c['scripted']) + len(c['changed'])} Canvas grades changed, "
             f"{len(c['added_assignments'])} assignment(s) added, {len(c['deleted_assignments'])} deleted, "
             f"{len(a['scripted']) + len(a['edited'])} hand edit(s) in Aspen"
         )
         third = _run("Night 3: only the day's changes are posted", env, 3)
     print("\nDone. Open the reports above in a browser; every grade is in exactly one bucket.")
     print(
-        "Teacher digests are previews (CANVAS_ASPEN_TEACHER_DIGEST=preview, the default): nothing was sent, so each "
-        "night previews what `send` would send to a teacher never sent one; README: turning them on."
+        "Teacher digests are previews (CANVAS_ASPEN_TEACHER_DIGEST=preview, the default): nothing was "
+        "sent, so each night previews what `send` would send to a teacher never sent one; "
+        "README: turning them on."
     )
     if second["totals"]["posted"]:
         sys.exit("unexpected: the second run posted grades although nothing changed")

@@ -157,7 +157,8 @@ def collision_findings(sent: pd.DataFrame, titles: Titles, length: int) -> list[
             f"its first {length} characters ({column_code(name, length)!r}) are Aspen's column code of "
             f"'{other}' too"
             if other is not None
-            else "it was made unique in an earlier run and keeps that title while its Canvas name is unchanged"
+            else "it was made unique in an earlier run and keeps that title while its Canvas name "
+            "is unchanged"
         )
         out.append(
             finding(
@@ -170,7 +171,9 @@ def collision_findings(sent: pd.DataFrame, titles: Titles, length: int) -> list[
                 group_name=r.get("group_name"),
                 value=title,
                 limit=column_code(title, length),
-                suggestion=f"Rename one of the assignments in Canvas so that their first {length} characters differ",
+                suggestion=(
+                    f"Rename one of the assignments in Canvas so that their first {length} characters differ"
+                ),
             )
         )
     return out

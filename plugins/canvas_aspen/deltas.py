@@ -227,7 +227,8 @@ def cleared_findings(empty_rows: pd.DataFrame, ledger: pd.DataFrame) -> list[dic
     return [
         finding(
             "cleared_in_canvas",
-            "The grade was cleared in Canvas; an empty grade is never sent, so Aspen keeps the value posted before",
+            "The grade was cleared in Canvas; an empty grade is never sent, so Aspen keeps the value posted "
+            "before",
             value=_display(status, score),
             suggestion="Enter the grade again in Canvas, or clear it in Aspen by hand",
             **fields,
@@ -247,8 +248,8 @@ def hidden_after_posting_findings(hidden_rows: pd.DataFrame, ledger: pd.DataFram
     return [
         finding(
             "hidden_in_canvas",
-            "The teacher hid this grade from the student in Canvas after it was posted; a hidden grade is never "
-            "sent, so Aspen keeps the value posted before (parents may still see it there)",
+            "The teacher hid this grade from the student in Canvas after it was posted; a hidden grade is "
+            "never sent, so Aspen keeps the value posted before (parents may still see it there)",
             value=_display(status, score),
             suggestion="Post the grade again in Canvas when it is final, or remove it in Aspen by hand",
             **fields,

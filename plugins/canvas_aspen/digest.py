@@ -133,15 +133,16 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
                 f"Description to {g} instead (or rename the Canvas group to match it)."
             )
         return (
-            f"The Canvas assignment group {g} has no Aspen category{_classes(item)}: its grades are held back.",
+            f"The Canvas assignment group {g} has no Aspen category{_classes(item)}: "
+            "its grades are held back.",
             fix,
         )
     if k == "category_case_mismatch":
         return (
             f"The Canvas group {g} matches its Aspen category{_classes(item)} only up to capital letters or "
             "spaces. Its grades still go.",
-            "Make the two names read exactly the same (the Canvas group name, or the category's Description in "
-            "Aspen).",
+            "Make the two names read exactly the same (the Canvas group name, or the category's Description "
+            "in Aspen).",
         )
     if k == "over_max":
         return (
@@ -174,8 +175,8 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
         )
     if k == "no_grading_period":
         return (
-            f"The due date of {a} ({item['when'] or item['value']}) is in no Aspen grading period{_classes(item)}: its grades "
-            "are held back.",
+            f"The due date of {a} ({item['when'] or item['value']}) is in no Aspen grading period"
+            f"{_classes(item)}: its grades are held back.",
             "Check the due date in Canvas (a wrong year or month?) and correct it.",
         )
     if k == "locked_grading_period":
@@ -189,8 +190,8 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
         return (
             f"The Canvas group {g} has no weight, but the course weights its assignment groups. Its grades "
             "still go.",
-            "In Canvas → Assignments, give the group its weight (⋮ → Edit → weight), as the Aspen category has "
-            "it.",
+            "In Canvas → Assignments, give the group its weight (⋮ → Edit → weight), as the Aspen category "
+            "has it.",
         )
     if k == "weight_mismatch":
         return (
@@ -201,8 +202,8 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
     if k == "imported_assignments_group":
         return (
             f"The group {g} (Canvas's group for imported assignments) holds assignments that go to Aspen.",
-            "Move each of them into the assignment group it belongs to (in Canvas, drag it on the Assignments "
-            "page).",
+            "Move each of them into the assignment group it belongs to (in Canvas, drag it on the "
+            "Assignments page).",
         )
     if k == "aspen_edited":
         return (
@@ -219,10 +220,10 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
         )
     if k == "hidden_in_canvas":
         return (
-            f"{_plural(n, 'grade')} on {a} {'was' if n == 1 else 'were'} hidden from students in Canvas after "
-            "being sent; Aspen still shows the earlier value (parents may see it there).",
-            "Post the grades again in Canvas when they are final (they go the night after), or remove them in "
-            "Aspen's gradebook by hand.",
+            f"{_plural(n, 'grade')} on {a} {'was' if n == 1 else 'were'} hidden from students in Canvas "
+            "after being sent; Aspen still shows the earlier value (parents may see it there).",
+            "Post the grades again in Canvas when they are final (they go the night after), or remove them "
+            "in Aspen's gradebook by hand.",
         )
     if k == "column_code_collision":
         return (
@@ -233,8 +234,8 @@ def _words(item: dict[str, Any]) -> tuple[str, str]:
         )
     if k == "hidden_grades":
         return (
-            f"{_plural(n, 'grade')} on {a} {'is' if n == 1 else 'are'} hidden from students in Canvas (manual "
-            "posting policy) and not sent to Aspen yet.",
+            f"{_plural(n, 'grade')} on {a} {'is' if n == 1 else 'are'} hidden from students in Canvas "
+            "(manual posting policy) and not sent to Aspen yet.",
             "Nothing to fix: they go to Aspen the night after you post them in Canvas.",
         )
     message = item["message"] or k.replace("_", " ")

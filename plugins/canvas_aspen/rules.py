@@ -158,15 +158,17 @@ def hidden_findings(df: Any) -> list[dict[str, Any]]:
         out.append(
             finding(
                 "hidden_grades",
-                f"{n} grade(s) hidden from students by the assignment's manual posting policy: not sent to Aspen "
-                "(parents would see them before the student); they go with the first run after the teacher posts them",
+                f"{n} grade(s) hidden from students by the assignment's manual posting policy: not sent to "
+                "Aspen (parents would see them before the student); they go with the first run after the "
+                "teacher posts them",
                 canvas_course_id=int(course_id),
                 assignment_id=int(assignment_id),
                 assignment_name=first["assignment_name"],
                 group_name=first["group_name"],
                 aspen_class_id=", ".join(classes) or None,
                 value=n,
-                suggestion="Post the grades in Canvas (Gradebook: the assignment's menu, Post grades) once they are final",
+                suggestion="Post the grades in Canvas (Gradebook: the assignment's menu, Post grades) "
+                "once they are final",
             )
         )
     return out

@@ -471,13 +471,16 @@ def content_type(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 # Pages
 
+# A template line that ends in a backslash goes on at the start of the next one: Python drops
+# the backslash and the line break, so the page renders exactly as if it were one line.
 _TEMPLATES = {
     "base": """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{% block title %}{% endblock %}</title>
 <style>
  body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 20px; color: #1d2330; }
  h1 { font-size: 19px; margin: 0 0 10px; } .muted { color: #5b6475; }
- table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #dde1e8; padding: 4px 8px; text-align: left; }
+ table { border-collapse: collapse; width: 100%; } \
+th, td { border: 1px solid #dde1e8; padding: 4px 8px; text-align: left; }
  th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
  .ok { background: #dff5e3; color: #17652a; } .bad { background: #fde2e1; color: #9b1c1c; }
@@ -486,16 +489,26 @@ _TEMPLATES = {
 </style></head><body>{% block body %}{% endblock %}</body></html>""",
     "index.html": """{% extends "base" %}{% block title %}Grade passback reports{% endblock %}{% block body %}
 <h1>Canvas → Aspen grade passback: run reports</h1>
-<p class="muted">DAG <code>{{ dag_id }}</code> · {{ total }} run(s){% if total > runs|length %}, showing {{ offset + 1 }}–{{ offset + runs|length }}{% endif %} · newest first</p>
+<p class="muted">DAG <code>{{ dag_id }}</code> · {{ total }} run(s)\
+{% if total > runs|length %}, showing {{ offset + 1 }}–{{ offset + runs|length }}{% endif %} \
+· newest first</p>
 {% if not runs %}<p>No run reports yet.</p>{% else %}
 <table>
 <thead><tr><th>started (UTC)</th><th>run</th><th>result</th>
-{% for k in total_keys %}<th>{{ k | replace("_", " ") }}</th>{% endfor %}<th>verify mismatched</th><th>findings (errors)</th><th>open</th></tr></thead>
+{% for k in total_keys %}<th>{{ k | replace("_", " ") }}</th>{% endfor %}\
+<th>verify mismatched</th><th>findings (errors)</th><th>open</th></tr></thead>
 <tbody>
 {% for r in runs %}<tr>
  <td>{{ (r.started_at or "")[:19] | replace("T", " ") }}</td>
- <td>{% if r.exists is not defined or r.exists %}<a href="{{ root }}/runs/{{ r.folder | urlencode }}/"><code>{{ r.run_id }}</code></a>{% else %}<code>{{ r.run_id }}</code>{% endif %}{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %}</td>
- <td>{% if r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% elif r.status == "failed" %}<span class="badge bad">failed</span>{% elif r.status == "unreadable" %}<span class="badge none">unreadable</span>{% else %}<span class="badge none">no report</span>{% endif %}{% if r.failed_reasons %}<div class="why">{{ r.failed_reasons | join("; ") }}</div>{% endif %}</td>
+ <td>{% if r.exists is not defined or r.exists %}\
+<a href="{{ root }}/runs/{{ r.folder | urlencode }}/"><code>{{ r.run_id }}</code></a>\
+{% else %}<code>{{ r.run_id }}</code>{% endif %}\
+{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %}</td>
+ <td>{% if r.status == "succeeded" %}<span class="badge ok">succeeded</span>\
+{% elif r.status == "failed" %}<span class="badge bad">failed</span>\
+{% elif r.status == "unreadable" %}<span class="badge none">unreadable</span>\
+{% else %}<span class="badge none">no report</span>{% endif %}\
+{% if r.failed_reasons %}<div class="why">{{ r.failed_reasons | join("; ") }}</div>{% endif %}</td>
  {% for k in total_keys %}<td class="num">{{ r.totals[k] if r.totals else "" }}</td>{% endfor %}
  <td class="num">{{ r.verify.mismatched if r.verify else "" }}</td>
  <td class="num">{% if r.findings is not none %}{{ r.findings }} ({{ r.findings_errors }}){% endif %}</td>
@@ -505,33 +518,53 @@ _TEMPLATES = {
   {% if r.files.datadocs %} · <a href="{{ base }}/datadocs/index.html">Data Docs</a>{% endif %}</td>
 </tr>{% endfor %}
 </tbody></table>
-<p>{% if offset > 0 %}<a href="{{ root }}/?offset={{ [offset - limit, 0] | max }}&amp;limit={{ limit }}">newer</a>{% endif %}
-{% if offset + runs|length < total %} <a href="{{ root }}/?offset={{ offset + limit }}&amp;limit={{ limit }}">older</a>{% endif %}</p>
+<p>{% if offset > 0 %}\
+<a href="{{ root }}/?offset={{ [offset - limit, 0] | max }}&amp;limit={{ limit }}">newer</a>{% endif %}
+{% if offset + runs|length < total %} \
+<a href="{{ root }}/?offset={{ offset + limit }}&amp;limit={{ limit }}">older</a>{% endif %}</p>
 {% endif %}{% endblock %}""",
     "run.html": """{% extends "base" %}{% block title %}Run {{ r.run_id }}{% endblock %}{% block body %}
 <h1>Run <code>{{ r.run_id }}</code></h1>
 <p><a href="{{ root }}/">all runs</a></p>
-{% if r.status == "no_report" and r.failed_reasons %}<p><span class="badge bad">no report</span> {{ r.failed_reasons | join("; ") }}</p>
-{% elif r.status == "no_report" %}<p>No report for this run yet: the run is still going, or ended before its report task.</p>
-{% else %}<p>{% if r.status == "failed" %}<span class="badge bad">failed: {{ r.failed_reasons | join("; ") }}</span>{% elif r.status == "succeeded" %}<span class="badge ok">succeeded</span>{% else %}<span class="badge none">report unreadable</span>{% endif %}
-{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %} <span class="muted">{{ r.started_at or "" }} → {{ r.finished_at or "" }}</span></p>
-{% if r.totals %}<table><thead><tr>{% for k in total_keys %}<th>{{ k | replace("_", " ") }}</th>{% endfor %}<th>verified</th><th>verify mismatched</th></tr></thead>
-<tbody><tr>{% for k in total_keys %}<td class="num">{{ r.totals[k] }}</td>{% endfor %}<td class="num">{{ r.verify.checked }}</td><td class="num">{{ r.verify.mismatched }}</td></tr></tbody></table>{% endif %}{% endif %}
+{% if r.status == "no_report" and r.failed_reasons %}\
+<p><span class="badge bad">no report</span> {{ r.failed_reasons | join("; ") }}</p>
+{% elif r.status == "no_report" %}\
+<p>No report for this run yet: the run is still going, or ended before its report task.</p>
+{% else %}<p>\
+{% if r.status == "failed" %}<span class="badge bad">failed: {{ r.failed_reasons | join("; ") }}</span>\
+{% elif r.status == "succeeded" %}<span class="badge ok">succeeded</span>\
+{% else %}<span class="badge none">report unreadable</span>{% endif %}
+{% if r.dry_run %} <span class="badge dry">dry run</span>{% endif %} \
+<span class="muted">{{ r.started_at or "" }} → {{ r.finished_at or "" }}</span></p>
+{% if r.totals %}<table><thead><tr>{% for k in total_keys %}<th>{{ k | replace("_", " ") }}</th>{% endfor %}\
+<th>verified</th><th>verify mismatched</th></tr></thead>
+<tbody><tr>{% for k in total_keys %}<td class="num">{{ r.totals[k] }}</td>{% endfor %}\
+<td class="num">{{ r.verify.checked }}</td><td class="num">{{ r.verify.mismatched }}</td></tr>\
+</tbody></table>{% endif %}{% endif %}
 <ul>
 {% if r.files.report_html %}<li><a href="{{ base }}/report.html">report</a></li>{% endif %}
 {% if r.files.findings_csv %}<li><a href="{{ base }}/findings.csv">findings.csv</a></li>{% endif %}
 {% if r.files.report_json %}<li><a href="{{ base }}/report.json">report.json</a></li>{% endif %}
-{% if r.files.datadocs %}<li><a href="{{ base }}/datadocs/index.html">Great Expectations Data Docs</a></li>{% endif %}
+{% if r.files.datadocs %}\
+<li><a href="{{ base }}/datadocs/index.html">Great Expectations Data Docs</a></li>{% endif %}
 </ul>
 <h2 style="font-size: 16px;">Teacher digests</h2>
-{% if not digests %}<p class="muted">None for this run (a dry run, nothing changed for any teacher, the digest is off, or its task has not run).</p>
-{% else %}<table><thead><tr><th>teacher</th><th>email</th><th>Canvas courses</th><th>to fix</th><th>why now</th><th>status</th><th>digest</th></tr></thead><tbody>
-{% for d in digests %}<tr><td>{{ d.name or d.teacher_id }}</td><td>{{ d.email or "" }}</td><td>{{ (d.course_ids or []) | join(", ") }}</td><td class="num">{{ d.findings }}</td>
-<td>{{ (d.reason or "") | replace("_", " ") }}</td><td>{% if d.status == "failed" %}<span class="badge bad">failed</span> {{ d.error or "" }}{% elif d.status == "sent" %}<span class="badge ok">sent</span>{% else %}<span class="badge none">{{ d.status }}</span>{% endif %}</td>
-<td>{% if d.html %}<a href="{{ base }}/digests/{{ d.html }}">HTML</a>{% endif %}{% if d.text %} · <a href="{{ base }}/digests/{{ d.text }}">text</a>{% endif %}</td></tr>
+{% if not digests %}<p class="muted">None for this run \
+(a dry run, nothing changed for any teacher, the digest is off, or its task has not run).</p>
+{% else %}<table><thead><tr><th>teacher</th><th>email</th><th>Canvas courses</th><th>to fix</th>\
+<th>why now</th><th>status</th><th>digest</th></tr></thead><tbody>
+{% for d in digests %}<tr><td>{{ d.name or d.teacher_id }}</td><td>{{ d.email or "" }}</td>\
+<td>{{ (d.course_ids or []) | join(", ") }}</td><td class="num">{{ d.findings }}</td>
+<td>{{ (d.reason or "") | replace("_", " ") }}</td>\
+<td>{% if d.status == "failed" %}<span class="badge bad">failed</span> {{ d.error or "" }}\
+{% elif d.status == "sent" %}<span class="badge ok">sent</span>\
+{% else %}<span class="badge none">{{ d.status }}</span>{% endif %}</td>
+<td>{% if d.html %}<a href="{{ base }}/digests/{{ d.html }}">HTML</a>{% endif %}\
+{% if d.text %} · <a href="{{ base }}/digests/{{ d.text }}">text</a>{% endif %}</td></tr>
 {% endfor %}</tbody></table>{% endif %}{% endblock %}""",
     "message.html": """{% extends "base" %}{% block title %}{{ title }}{% endblock %}{% block body %}
-<h1>{{ title }}</h1><p>{{ message }}</p>{% if link %}<p><a href="{{ link }}">all grade passback runs</a></p>{% endif %}{% endblock %}""",
+<h1>{{ title }}</h1><p>{{ message }}</p>\
+{% if link %}<p><a href="{{ link }}">all grade passback runs</a></p>{% endif %}{% endblock %}""",
 }
 _env = Environment(
     loader=DictLoader(_TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True)
@@ -564,7 +597,8 @@ def _report_with_nav(path: Path, root: str, folder: str) -> Response:
     nav = (
         '<nav style="font:13px system-ui,sans-serif;margin:0 0 12px">'
         f'&larr; <a href="{html.escape(root)}/" target="_self">All grade passback runs</a> · '
-        f'<a href="{html.escape(root)}/runs/{html.escape(quote(folder))}/" target="_self">this run\'s files</a>'
+        f'<a href="{html.escape(root)}/runs/{html.escape(quote(folder))}/" target="_self">'
+        "this run's files</a>"
         "</nav>"
     )
     text = path.read_text(encoding="utf-8", errors="replace")

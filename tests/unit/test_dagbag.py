@@ -23,8 +23,8 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 before = set(sys.modules)
 runpy.run_path(sys.argv[1])
-heavy = sorted(m for m in set(sys.modules) - before
-               if m.split(".")[0] in {"pandas", "great_expectations", "pyarrow", "numpy", "sqlalchemy_utils", "requests"})
+HEAVY = {"pandas", "great_expectations", "pyarrow", "numpy", "sqlalchemy_utils", "requests"}
+heavy = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in HEAVY)
 print(json.dumps(heavy))
 """
 

@@ -154,7 +154,9 @@ def test_R17_a_row_outside_the_buckets_is_an_error_not_a_silent_loss():
 R17_NOWHERE = """
 import pandas as pd
 from canvas_aspen import report
-rows = pd.DataFrame({"bucket": ["posted", None], "canvas_course_id": 1, "sis_course_id": "C", "aspen_class_id": "A"})
+rows = pd.DataFrame(
+    {"bucket": ["posted", None], "canvas_course_id": 1, "sis_course_id": "C", "aspen_class_id": "A"}
+)
 try:
     report.build(run_id="r", dry_run=False, params={}, started_at="s", finished_at="f", rows=rows,
                  failed_courses={}, findings=[], verify={"checked": 0, "mismatched": 0})

@@ -1,4 +1,5 @@
-"""``python -m sandbox serve`` and ``sandbox.control.Sandbox``: start, URLs file, stop, Airflow connections."""
+"""``python -m sandbox serve`` and ``sandbox.control.Sandbox``: start, URLs file, stop, Airflow
+connections."""
 
 from __future__ import annotations
 
