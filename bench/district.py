@@ -28,10 +28,11 @@ def district_file(size: Size, cache: Path | None = None) -> Path:
 
         return scenario_mod.resolve(size.scenario)
     cache = cache or cache_dir()
-    path = (
-        cache / f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}"
+    name = (
+        f"district-{size.name}-c{size.courses}-s{size.students_per_section}-a{size.assignments}"
         f"-seed{size.seed}.json"
     )
+    path = cache / name
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
