@@ -26,9 +26,10 @@ def run(
     aspen_conn_id: str = "aspen_default",
 ) -> dict[str, Any]:
     """The naive client over the connections named (each with ``max_concurrency`` 1)."""
-    from canvas_aspen import match, oneroster, rows, rules, stages
+    from canvas_aspen import match, oneroster, rows, rules
     from canvas_aspen.hooks.aspen import AspenHook
     from canvas_aspen.hooks.canvas import CanvasHook
+    from canvas_aspen.stages.extract import course_bundle
 
     canvas, aspen = CanvasHook(canvas_conn_id=canvas_conn_id), AspenHook(aspen_conn_id=aspen_conn_id)
     assert canvas.settings.max_concurrency == 1 and aspen.settings.max_concurrency == 1
@@ -41,7 +42,7 @@ def run(
         periods = [rules.GradingPeriod.from_oneroster(p) for p in aspen.list_grading_periods()]
     for course in courses:
         with timer.stage("extract"):
-            bundle = stages._course_bundle(canvas, int(course["id"]))
+            bundle = course_bundle(canvas, int(course["id"]))
             df = rows.build_rows([bundle], periods, spec.get("timezone", "America/New_York"))
             df = df[df["bucket"].ne("empty") & df["aspen_class_id"].notna()]
         if df.empty:

@@ -33,6 +33,12 @@ from bench.measure import (
 )
 
 
+def _stage(stages: Any, name: str, older: str) -> Any:
+    """The stage function ``name`` of ``stages``; an earlier commit (``--code``) named it ``older``
+    (``match_stage``, ``deltas_stage``, ``report_stage``) and had ``name`` for another module."""
+    return getattr(stages, older, None) or getattr(stages, name)
+
+
 def _call(fn, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` without the keyword arguments an older ``fn`` does not take
     (``--code`` runs the benchmark against an earlier commit of the stages)."""
@@ -124,7 +130,7 @@ class _Stages:
                 docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "validate"),
             )
         if stage == "match":
-            return st.match_stage(
+            return _stage(st, "match", "match_stage")(
                 self.hooks()[1],
                 self.run_dir,
                 k,
@@ -132,7 +138,7 @@ class _Stages:
                 docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "match"),
             )
         if stage == "deltas":
-            return st.deltas_stage(
+            return _stage(st, "deltas", "deltas_stage")(
                 self.hooks()[1], self.ledger, self.run_dir, k, full_resync=p["full_resync"]
             )
         if stage == "post":
@@ -152,7 +158,7 @@ class _Stages:
         raise ValueError(stage)
 
     def report(self) -> dict[str, Any]:
-        return self.stages.report_stage(
+        return _stage(self.stages, "report", "report_stage")(
             self.ledger,
             self.run_dir,
             self.reports_dir,

@@ -208,7 +208,7 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.match_stage(
+        return stages.match(
             glue.hooks(s)[1],
             glue.run_dir(s, ctx["run_id"]),
             shard["shard"],
@@ -222,7 +222,7 @@ def canvas_aspen_grade_passback():
         ctx, s, glue = _stage()
         from canvas_aspen import stages
 
-        return stages.deltas_stage(
+        return stages.deltas(
             glue.hooks(s)[1],
             glue.ledger(s),
             glue.run_dir(s, ctx["run_id"]),
@@ -267,7 +267,7 @@ def canvas_aspen_grade_passback():
 
         from canvas_aspen import stages
 
-        out = stages.report_stage(
+        out = stages.report(
             glue.ledger(s),
             glue.run_dir(s, ctx["run_id"]),
             s.reports_dir,
@@ -291,7 +291,7 @@ def canvas_aspen_grade_passback():
         mode, days = s.digest_settings()
         mailer = glue.DigestMailer(s.smtp_conn_id) if mode == "send" else None
         try:
-            out = stages.digest_stage(
+            out = stages.digest(
                 glue.ledger(s),
                 glue.run_dir(s, ctx["run_id"]),
                 s.reports_dir,

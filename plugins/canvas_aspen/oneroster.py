@@ -118,3 +118,12 @@ def result_value(result: dict[str, Any]) -> tuple[str | None, float | None]:
     except (TypeError, ValueError):
         score = None
     return result.get("scoreStatus"), score
+
+
+def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """Aspen's results (a class's listing) as a frame: ``result_id``, the value
+    (:func:`result_value`) and the OneRoster ``status``."""
+    return pd.DataFrame(
+        [(r.get("sourcedId"), *result_value(r), r.get("status")) for r in results],
+        columns=["result_id", "score_status", "score", "status"],
+    )

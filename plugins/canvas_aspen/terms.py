@@ -5,7 +5,7 @@ current when today, in the district's time zone, lies within its ``start_at``..`
 missing date leaves that side open, so Canvas's Default Term, which has none, is always
 current). A deployment may name its terms instead (``CANVAS_ASPEN_TERMS``: Canvas term ids or
 ``sis_term_id:`` ids). Courses named in a run's ``course_ids`` are taken as asked, whatever
-their term or state; that is decided in ``stages.scope_courses``, which calls these functions.
+their term or state; that is decided in ``stages.plan.scope_courses``, which calls these functions.
 
 Pure functions over the terms listing (``GET /api/v1/accounts/{id}/terms``); no I/O.
 """

@@ -197,7 +197,7 @@ def _read_summary(report_json: Path) -> dict[str, Any] | None:
     return summary
 
 
-PLAN_FAILED = "plan-failed.json"  # canvas_aspen.stages.PLAN_FAILED: the plan's reason, before report ran
+PLAN_FAILED = "plan-failed.json"  # canvas_aspen.stages.report's: the plan's reason, before report ran
 
 
 def _plan_failure(folder: Path) -> tuple[str | None, str | None]:

@@ -122,7 +122,7 @@ def _rerun_digest_task(run_id: str, mode: str = "send") -> dict:
     s = glue.settings()
     mailer = glue.DigestMailer(s.smtp_conn_id)
     try:
-        return stages.digest_stage(
+        return stages.digest(
             glue.ledger(s),
             glue.run_dir(s, run_id),
             s.reports_dir,

@@ -201,7 +201,7 @@ class Pipeline:
                     docs_dir=self._docs(shard, "validate"),
                 )
             if name == "match":
-                return stages.match_stage(
+                return stages.match(
                     aspen,
                     self.run_dir,
                     shard,
@@ -209,7 +209,7 @@ class Pipeline:
                     docs_dir=self._docs(shard, "match"),
                 )
             if name == "deltas":
-                return stages.deltas_stage(
+                return stages.deltas(
                     aspen, self.ledger, self.run_dir, shard, full_resync=self.params["full_resync"], **kw
                 )
             if name == "post":
@@ -245,7 +245,7 @@ class Pipeline:
     def report(self) -> tuple[str, dict]:
         from canvas_aspen import stages
 
-        out = stages.report_stage(
+        out = stages.report(
             self.ledger,
             self.run_dir,
             self.reports_dir,

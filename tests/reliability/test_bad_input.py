@@ -208,6 +208,7 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
 ):
     from canvas_aspen import stages
     from canvas_aspen.ledger import Ledger
+    from canvas_aspen.stages.extract import write_canvas_answers
 
     run_dir = tmp_path / f"run-{n}"
     sd = run_dir / "shard-0000"
@@ -215,13 +216,13 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
         run_dir / "plan.json",
         {"params": {}, "course_ids": [COURSE_ID], "shards": [[COURSE_ID]], "grading_periods": PERIODS},
     )
-    stages.write_canvas_answers(sd, [course.bundle])  # as extract writes them
+    write_canvas_answers(sd, [course.bundle])  # as extract writes them
     storage.write_json(sd / "failed-courses.json", {})
     held = data.draw(aspen_holdings(course), label="Aspen holds")
     aspen = FakeAspen(course.roster, held)
 
     stages.validate(run_dir, 0, timezone_name=TZ)
-    stages.match_stage(aspen, run_dir, 0, mappings={})
+    stages.match(aspen, run_dir, 0, mappings={})
     df = storage.read_frame(sd / "rows.parquet")
     findings = storage.read_json(sd / "findings-validate.json") + storage.read_json(
         sd / "findings-match.json"
@@ -249,7 +250,7 @@ def test_gate_holds_back_every_bad_grade_with_a_finding_and_lets_every_good_one_
 
     ledger = Ledger(ledger_url)
     try:
-        stages.deltas_stage(aspen, ledger, run_dir, 0, full_resync=False)
+        stages.deltas(aspen, ledger, run_dir, 0, full_resync=False)
     finally:
         ledger.dispose()
     actions = storage.read_frame(sd / "actions.parquet")

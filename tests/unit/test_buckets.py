@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from canvas_aspen import buckets, report, rows, stages, storage
+from canvas_aspen import buckets, report, rows, storage
 from canvas_aspen.buckets import Bucket
+from canvas_aspen.stages.failures import fail_rows
+from canvas_aspen.stages.gate import hold
 from sandbox import scenario
 
 from .test_rows_columns import TZ, _bundles
@@ -34,8 +36,8 @@ def test_r17_stage_files_and_stage_summaries_hold_plain_bucket_strings(tmp_path:
     df = df.astype({"bucket": object})  # the worst case: a column that keeps whatever is put in it
     df["error"] = None
     eligible = df.index[df["bucket"].eq(Bucket.ELIGIBLE)]
-    stages._fail_rows(df, df.index.isin(eligible[:2]), "Aspen said no")
-    stages._hold(df, {int(df.loc[eligible[2], "row_id"]): ["over_max"]})
+    fail_rows(df, df.index.isin(eligible[:2]), "Aspen said no")
+    hold(df, {int(df.loc[eligible[2], "row_id"]): ["over_max"]})
     path = tmp_path / "final.parquet"
     storage.write_frame(path, df)
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from canvas_aspen.stages import Progress
+from canvas_aspen.stages.progress import Progress
 
 
 class _Hook:

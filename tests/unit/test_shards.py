@@ -6,6 +6,7 @@ import pytest
 
 from canvas_aspen import stages, storage
 from canvas_aspen.settings import Settings
+from canvas_aspen.stages.plan import shards_for
 
 
 class _Hooks:
@@ -28,7 +29,7 @@ class _Hooks:
     ("courses", "shards"), [(0, 0), (1, 1), (3, 1), (10, 1), (11, 2), (40, 4), (43, 5), (79, 8), (300, 8)]
 )
 def test_shard_count_fits_the_district(courses, shards):
-    assert stages.shards_for(courses, max_shards=8, courses_per_shard=10) == shards
+    assert shards_for(courses, max_shards=8, courses_per_shard=10) == shards
 
 
 def test_plan_splits_a_three_course_district_into_one_shard_and_a_large_one_into_the_maximum(tmp_path):

@@ -10,6 +10,8 @@ import pytest
 
 from canvas_aspen import stages, storage
 from canvas_aspen.errors import CanvasApiError
+from canvas_aspen.stages.extract import course_bundle, submission_fields
+from canvas_aspen.stages.report import shard_outcome
 
 
 class _Canvas:
@@ -46,13 +48,13 @@ class _Canvas:
 
 
 def test_extract_keeps_enrollment_ids_but_not_student_names():
-    bundle = stages._course_bundle(_Canvas(), 1)
+    bundle = course_bundle(_Canvas(), 1)
     assert bundle["enrollments"] == [{"user_id": 7, "course_section_id": 1, "sis_user_id": "S7"}]
     assert "Ava" not in repr(bundle) and "ava.j" not in repr(bundle)
 
 
 def test_extract_keeps_each_teachers_id_name_and_email_for_the_digest():
-    bundle = stages._course_bundle(_Canvas(), 1)
+    bundle = course_bundle(_Canvas(), 1)
     assert bundle["teachers"] == [{"id": 90, "name": "Dana Whitfield", "email": "dana@district.test"}]
 
 
@@ -65,7 +67,7 @@ class _CanvasWithoutTeachers(_Canvas):
 
 def test_a_course_whose_teachers_cannot_be_read_still_passes_back(caplog):
     with caplog.at_level(logging.WARNING):
-        bundle = stages._course_bundle(_CanvasWithoutTeachers(), 1)
+        bundle = course_bundle(_CanvasWithoutTeachers(), 1)
     assert bundle["teachers"] is None  # unknown: the report lists the course for the data team
     assert bundle["enrollments"] == [{"user_id": 7, "course_section_id": 1, "sis_user_id": "S7"}]
     assert "teachers not readable" in caplog.text
@@ -117,7 +119,7 @@ class _CanvasWithWork(_Canvas):
 
 
 def test_extract_keeps_only_the_grade_fields_of_a_submission():
-    bundle = stages._course_bundle(_CanvasWithWork(), 1)
+    bundle = course_bundle(_CanvasWithWork(), 1)
     assert bundle["submissions"] == [
         {
             "assignment_id": 11,
@@ -136,8 +138,8 @@ def test_extract_keeps_only_the_grade_fields_of_a_submission():
 
 
 def test_a_field_canvas_left_out_stays_out_and_a_malformed_submission_is_kept_for_the_check():
-    assert stages._submission_fields({"assignment_id": 1, "user_id": 2}) == {"assignment_id": 1, "user_id": 2}
-    assert stages._submission_fields("not an object") == "not an object"
+    assert submission_fields({"assignment_id": 1, "user_id": 2}) == {"assignment_id": 1, "user_id": 2}
+    assert submission_fields("not an object") == "not an object"
 
 
 # --- stage files are owner-only on the local file system (they hold SIS ids and scores) ---------
@@ -313,7 +315,7 @@ def test_R17_a_stage_that_failed_is_named_with_its_error_in_the_course_and_the_g
         ),
     )
     stages.record_stage_error(run_dir, 0, "match", ParamError("mapping_file /m.csv: no such file"))
-    df, failed, _, _ = stages._shard_outcome(run_dir, 0, [101])
+    df, failed, _, _ = shard_outcome(run_dir, 0, [101])
     assert failed == {"101": "match did not finish: ParamError: mapping_file /m.csv: no such file"}
     assert set(df.loc[df["bucket"].eq("failed"), "error"]) == {
         "not posted: match did not finish: ParamError: mapping_file /m.csv: no such file"

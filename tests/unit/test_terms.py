@@ -1,4 +1,4 @@
-"""R19: which courses a night covers (canvas_aspen.terms and stages.scope_courses/plan)."""
+"""R19: which courses a night covers (canvas_aspen.terms and stages.plan.scope_courses/plan)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import pytest
 
 from canvas_aspen import stages, storage
 from canvas_aspen.errors import AspenApiError
+from canvas_aspen.stages.verify import READ_BACK_MARGIN
 
 STARTED = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 
@@ -118,7 +119,7 @@ def test_read_back_asks_only_for_results_modified_since_the_run_began(tmp_path):
     out = stages.verify(aspen, _run(tmp_path, POSTED), 0, dry_run=False)
     assert out == {"shard": 0, "checked": 3, "mismatched": 0}
     assert sorted(aspen.calls) == [("A", SINCE), ("B", SINCE)]
-    assert stages.READ_BACK_MARGIN == timedelta(minutes=15)
+    assert READ_BACK_MARGIN == timedelta(minutes=15)
 
 
 def test_a_posted_result_missing_from_the_recent_ones_reads_its_class_in_full(tmp_path):

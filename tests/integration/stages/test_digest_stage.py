@@ -14,6 +14,7 @@ import pytest
 from canvas_aspen import stages, storage
 from canvas_aspen.findings import finding
 from canvas_aspen.ledger import Ledger
+from canvas_aspen.stages.extract import write_canvas_answers
 
 RUN = "scheduled__2026-12-01T03:00:00+00:00"
 NOW = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
@@ -43,8 +44,8 @@ def run(tmp_path: Path):
             "courses": {"101": {"id": 101, "name": "Algebra I"}, "103": {"id": 103, "name": "English 10"}},
         },
     )
-    stages.write_canvas_answers(run_dir / "shard-0000", [{"course": {"id": 101}, "teachers": [DANA]}])
-    stages.write_canvas_answers(run_dir / "shard-0001", [{"course": {"id": 103}, "teachers": [MARCUS]}])
+    write_canvas_answers(run_dir / "shard-0000", [{"course": {"id": 101}, "teachers": [DANA]}])
+    write_canvas_answers(run_dir / "shard-0001", [{"course": {"id": 103}, "teachers": [MARCUS]}])
     report = {
         "run_id": RUN,
         "dry_run": False,
@@ -87,7 +88,7 @@ def run(tmp_path: Path):
 
 def _stage(run, mailer, mode="send"):
     ledger, run_dir, reports, _ = run
-    return stages.digest_stage(
+    return stages.digest(
         ledger,
         run_dir,
         reports,
