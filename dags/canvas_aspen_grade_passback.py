@@ -76,13 +76,11 @@ def _not_retried_when_certain(fn):
     return run
 
 
-def _stage():
-    """Settings, hooks, ledger and the run folder for one task (imported lazily)."""
-    from canvas_aspen import airflow_glue as glue
+def _run():
+    """What this task needs, by name (``airflow_glue.TaskRun``: imported here, not at parse time)."""
+    from canvas_aspen.airflow_glue import TaskRun
 
-    ctx = get_current_context()
-    s = glue.settings()
-    return ctx, s, glue
+    return TaskRun.current()
 
 
 @dag(
@@ -146,171 +144,78 @@ def canvas_aspen_grade_passback():
     @task
     @_not_retried_when_certain
     def plan() -> list[dict]:
-        ctx, s, glue = _stage()
-        from canvas_aspen import run_params, stages
-
-        run_id, started = ctx["run_id"], ctx["dag_run"].start_date
-        params = glue.params_for_report(ctx["params"])
-        try:
-            canvas, aspen = glue.hooks(s)
-            params = glue.params_for_report(run_params.check(canvas, params))  # before any work
-            glue.ledger(s).start_run(run_id, params=params, dry_run=params["dry_run"], started_at=started)
-            shards = stages.plan(
-                canvas,
-                aspen,
-                glue.run_dir(s, run_id),
-                params=params,
-                shard_count=s.shard_count,
-                courses_per_shard=s.courses_per_shard,
-                today=glue.run_date(ctx, s),
-                term_refs=s.terms,
-                timezone_name=s.timezone,
-            )
-        except Exception as exc:  # the run's report folder says why at once; report writes the report
-            stages.write_plan_failure(
-                s.reports_dir, run_id, exc, params=params, started_at=started.isoformat() if started else None
-            )
-            raise
-        stages.clear_plan_failure(s.reports_dir, run_id)
-        return shards
+        return _run().run_plan()
 
     @task(**_talks_to(CANVAS_POOL))
     @_not_retried_when_certain
     def extract(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.extract(
-            glue.hooks(s)[0],
-            glue.run_dir(s, ctx["run_id"]),
-            shard["shard"],
-            ledger=glue.ledger(s),
-            run_id=ctx["run_id"],
-            lease=glue.lease(s),
+        t = _run()
+        return t.stages.extract(
+            t.canvas, t.run_dir, shard["shard"], ledger=t.ledger, run_id=t.run_id, lease=t.lease
         )
 
     @task
     @_not_retried_when_certain
     def validate(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.validate(
-            glue.run_dir(s, ctx["run_id"]),
+        t = _run()
+        return t.stages.validate(
+            t.run_dir,
             shard["shard"],
-            timezone_name=s.timezone,
-            docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "validate"),
+            timezone_name=t.settings.timezone,
+            docs_dir=t.data_docs_dir(shard, "validate"),
         )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
     def match(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.match(
-            glue.hooks(s)[1],
-            glue.run_dir(s, ctx["run_id"]),
+        t = _run()
+        return t.stages.match(
+            t.aspen,
+            t.run_dir,
             shard["shard"],
-            mappings=glue.mappings(ctx["params"]),
-            docs_dir=stages.data_docs_dir(s.reports_dir, ctx["run_id"], shard["shard"], "match"),
+            mappings=t.mappings,
+            docs_dir=t.data_docs_dir(shard, "match"),
         )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
     def deltas(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.deltas(
-            glue.hooks(s)[1],
-            glue.ledger(s),
-            glue.run_dir(s, ctx["run_id"]),
-            shard["shard"],
-            full_resync=bool(ctx["params"].get("full_resync")),
+        t = _run()
+        return t.stages.deltas(
+            t.aspen, t.ledger, t.run_dir, shard["shard"], full_resync=t.flag("full_resync")
         )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
     def post(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.post(
-            glue.hooks(s)[1],
-            glue.ledger(s),
-            glue.run_dir(s, ctx["run_id"]),
+        t = _run()
+        return t.stages.post(
+            t.aspen,
+            t.ledger,
+            t.run_dir,
             shard["shard"],
-            run_id=ctx["run_id"],
-            dry_run=bool(ctx["params"].get("dry_run")),
-            delete_orphans=bool(ctx["params"].get("delete_orphans")),
-            lease=glue.lease(s),
+            run_id=t.run_id,
+            dry_run=t.flag("dry_run"),
+            delete_orphans=t.flag("delete_orphans"),
+            lease=t.lease,
         )
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
     def verify(shard: dict) -> dict:
-        ctx, s, glue = _stage()
-        from canvas_aspen import stages
-
-        return stages.verify(
-            glue.hooks(s)[1],
-            glue.run_dir(s, ctx["run_id"]),
-            shard["shard"],
-            dry_run=bool(ctx["params"].get("dry_run")),
-        )
+        t = _run()
+        return t.stages.verify(t.aspen, t.run_dir, shard["shard"], dry_run=t.flag("dry_run"))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def report() -> dict:
-        ctx, s, glue = _stage()
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from canvas_aspen import stages
-
-        out = stages.report(
-            glue.ledger(s),
-            glue.run_dir(s, ctx["run_id"]),
-            s.reports_dir,
-            run_id=ctx["run_id"],
-            started_at=str(ctx["dag_run"].start_date),
-        )
-        if out["failed_reasons"]:
-            raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
-        return out
+        return _run().run_report()
 
     @task(retries=0)
     def digest() -> dict:
         """The teacher digests (CANVAS_ASPEN_TEACHER_DIGEST): a teardown of the report, so it runs
         whenever the report ran, and the run's state stays the passback's own: a failed digest
         shows on this task only."""
-        ctx, s, glue = _stage()
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from canvas_aspen import stages
-
-        mode, days = s.digest_settings()
-        mailer = glue.DigestMailer(s.smtp_conn_id) if mode == "send" else None
-        try:
-            out = stages.digest(
-                glue.ledger(s),
-                glue.run_dir(s, ctx["run_id"]),
-                s.reports_dir,
-                run_id=ctx["run_id"],
-                mode=mode,
-                resend_after=timedelta(days=days),
-                mailer=mailer,
-                canvas_url=glue.canvas_url(s) if mode != "off" else None,
-                timezone_name=s.timezone,
-            )
-        finally:
-            if mailer is not None:
-                mailer.close()
-        if out["counts"].get("failed"):
-            raise AirflowFailException(
-                f"{out['counts']['failed']} of {out['teachers']} teacher digest(s) not sent "
-                "(recorded; retried next run); the passback itself is not affected"
-            )
-        return out
+        return _run().run_digest()
 
     @task_group(group_id="shard", prefix_group_id=False)
     def one_shard(shard: dict):

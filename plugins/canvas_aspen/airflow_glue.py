@@ -7,10 +7,20 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from canvas_aspen.settings import Settings
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from canvas_aspen.hooks.aspen import AspenHook
+    from canvas_aspen.hooks.canvas import CanvasHook
+    from canvas_aspen.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +35,156 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-def hooks(s: Settings):
-    from canvas_aspen.hooks.aspen import AspenHook
+def canvas_hook(s: Settings) -> CanvasHook:
     from canvas_aspen.hooks.canvas import CanvasHook
 
-    return CanvasHook(canvas_conn_id=s.canvas_conn_id), AspenHook(aspen_conn_id=s.aspen_conn_id)
+    return CanvasHook(canvas_conn_id=s.canvas_conn_id)
+
+
+def aspen_hook(s: Settings) -> AspenHook:
+    from canvas_aspen.hooks.aspen import AspenHook
+
+    return AspenHook(aspen_conn_id=s.aspen_conn_id)
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """What one task of the DAG needs, by name: ``canvas``, ``aspen``, ``ledger``, ``run_dir``,
+    ``params``, ``settings``, ``run_id``... Each is built when first asked for (a task that
+    talks to Aspen only never makes a CanvasHook), and ``stages`` is imported then too: the
+    DAG file imports nothing heavy when it is parsed."""
+
+    context: Mapping[str, Any]
+    settings: Settings
+
+    @classmethod
+    def current(cls) -> TaskRun:
+        """The running task's (Airflow's task context, the deployment's settings)."""
+        from airflow.sdk import get_current_context
+
+        return cls(get_current_context(), settings())
+
+    @property
+    def stages(self) -> ModuleType:
+        from canvas_aspen import stages
+
+        return stages
+
+    @property
+    def run_id(self) -> str:
+        return self.context["run_id"]
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.context["params"]
+
+    @property
+    def mappings(self) -> dict[str, dict[str, str]]:
+        """The run's category mapping overrides (the trigger form's, over its mapping file's)."""
+        return mappings(self.params)
+
+    def flag(self, name: str) -> bool:
+        """An on/off param of the trigger form (``dry_run``, ``full_resync``, ``delete_orphans``)."""
+        return bool(self.params.get(name))
+
+    @cached_property
+    def canvas(self) -> CanvasHook:
+        return canvas_hook(self.settings)
+
+    @cached_property
+    def aspen(self) -> AspenHook:
+        return aspen_hook(self.settings)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return ledger(self.settings)
+
+    @cached_property
+    def run_dir(self) -> Any:
+        return run_dir(self.settings, self.run_id)
+
+    @property
+    def lease(self) -> timedelta:
+        return lease(self.settings)
+
+    def data_docs_dir(self, shard: dict[str, Any], stage: str) -> Any:
+        """Where the gate of ``stage`` (validate, match) builds the shard's Data Docs."""
+        return self.stages.data_docs_dir(self.settings.reports_dir, self.run_id, shard["shard"], stage)
+
+    def run_plan(self) -> list[dict[str, Any]]:
+        """The plan task: the trigger form's params checked before any work (R12), the run
+        started in the ledger, then ``stages.plan``. Should any of it fail, the run's report
+        folder says why at once (the report task then writes a report that says so)."""
+        from canvas_aspen import run_params
+
+        s, started = self.settings, self.context["dag_run"].start_date
+        params = params_for_report(self.params)
+        try:
+            canvas, aspen = self.canvas, self.aspen
+            params = params_for_report(run_params.check(canvas, params))
+            self.ledger.start_run(self.run_id, params=params, dry_run=params["dry_run"], started_at=started)
+            shards = self.stages.plan(
+                canvas,
+                aspen,
+                self.run_dir,
+                params=params,
+                shard_count=s.shard_count,
+                courses_per_shard=s.courses_per_shard,
+                today=run_date(self.context, s),
+                term_refs=s.terms,
+                timezone_name=s.timezone,
+            )
+        except Exception as exc:
+            when = started.isoformat() if started else None
+            self.stages.write_plan_failure(s.reports_dir, self.run_id, exc, params=params, started_at=when)
+            raise
+        self.stages.clear_plan_failure(s.reports_dir, self.run_id)
+        return shards
+
+    def run_report(self) -> dict[str, Any]:
+        """The report task: ``stages.report``; the task fails (not retried) when the run must."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        out = self.stages.report(
+            self.ledger,
+            self.run_dir,
+            self.settings.reports_dir,
+            run_id=self.run_id,
+            started_at=str(self.context["dag_run"].start_date),
+        )
+        if out["failed_reasons"]:
+            raise AirflowFailException("; ".join(out["failed_reasons"]) + f" (report: {out['report']})")
+        return out
+
+    def run_digest(self) -> dict[str, Any]:
+        """The digest task: ``stages.digest`` in the mode CANVAS_ASPEN_TEACHER_DIGEST says, through
+        one SMTP session when it sends; the task fails when a teacher's digest could not be sent."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        s = self.settings
+        mode, days = s.digest_settings()
+        mailer = DigestMailer(s.smtp_conn_id) if mode == "send" else None
+        try:
+            out = self.stages.digest(
+                self.ledger,
+                self.run_dir,
+                s.reports_dir,
+                run_id=self.run_id,
+                mode=mode,
+                resend_after=timedelta(days=days),
+                mailer=mailer,
+                canvas_url=canvas_url(s) if mode != "off" else None,
+                timezone_name=s.timezone,
+            )
+        finally:
+            if mailer is not None:
+                mailer.close()
+        if out["counts"].get("failed"):
+            raise AirflowFailException(
+                f"{out['counts']['failed']} of {out['teachers']} teacher digest(s) not sent "
+                "(recorded; retried next run); the passback itself is not affected"
+            )
+        return out
 
 
 def ledger_url(s: Settings) -> str:
@@ -69,10 +224,8 @@ def ledger(s: Settings):
     return _ledger(ledger_url(s))
 
 
-def lease(s: Settings):
+def lease(s: Settings) -> timedelta:
     """How long a run may hold its courses against a concurrent run (course leases)."""
-    from datetime import timedelta
-
     return timedelta(minutes=s.lease_minutes)
 
 
@@ -192,7 +345,7 @@ class DigestMailer:
 def canvas_url(s: Settings) -> str | None:
     """The Canvas base URL of the connection (for links in the digests), None if unknown."""
     try:
-        return hooks(s)[0].settings.base_url or None
+        return canvas_hook(s).settings.base_url or None
     except Exception:  # no usable canvas connection: digests go without links
         log.warning("digest: the Canvas connection's host is not usable; digests carry no Canvas links")
         return None
