@@ -336,3 +336,14 @@ def test_R17_a_stage_that_failed_is_named_with_its_error_in_the_course_and_the_g
         "2 grade(s) not posted (not posted: match did not "
         "finish: ParamError: mapping_file /m.csv: no such file)",
     ]
+
+
+def test_R17_a_shard_whose_validate_failed_fails_its_courses_and_counts_no_grade(tmp_path):
+    """validate raised before it wrote rows.parquet: the report reads the shard (it crashed on
+    the empty frame before), its courses name the stage and why."""
+    run_dir = tmp_path / "run"
+    storage.write_json(run_dir / "shard-0000" / "failed-courses.json", {})
+    stages.record_stage_error(run_dir, 0, "validate", RuntimeError("out of memory"))
+    df, failed, findings, _ = shard_outcome(run_dir, 0, [101, 103])
+    assert len(df) == 0 and findings == []
+    assert failed == dict.fromkeys(["101", "103"], "validate did not finish: RuntimeError: out of memory")

@@ -77,7 +77,12 @@ def shard_outcome(run_dir: Any, shard: int, course_ids: list[int]) -> tuple[pd.D
             {},
         )
     frame = next((sd / n for n in ("final.parquet", "rows.parquet") if (sd / n).exists()), None)
-    df = storage.read_frame(frame, REPORT_COLUMNS) if frame is not None else pd.DataFrame(columns=["bucket"])
+    # a shard whose validate did not finish has no rows: its courses fail (below), it counts no grade
+    df = (
+        storage.read_frame(frame, REPORT_COLUMNS)
+        if frame is not None
+        else pd.DataFrame(columns=["bucket", "error"])
+    )
     if frame is None or frame.name != "final.parquet":
         why = _stage_error_text(sd)
         fail_rows(
