@@ -110,6 +110,12 @@ class _Stages:
         )
         return [s["shard"] for s in shards]
 
+    def _older_docs_dir(self, k: int, stage: str) -> dict[str, Any]:
+        """An earlier commit (``--code``) built Data Docs in each gate call, into the folder its
+        ``data_docs_dir`` named; today's report task builds them once per run."""
+        older = getattr(self.stages, "data_docs_dir", None)
+        return {"docs_dir": older(self.reports_dir, self.run_id, k, stage)} if older else {}
+
     def call(self, stage: str, k: int) -> Any:
         st, p, run_id = self.stages, self.params, self.run_id
         if stage == "extract":
@@ -127,7 +133,7 @@ class _Stages:
                 self.run_dir,
                 k,
                 timezone_name=self.spec.get("timezone", "America/New_York"),
-                docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "validate"),
+                **self._older_docs_dir(k, "validate"),
             )
         if stage == "match":
             return _stage(st, "match", "match_stage")(
@@ -135,7 +141,7 @@ class _Stages:
                 self.run_dir,
                 k,
                 mappings=self.mappings,
-                docs_dir=st.data_docs_dir(self.reports_dir, run_id, k, "match"),
+                **self._older_docs_dir(k, "match"),
             )
         if stage == "deltas":
             return _stage(st, "deltas", "deltas_stage")(

@@ -162,7 +162,6 @@ def canvas_aspen_grade_passback():
             t.run_dir,
             shard["shard"],
             timezone_name=t.settings.timezone,
-            docs_dir=t.data_docs_dir(shard, "validate"),
         )
 
     @task(**_talks_to(ASPEN_POOL))
@@ -174,7 +173,6 @@ def canvas_aspen_grade_passback():
             t.run_dir,
             shard["shard"],
             mappings=t.mappings,
-            docs_dir=t.data_docs_dir(shard, "match"),
         )
 
     @task(**_talks_to(ASPEN_POOL))

@@ -107,10 +107,6 @@ class TaskRun:
     def lease(self) -> timedelta:
         return lease(self.settings)
 
-    def data_docs_dir(self, shard: dict[str, Any], stage: str) -> Any:
-        """Where the gate of ``stage`` (validate, match) builds the shard's Data Docs."""
-        return self.stages.data_docs_dir(self.settings.reports_dir, self.run_id, shard["shard"], stage)
-
     def run_plan(self) -> list[dict[str, Any]]:
         """The plan task: the trigger form's params checked before any work (R12), the run
         started in the ledger, then ``stages.plan``. Should any of it fail, the run's report

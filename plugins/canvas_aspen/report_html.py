@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 from datetime import datetime, timezone
 from itertools import groupby
@@ -83,18 +82,3 @@ def write(
     write_private(folder, "findings.csv", findings_csv(report["findings"]))
     page = render(report, sheet, "datadocs/index.html" if docs.exists() else None, digests, digest_mode)
     return write_private(folder, "report.html", page)
-
-
-def write_docs_index(folder: Path) -> Path | None:
-    """datadocs/index.html: one link per gate call's Data Docs site (shard and stage)."""
-    sites = sorted(p.parent for p in (folder / "datadocs").glob("*/index.html"))
-    if not sites:
-        return None
-    items = "".join(
-        f'<li><a href="{html.escape(p.name)}/index.html">{html.escape(p.name)}</a></li>' for p in sites
-    )
-    page = (
-        f"<!doctype html><meta charset=utf-8><title>Data Docs</title>"
-        f"<h1>Great Expectations Data Docs</h1><p>One site per shard and stage.</p><ul>{items}</ul>"
-    )
-    return write_private(folder / "datadocs", "index.html", page)

@@ -21,6 +21,12 @@ shared by concurrent tasks) with a COMPLETE result format that names every faili
 are read from GX's ``unexpected_index_list`` and from nowhere else. An expectation GX could not
 evaluate raises :class:`GateError`; it never lets rows through.
 
+Data Docs are built once per run, not per gate call: a gate call asked for them
+(``data_docs=True``) hands back GX's validation results serialized (:attr:`GateResult.stored`,
+GX's own JSON with the key its validation results store files each under); the stages keep
+them beside their stage files, and the report task gives every shard's results to
+:func:`build_data_docs`, which renders one site for the run.
+
 No Airflow import here; Great Expectations is imported on first use (it takes seconds), so
 importing this module at DAG-parse time stays cheap.
 """
@@ -33,7 +39,7 @@ import math
 import os
 import string
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -50,11 +56,15 @@ EXPECTATIONS_DIR_ENV = "CANVAS_ASPEN_EXPECTATIONS_DIR"
 DATA_DOCS_ENV = "CANVAS_ASPEN_DATA_DOCS"  # "off": no Data Docs, whatever the caller asks
 REPO_EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 ROW_ID = "row_id"
-# GX names each unexpected row by the frame's index, ``row_id``. Without Data Docs it leaves the
-# unexpected values out ({"row_id": [ids]}): collecting them cell by cell cost GX a third of its
-# time on a district shard, and the findings read the values from the frame anyway.
-RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
-RESULT_FORMAT_IDS_ONLY = {**RESULT_FORMAT, "exclude_unexpected_values": True}
+# GX names each unexpected row by the frame's index, ``row_id``, and leaves the unexpected values
+# out ({"row_id": [ids]}): collecting them cell by cell cost GX a third of its time on a district
+# shard, and the findings read the values from the frame anyway. (Data Docs pages therefore show
+# how many rows failed an expectation, not their values: those are in findings.csv.)
+RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [ROW_ID],
+    "exclude_unexpected_values": True,
+}
 BLOCKING = "error"
 
 _META_KEYS = ("kind", "rule", "severity", "finding_key", "message")
@@ -92,14 +102,15 @@ class GateResult:
     (most urgent first); ``findings`` holds one report finding per kind and ``finding_key``;
     ``statistics`` counts expectations per suite; ``results`` are GX's validation results per
     suite as plain JSON (non-finite numbers as strings), converted on first use (on a district
-    shard the conversion costs more than a second, and the stages never read it).
+    shard the conversion costs more than a second, and the stages never read it). ``stored``:
+    the results for the run's Data Docs (:func:`stored_results`) when the call asked for them.
     """
 
     held_back: dict[int, list[str]]
     findings: list[dict[str, Any]]
     statistics: dict[str, dict[str, int]]
     gx_results: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    data_docs_index: Path | None = None
+    stored: list[dict[str, Any]] | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     _results_json: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
@@ -296,17 +307,13 @@ def _gx_frame(frame: pd.DataFrame, suites: Mapping[str, dict]) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c in wanted]]
 
 
-def _validate(
-    context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str, *, store: bool
-) -> dict:
-    """GX's validation result per suite, every suite on the same whole-frame batch.
-
-    ``store``: run each suite as a GX ValidationDefinition, which keeps its result in the
-    context's store (Data Docs are built from there). Without Data Docs, one GX Validator
-    runs every suite on one batch and nothing is serialised into a store (the same
-    expectations on the same data: the same results)."""
+def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name: str) -> dict:
+    """GX's validation result per suite: one GX Validator runs every suite on one whole-frame
+    batch, and nothing is put into a store. Each result carries its run id in ``meta`` (GX's
+    ``ValidationDefinition.run`` puts it there too; its Data Docs page shows it)."""
     gx = _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.validator.v1_validator import Validator
 
     frame = _gx_frame(frame, suites).set_index(ROW_ID)
     batch = (
@@ -315,15 +322,9 @@ def _validate(
         .add_batch_definition_whole_dataframe("frame")
     )
     run_id = RunIdentifier(run_name=run_name)
-    validator = None
-    if not store:
-        from great_expectations.validator.v1_validator import Validator
-
-        validator = Validator(
-            batch_definition=batch,
-            batch_parameters={"dataframe": frame},
-            result_format=RESULT_FORMAT_IDS_ONLY,
-        )
+    validator = Validator(
+        batch_definition=batch, batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT
+    )
     results = {}
     for name, spec in suites.items():
         suite = context.suites.add(gx.ExpectationSuite(**spec))
@@ -333,23 +334,77 @@ def _validate(
                 f"suite {name!r}: GX accepted {len(suite.expectations)} of "
                 f"{len(spec['expectations'])} expectations (see the GX error above)"
             )
-        if validator is not None:
-            results[name] = validator.validate_expectation_suite(suite)
-            continue
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=name, data=batch, suite=suite)
-        )
-        results[name] = definition.run(
-            batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT, run_id=run_id
-        )
+        result = validator.validate_expectation_suite(suite)
+        result.meta["run_id"] = run_id
+        result.meta["validation_time"] = run_id.run_time
+        results[name] = result
     return results
 
 
-def _build_data_docs(context, data_docs_dir: Path) -> Path:
+# --------------------------------------------------------------------------- Data Docs, once per run
+
+
+def stored_results(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """GX's validation results as a JSON list for the run's Data Docs: per suite, ``key`` (the
+    ``ValidationResultIdentifier`` a validation results store files it under, as its tuple:
+    suite, run name, run time, batch id) and ``result`` (GX's JSON of the
+    ``ExpectationSuiteValidationResult``, which leaves the batch id out)."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    return [
+        {
+            "key": list(
+                ValidationResultIdentifier(
+                    ExpectationSuiteIdentifier(name=result.suite_name), result.meta["run_id"], result.batch_id
+                ).to_tuple()
+            ),
+            "result": result.to_json_dict(),
+        }
+        for result in results.values()
+    ]
+
+
+def build_data_docs(
+    stored: Iterable[Mapping[str, Any]],
+    site_dir: str | os.PathLike[str],
+    *,
+    expectations_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """One GX Data Docs site in ``site_dir`` of every stored result (:func:`stored_results`, of
+    any number of gate calls): one ephemeral context, the results put into its validation
+    results store, the suites they name into its suite store, ``build_data_docs`` once. GX's
+    own ``index.html`` then lists every result (its run name says the shard and stage) and the
+    suites they ran (with no results: an index that lists none). Returns the index."""
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    clock = _Stopwatch()
+    gx = _import_gx()
+    site_dir = Path(site_dir)
+    context = _ephemeral_context(site_dir)
+    clock.lap("context")
+    store = context.validation_results_store
+    names: Counter[str] = Counter()
+    for entry in stored:
+        key = ValidationResultIdentifier.from_tuple(tuple(entry["key"]))
+        store.set(key, store.deserialize(entry["result"]))
+        names[key.expectation_suite_identifier.name] += 1
+    for name in sorted(names):
+        context.suites.add(gx.ExpectationSuite(**load_suite(name, expectations_path)))
+    clock.lap("results")
     context.build_data_docs(site_names=[_DOCS_SITE])
-    index = Path(data_docs_dir) / "index.html"
+    clock.lap("build")
+    index = site_dir / "index.html"
     if not index.is_file():
         raise RuntimeError(f"GX built no Data Docs index at {index}")
+    log.info(
+        "Data Docs: %d validation results (%s), seconds %s",
+        sum(names.values()),
+        dict(sorted(names.items())),
+        {**clock.laps, "total": clock.total()},
+    )
     return index
 
 
@@ -507,30 +562,28 @@ def run_gate(
     suite_names: Iterable[str],
     *,
     run_name: str,
-    data_docs_dir: str | os.PathLike[str] | None = None,
+    data_docs: bool = False,
     expectations_path: str | os.PathLike[str] | None = None,
 ) -> GateResult:
     """Validate ``frame`` against the named suites and say which rows are held back and why.
 
-    ``data_docs_dir``: build GX Data Docs for these validation results there (one directory
-    per gate call: a site's index lists only the results of its own context), unless the
-    deployment turned them off (``CANVAS_ASPEN_DATA_DOCS=off``). Data Docs cost a third of
-    the gate's time on a district shard: GX keeps every result in its store to render it.
+    ``data_docs``: also hand back the validation results serialized (``GateResult.stored``) for
+    the run's Data Docs, which :func:`build_data_docs` renders once per run, unless the
+    deployment turned them off (``CANVAS_ASPEN_DATA_DOCS=off``). A gate call builds no site.
     """
     clock = _Stopwatch()
     suites = {name: load_suite(name, expectations_path) for name in suite_names}
     gx_frame = _prepared(frame, suites)
-    docs_dir = Path(data_docs_dir) if data_docs_dir is not None and data_docs_enabled() else None
-    context = _ephemeral_context(docs_dir)
+    context = _ephemeral_context(None)
     clock.lap("context")  # includes importing GX on a process's first call
-    results = _validate(context, gx_frame, suites, run_name, store=docs_dir is not None)
+    results = _validate(context, gx_frame, suites, run_name)
     clock.lap("validate")
 
     gate = _assemble(gx_frame, results)
     clock.lap("findings")
-    if docs_dir is not None:
-        gate.data_docs_index = _build_data_docs(context, docs_dir)
-        clock.lap("data_docs")
+    if data_docs and data_docs_enabled():
+        gate.stored = stored_results(results)
+        clock.lap("stored_results")
     gate.timings = {**clock.laps, "total": clock.total()}
     log.info(
         "gate %s: %d rows, %d held back, %d findings, %s, seconds %s",

@@ -7,7 +7,10 @@ The expected Aspen state is written down independently of the pipeline in
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -169,6 +172,50 @@ def test_R12_dry_run_posts_nothing_and_reports_what_would_go(demo, run_passback)
     assert report["dry_run"] is True
     assert report["totals"]["posted"] == len(EXPECTED["results"])  # would be posted
     assert demo.state() == before
+
+
+def test_one_data_docs_site_per_run_lists_every_shards_gates_and_a_dry_run_gets_it(
+    demo, run_passback, tmp_path
+):
+    """The validate and match tasks only validate and keep GX's results beside their stage files;
+    the report task builds the run's one Data Docs site, whose GX index links a page per shard and
+    gate, each rendering that gate's results."""
+    state_, report = run_passback(demo, dry_run=True)
+    assert state_ == "success" and report["dry_run"] is True
+    docs = Path(report["_folder"]) / "datadocs"
+    assert not list(docs.glob("shard-*")), "a site per shard and stage"
+    stage_root = tmp_path / "stage"
+    (run_dir,) = stage_root.iterdir()
+    shards = sorted(p.name for p in run_dir.glob("shard-*"))
+    assert shards == ["shard-0000", "shard-0001"]
+    for shard in shards:
+        assert {p.name for p in (run_dir / shard).glob("gx-results-*.json")} == {
+            "gx-results-validate.json",
+            "gx-results-match.json",
+        }
+
+    pages = sorted(p.relative_to(docs).as_posix() for p in (docs / "validations").rglob("*.html"))
+    expected = {
+        (suite, f"{run_dir.name}-shard{k}-{gate}")
+        for k in (0, 1)
+        for suite, gate in [
+            ("grades", "validate"),
+            ("assignments", "validate"),
+            ("match", "match"),
+            ("advice", "advice"),
+        ]
+    }
+    assert {tuple(page.split("/")[1:3]) for page in pages} == expected and len(pages) == len(expected)
+    index = (docs / "index.html").read_text()
+    # GX's index table (bootstrap-table, rendered in the browser) makes each row a link to its page
+    links = {unquote(path) for path in re.findall(r"'_table_row_link_path': '(validations/[^']+)'", index)}
+    assert links == set(pages), "GX's index links every shard's validate and match results"
+    page = next(p for p in pages if p.startswith(f"validations/grades/{run_dir.name}-shard1-validate/"))
+    text = (docs / page).read_text()
+    assert "Evaluated Expectations" in text and f"{run_dir.name}-shard1-validate" in text
+    assert "R5: the score is at most the points possible" in text
+    assert all(p.stat().st_mode & 0o077 == 0 for p in docs.rglob("*")), "Data Docs show grades: owner-only"
+    assert "datadocs/index.html" in (Path(report["_folder"]) / "report.html").read_text()
 
 
 def test_R12_full_resync_posts_every_eligible_grade_again(demo, run_passback):

@@ -145,11 +145,12 @@ class Pipeline:
         self.sb, self.ledger, self.root, self.run_id = sb, ledger, root, run_id
         self.shard_count = shards
         self.env = dict(env if env is not None else sb.airflow_conn_env())
+        if not data_docs:  # the report builds GX Data Docs; they cost seconds and prove nothing here
+            self.env.setdefault("CANVAS_ASPEN_DATA_DOCS", "off")
         self.params = {**PARAMS, **params}
         self.run_dir = root / "stage" / run_id
         self.reports_dir = root / "reports"
         self.lease = timedelta(minutes=lease_minutes)
-        self.data_docs = data_docs  # the DAG builds GX Data Docs; they cost seconds and prove nothing here
         self.shards: list[int] = []
         self.out: dict[str, Any] = {}
         self.started = datetime.now(timezone.utc)
@@ -166,11 +167,6 @@ class Pipeline:
         return CanvasHook(canvas_conn_id="canvas_default"), AspenHook(aspen_conn_id="aspen_default")
 
     # ---- stages, as the DAG's tasks call them
-
-    def _docs(self, shard: int, stage: str):
-        from canvas_aspen import stages
-
-        return stages.data_docs_dir(self.reports_dir, self.run_id, shard, stage) if self.data_docs else None
 
     def plan(self) -> list[int]:
         from canvas_aspen import stages
@@ -198,7 +194,6 @@ class Pipeline:
                     self.run_dir,
                     shard,
                     timezone_name="America/New_York",
-                    docs_dir=self._docs(shard, "validate"),
                 )
             if name == "match":
                 return stages.match(
@@ -206,7 +201,6 @@ class Pipeline:
                     self.run_dir,
                     shard,
                     mappings=mappings(self.params),
-                    docs_dir=self._docs(shard, "match"),
                 )
             if name == "deltas":
                 return stages.deltas(
@@ -245,13 +239,14 @@ class Pipeline:
     def report(self) -> tuple[str, dict]:
         from canvas_aspen import stages
 
-        out = stages.report(
-            self.ledger,
-            self.run_dir,
-            self.reports_dir,
-            run_id=self.run_id,
-            started_at=self.started.isoformat(),
-        )
+        with self.connections():
+            out = stages.report(
+                self.ledger,
+                self.run_dir,
+                self.reports_dir,
+                run_id=self.run_id,
+                started_at=self.started.isoformat(),
+            )
         self.out["report"] = out
         state = "failed" if out["failed_reasons"] else "success"
         return state, json.loads(Path(out["report"]).read_text())

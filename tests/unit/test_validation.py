@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import pytest
 
 from canvas_aspen.findings import FIELDS, KINDS
 from canvas_aspen.validation import (
+    DATA_DOCS_ENV,
     EXPECTATIONS_DIR_ENV,
     REPO_EXPECTATIONS_DIR,
     GateError,
+    build_data_docs,
     expectations_dir,
     load_suite,
     run_gate,
@@ -347,12 +350,11 @@ def test_held_back_matches_an_independent_oracle_on_a_random_frame():
     assert {row_id: set(kinds) for row_id, kinds in gate.held_back.items()} == expected
 
 
-def test_with_data_docs_the_gate_holds_back_and_reports_exactly_the_same(tmp_path):
-    # with Data Docs GX collects each unexpected value too; without, only the row ids
+def test_with_data_docs_the_gate_holds_back_and_reports_exactly_the_same():
     frame, expected = random_frame_and_oracle()
     without_docs = run_gate(frame, ROWS_SUITES, run_name="oracle")
-    with_docs = run_gate(frame, ROWS_SUITES, run_name="oracle", data_docs_dir=tmp_path / "docs")
-    assert with_docs.data_docs_index is not None and without_docs.data_docs_index is None
+    with_docs = run_gate(frame, ROWS_SUITES, run_name="oracle", data_docs=True)
+    assert with_docs.stored is not None and without_docs.stored is None
     assert {row_id: set(kinds) for row_id, kinds in with_docs.held_back.items()} == expected
     assert with_docs.held_back == without_docs.held_back
     assert with_docs.findings == without_docs.findings
@@ -429,14 +431,53 @@ def test_findings_carry_only_report_fields_and_plain_json():
     json.dumps(gate.results, allow_nan=False)
 
 
-def test_data_docs_index_is_built_into_the_chosen_directory(tmp_path):
-    frame = with_values(rows_frame(), "score", {100}, 11.0)
-    gate = run_gate(frame, ROWS_SUITES, run_name="docs-run", data_docs_dir=tmp_path / "docs")
-    assert gate.data_docs_index == tmp_path / "docs" / "index.html"
-    assert gate.data_docs_index.is_file()
-    pages = [p.read_text() for p in (tmp_path / "docs" / "validations").rglob("*.html")]
-    assert len(pages) == len(ROWS_SUITES)
-    assert any("docs-run" in page and "R5: the score is at most" in page for page in pages)
+def _stored_as_a_stage_file_keeps_them(gates) -> list[dict]:
+    """What a stage writes (storage.write_json) and the report reads back (storage.read_json)."""
+    return json.loads(json.dumps([entry for gate in gates for entry in gate.stored], default=str))
+
+
+def test_one_data_docs_site_of_several_gate_calls_lists_and_renders_each(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a gate call writes nothing, here or anywhere
+    shard0 = run_gate(
+        with_values(rows_frame(), "score", {100}, 11.0),
+        ROWS_SUITES,
+        run_name="night-shard0-validate",
+        data_docs=True,
+    )
+    shard1 = run_gate(groups_frame(), ["advice"], run_name="night-shard1-advice", data_docs=True)
+    assert list(tmp_path.iterdir()) == []
+    stored = _stored_as_a_stage_file_keeps_them([shard0, shard1])
+    assert [e["key"][:2] for e in stored] == [
+        ["grades", "night-shard0-validate"],
+        ["assignments", "night-shard0-validate"],
+        ["match", "night-shard0-validate"],
+        ["advice", "night-shard1-advice"],
+    ]
+
+    index = build_data_docs(stored, tmp_path / "datadocs")
+    assert index == tmp_path / "datadocs" / "index.html"
+    pages = sorted((tmp_path / "datadocs" / "validations").rglob("*.html"))
+    assert [p.relative_to(tmp_path / "datadocs" / "validations").parts[:2] for p in pages] == [
+        ("advice", "night-shard1-advice"),
+        ("assignments", "night-shard0-validate"),
+        ("grades", "night-shard0-validate"),
+        ("match", "night-shard0-validate"),
+    ]
+    # GX's own index: its table (rendered in the browser) makes each row a link to a result's page
+    links = set(re.findall(r"'_table_row_link_path': '(validations/[^']+)'", index.read_text()))
+    assert links == {p.relative_to(tmp_path / "datadocs").as_posix() for p in pages}
+    grades = (tmp_path / "datadocs" / "validations" / "grades").rglob("*.html")
+    text = next(grades).read_text()
+    assert "night-shard0-validate" in text and "R5: the score is at most" in text
+    assert "1 unexpected values found" in text  # the result itself, not just a page for it
+    assert ">8<" in text and ">7<" in text  # evaluated and successful expectations
+    assert (tmp_path / "datadocs" / "expectations" / "advice.html").is_file()  # the suites a page links
+
+
+def test_a_data_docs_site_of_no_results_is_an_index_of_none(tmp_path):
+    index = build_data_docs([], tmp_path / "datadocs")
+    assert index.is_file()
+    assert not (tmp_path / "datadocs" / "validations").exists()
 
 
 def test_gx_info_chatter_stays_out_of_the_task_log(caplog, capsys):
@@ -455,8 +496,10 @@ def test_an_empty_shard_passes_every_suite():
     assert run_gate(groups_frame().iloc[:0], ["advice"], run_name="empty").findings == []
 
 
-def test_no_data_docs_unless_asked():
-    assert run_gate(rows_frame(), ["grades"], run_name="x").data_docs_index is None
+def test_no_data_docs_results_unless_asked_and_not_when_turned_off(monkeypatch):
+    assert run_gate(rows_frame(), ["grades"], run_name="x").stored is None
+    monkeypatch.setenv(DATA_DOCS_ENV, "off")
+    assert run_gate(rows_frame(), ["grades"], run_name="x", data_docs=True).stored is None
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ the ``failed`` bucket with the error, and the report fails the run at the very e
 from canvas_aspen.stages.deltas import deltas
 from canvas_aspen.stages.digest import digest
 from canvas_aspen.stages.extract import extract
-from canvas_aspen.stages.files import data_docs_dir, report_folder
+from canvas_aspen.stages.files import report_folder
 from canvas_aspen.stages.match import match
 from canvas_aspen.stages.plan import plan
 from canvas_aspen.stages.post import post
@@ -31,7 +31,6 @@ from canvas_aspen.stages.verify import verify
 
 __all__ = [
     "clear_plan_failure",
-    "data_docs_dir",
     "deltas",
     "digest",
     "extract",

@@ -20,8 +20,3 @@ def read_plan(run_dir: Any) -> dict[str, Any]:
 
 def report_folder(reports_dir: Path, run_id: str) -> Path:
     return Path(reports_dir) / ids.run_folder_name(run_id)
-
-
-def data_docs_dir(reports_dir: Path, run_id: str, shard: int, stage: str) -> Path:
-    """Where one gate call builds its Great Expectations Data Docs (one site per call)."""
-    return report_folder(reports_dir, run_id) / "datadocs" / f"shard-{shard:04d}-{stage}"

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from canvas_aspen import storage
 from canvas_aspen.buckets import Bucket
 
+GX_RESULTS = {"validate": "gx-results-validate.json", "match": "gx-results-match.json"}
+"""Each gated stage's GX validation results in the shard's folder, for the run's Data Docs."""
 
-def run_gate(frame: pd.DataFrame, suites: list[str], run_name: str, docs_dir: Any | None):
-    """``validation.run_gate`` over ``frame``; with ``docs_dir`` its Data Docs go there, in the
-    run's report folder, owner-only (the docs show grades)."""
-    from canvas_aspen import report as report_mod
+
+def run_gate(frame: pd.DataFrame, suites: list[str], run_name: str):
+    """``validation.run_gate`` over ``frame``, its GX results kept for the run's Data Docs."""
     from canvas_aspen import validation  # GX is heavy: imported only where it runs
 
-    if docs_dir is None:
-        return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
-    report_mod.private_dir(Path(docs_dir).parent.parent)  # the run's report folder: owner only first
-    try:
-        return validation.run_gate(frame, suites, run_name=run_name, data_docs_dir=docs_dir)
-    finally:
-        report_mod.restrict(Path(docs_dir))
+    return validation.run_gate(frame, suites, run_name=run_name, data_docs=True)
+
+
+def keep_gx_results(sd: Any, stage: str, *gates) -> None:
+    """The gates' GX validation results beside the shard's stage files, for the run's Data Docs
+    (the report task builds them); nothing when CANVAS_ASPEN_DATA_DOCS is off."""
+    if all(g.stored is not None for g in gates):
+        storage.write_json(sd / GX_RESULTS[stage], [entry for g in gates for entry in g.stored])
 
 
 def hold(df: pd.DataFrame, held: dict[int, list[str]]) -> None:

@@ -13,7 +13,7 @@ from canvas_aspen.buckets import GRADEABLE, Bucket
 from canvas_aspen.errors import ApiError
 from canvas_aspen.stages.class_guard import fail_class, fail_missing_class
 from canvas_aspen.stages.files import shard_dir
-from canvas_aspen.stages.gate import hold, run_gate
+from canvas_aspen.stages.gate import hold, keep_gx_results, run_gate
 from canvas_aspen.stages.progress import each
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ def match(
     shard: int,
     *,
     mappings: dict[str, dict[str, str]],
-    docs_dir: Any | None = None,
     student_id_field: str | None = None,
 ) -> dict[str, Any]:
     """R2: categories of every Aspen class of the shard; rosters (R16, R22: keyed by the Aspen
@@ -57,17 +56,13 @@ def match(
     table = match_mod.match_table(df, categories, mappings)
     df = match_mod.apply_matches(df, table, rosters)
     gradeable = df[df["bucket"].isin(GRADEABLE)]
-    result = run_gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match", docs_dir)
+    result = run_gate(gradeable, ["match"], f"{run_dir.name}-shard{shard}-match")
     hold(df, result.held_back)
-    advice = run_gate(
-        match_mod.groups_frame(gradeable),
-        ["advice"],
-        f"{run_dir.name}-shard{shard}-advice",
-        docs_dir.with_name(docs_dir.name + "-advice") if docs_dir else None,
-    )
+    advice = run_gate(match_mod.groups_frame(gradeable), ["advice"], f"{run_dir.name}-shard{shard}-advice")
 
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-match.json", result.findings + advice.findings)
+    keep_gx_results(sd, "match", result, advice)
     counts = df["bucket"].value_counts().to_dict()
     log.info(
         "match shard %d: %d classes, kinds %s, students by %s: %d ambiguous, buckets %s",

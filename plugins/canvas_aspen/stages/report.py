@@ -16,6 +16,7 @@ from canvas_aspen.buckets import Bucket
 from canvas_aspen.stages.extract import course_teachers
 from canvas_aspen.stages.failures import error_text, fail_rows
 from canvas_aspen.stages.files import read_plan, report_folder, shard_dir
+from canvas_aspen.stages.gate import GX_RESULTS
 from canvas_aspen.stages.post import REFUSED
 
 if TYPE_CHECKING:
@@ -121,6 +122,27 @@ def _build(*, run_id: str, params: dict[str, Any], started_at: str, **contents: 
     )
 
 
+def _data_docs(run_dir: Any, shards: int, folder: Any) -> None:
+    """The run's one Great Expectations Data Docs site, ``datadocs/`` in its report folder, of
+    every shard's stored validation results (a shard whose gate did not run adds none; no
+    shard: an empty index). CANVAS_ASPEN_DATA_DOCS=off: none. A site GX could not build is
+    logged and left out: the report, the ledger and the course leases do not wait on it."""
+    from canvas_aspen import validation
+
+    if not validation.data_docs_enabled():
+        return
+    stored = []
+    for shard in range(shards):
+        for name in GX_RESULTS.values():
+            path = shard_dir(run_dir, shard) / name
+            if path.exists():
+                stored += storage.read_json(path)
+    try:
+        validation.build_data_docs(stored, folder / "datadocs")
+    except Exception as exc:  # the report must still be written
+        log.warning("report: no Data Docs: %s", error_text(exc))
+
+
 def report(ledger: Ledger, run_dir: Any, reports_dir: Any, *, run_id: str, started_at: str) -> dict[str, Any]:
     """Gather every shard into report.json, store findings and totals in the ledger, and
     say whether the run must fail."""
@@ -157,7 +179,7 @@ def report(ledger: Ledger, run_dir: Any, reports_dir: Any, *, run_id: str, start
     )
     folder = report_folder(reports_dir, run_id)
     path = report_mod.write_json(folder, doc)
-    report_html.write_docs_index(folder)
+    _data_docs(run_dir, len(plan_doc["shards"]), folder)
     html = report_html.write(folder, doc, sheet)
     report_mod.restrict(folder)  # report files (and the Data Docs GX wrote) owner-only
     reasons = report_mod.run_failed(doc)

@@ -10,12 +10,12 @@ from typing import Any
 from canvas_aspen import rows, rules, storage
 from canvas_aspen.buckets import Bucket
 from canvas_aspen.stages.files import read_plan, shard_dir
-from canvas_aspen.stages.gate import hold, run_gate
+from canvas_aspen.stages.gate import hold, keep_gx_results, run_gate
 
 log = logging.getLogger(__name__)
 
 
-def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | None = None) -> dict[str, Any]:
+def validate(run_dir: Any, shard: int, *, timezone_name: str) -> dict[str, Any]:
     """Build the rows frame and run the grades and assignments suites (R4, R5, R15, R16) on the
     grades that may go (not the empty ones, R7, nor those hidden from students, R20)."""
     sd = shard_dir(run_dir, shard)
@@ -24,10 +24,11 @@ def validate(run_dir: Any, shard: int, *, timezone_name: str, docs_dir: Any | No
     df["error"] = None
     df["held_kinds"] = None
     graded = df[df["bucket"].eq(Bucket.ELIGIBLE)]
-    result = run_gate(graded, ["grades", "assignments"], f"{run_dir.name}-shard{shard}-validate", docs_dir)
+    result = run_gate(graded, ["grades", "assignments"], f"{run_dir.name}-shard{shard}-validate")
     hold(df, result.held_back)
     storage.write_frame(sd / "rows.parquet", df)
     storage.write_json(sd / "findings-validate.json", result.findings + rules.hidden_findings(df))
+    keep_gx_results(sd, "validate", result)
     counts = df["bucket"].value_counts().to_dict()
     log.info(
         "validate shard %d: %d grades, buckets %s, findings %s",
