@@ -7,8 +7,9 @@ free ports, sharing one temporary ``AIRFLOW_HOME``, one JWT secret, one API secr
 Fernet key. The repository's ``dags/`` folder, the sandbox's connections (``sb.airflow_conn_env()``)
 and the package's stage/report/ledger settings, all under that home. SimpleAuthManager with one
 admin user (``stack.username``/``stack.password``). **No pool is created** unless asked for.
-Everything else is Airflow's own default (a task's retry delay, for one, is Airflow's 300 s), so
-what a test sees is what a plain installation does.
+What docker-compose.yaml sets to change how tasks run is set here too (the scheduler's idle sleep;
+for Celery, the worker settings). Everything else is Airflow's own default (a task's retry delay,
+for one, is Airflow's 300 s), so what a test sees is what the shipped installation does.
 
     from sandbox.airflow_stack import AirflowStack, StackUnavailable
     from sandbox.control import Sandbox
@@ -675,6 +676,8 @@ def _base_env(
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # as docker compose: the scheduler's hop between two chained tasks is this sleep
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "CANVAS_ASPEN_SHARDS": str(shards),
             "CANVAS_ASPEN_STAGE_ROOT": f"file://{home / 'canvas_aspen' / 'stage'}",

@@ -392,3 +392,30 @@ def test_workers_preload_what_the_tasks_import(services):
             _env(services[name])["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]
             == "canvas_aspen.celery_config.CELERY_CONFIG"
         )
+
+
+def test_the_scheduler_sleeps_less_than_airflows_default_and_the_harness_as_compose(services, tmp_path):
+    """A shard's tasks run one after the other and each waits for the scheduler loop that sees the
+    one before it done; an idle loop sleeps ``scheduler_idle_sleep_time`` (Airflow's default 1 s).
+    Compose shortens it (not to 0: a busy loop), and the real-Airflow harness the tests and the
+    benchmark run on uses the same value, so the benchmark measures what is shipped."""
+    import sqlalchemy as sa
+
+    from sandbox.airflow_stack import _base_env
+
+    key = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+    shipped = _env(services["airflow-scheduler"])[key]
+    assert 0 < float(shipped) < 1.0
+    harness = _base_env(
+        tmp_path,
+        metadata_url=sa.make_url("postgresql://airflow@127.0.0.1:5432/airflow"),
+        ledger_url=None,
+        broker_url=None,
+        api_port=8080,
+        password_file=tmp_path / "passwords.json",
+        executor="LocalExecutor",
+        parallelism=4,
+        shards=1,
+        dags_folder=tmp_path,
+    )
+    assert harness[key] == shipped
