@@ -62,75 +62,23 @@ def deltas(
     length = aspen.column_code_length if column_code_length is None else column_code_length
     sd = shard_dir(run_dir, shard)
     df = storage.read_frame(sd / "rows.parquet")
-    bundles = storage.read_json(sd / "courses.json")
-    busy = storage.read_json(sd / "busy-courses.json", default={})
-    for course, why in busy.items():  # leased by another live run: nothing of it goes
-        fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq(Bucket.ELIGIBLE), why)
-    bundles = [b for b in bundles if str(b["course"]["id"]) not in busy]  # R10 not judged there
+    bundles = _fail_busy_courses(df, sd, storage.read_json(sd / "courses.json"))
     classes = sorted(df["aspen_class_id"].dropna().unique().tolist())
-    missing = set(
-        storage.read_json(sd / "missing-classes.json", default=[])
-    )  # Aspen has no such class: not read again
-    live = sorted(set(df.loc[df["bucket"].ne(Bucket.FAILED), "aspen_class_id"].dropna()) - missing)
-    with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
-        posted_later = reader.submit(ledger.posted_results, classes)
-        answers = each(
-            aspen,
-            lambda c: (aspen.list_line_items(c), aspen.list_results(c)),
-            live,
-            f"deltas shard {shard}: Aspen classes",
-        )
-        posted = posted_later.result()
-    aspen_items, aspen_results = [], []
-    for class_id, answer in zip(live, answers, strict=True):
-        if isinstance(answer, BaseException):
-            fail_class(df, sd, class_id, GRADEABLE, answer)
-            continue
-        aspen_items += [{**li, "_class": class_id} for li in answer[0]]
-        aspen_results += answer[1]
-
-    aspen_now = oneroster.results_frame(aspen_results)
+    posted, items_now, aspen_now = _read_classes(aspen, ledger, df, sd, classes, shard=shard)
     eligible = df[df["bucket"].eq(Bucket.ELIGIBLE)]
+
     decided = deltas_mod.result_actions(eligible, posted, aspen_now, full_resync=full_resync)
     actions = decided.actions[["row_id", "result_id", "action", "reason"]].assign(
         adopt=decided.actions.index.isin(decided.adopt.index)
     )
     findings = decided.findings + deltas_mod.cleared_findings(df[df["bucket"].eq(Bucket.EMPTY)], posted)
     findings += deltas_mod.hidden_after_posting_findings(df[df["bucket"].eq(Bucket.HIDDEN)], posted)
-
-    items_now = pd.DataFrame(
-        {
-            "line_item_id": [li.get("sourcedId") for li in aspen_items],
-            "aspen_class_id": [li["_class"] for li in aspen_items],
-            "title": [li.get("title") for li in aspen_items],
-            "status": [li.get("status") for li in aspen_items],
-        }
-    )
-    taking_part = column_codes.participants(df[df["bucket"].ne(Bucket.FAILED)], oneroster.line_item_title)
-    titles = column_codes.unique_titles(taking_part, items_now, length)
-    desired = _line_items_desired(eligible, titles.titles)
-    sent = (
-        taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])]
-        .merge(desired[["line_item_id", "canvas_course_id"]], on="line_item_id")
-        .merge(eligible.drop_duplicates("line_item_id")[["line_item_id", "group_name"]], on="line_item_id")
-    )
-    findings += column_codes.collision_findings(sent, titles, length)
+    desired, collisions = _titled_line_items(df, eligible, items_now, length)
+    findings += collisions
     li_actions = deltas_mod.line_item_actions(
         desired, ledger.posted_line_items(classes), items_now, full_resync=full_resync
     )
-    assignment_ids = {
-        int(b["course"]["id"]): {
-            int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []
-        }
-        for b in bundles
-    }
-    class_to_course = (
-        df.dropna(subset=["aspen_class_id"])
-        .drop_duplicates("aspen_class_id")
-        .set_index("aspen_class_id")["canvas_course_id"]
-        .to_dict()
-    )
-    orphaned = deltas_mod.orphans(items_now, assignment_ids, class_to_course)
+    orphaned = _orphans(df, bundles, items_now)
     findings += orphaned.findings
     orphan_ids = orphaned.line_item_ids
 
@@ -154,3 +102,81 @@ def deltas(
         "unchanged": todo.get("unchanged", 0),
         "orphans": len(orphan_ids),
     }
+
+
+def _fail_busy_courses(df: pd.DataFrame, sd: Any, bundles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The courses another live run leased at extract: their eligible grades fail (nothing of
+    them goes); the other courses' answers (R10 is not judged in a busy one)."""
+    busy = storage.read_json(sd / "busy-courses.json", default={})
+    for course, why in busy.items():
+        fail_rows(df, df["canvas_course_id"].eq(int(course)) & df["bucket"].eq(Bucket.ELIGIBLE), why)
+    return [b for b in bundles if str(b["course"]["id"]) not in busy]
+
+
+def _read_classes(
+    aspen: AspenApi, ledger: Ledger, df: pd.DataFrame, sd: Any, classes: list[str], *, shard: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(what the ledger says was posted, Aspen's line items, Aspen's results) of the shard's
+    classes. Aspen is read for the classes with a grade not failed (not for one Aspen does
+    not have: match found it missing), the ledger meanwhile; a class Aspen would not answer
+    for fails its grades."""
+    missing = set(storage.read_json(sd / "missing-classes.json", default=[]))
+    live = sorted(set(df.loc[df["bucket"].ne(Bucket.FAILED), "aspen_class_id"].dropna()) - missing)
+    with ThreadPoolExecutor(max_workers=1) as reader:  # the ledger is read while Aspen answers
+        posted_later = reader.submit(ledger.posted_results, classes)
+        answers = each(
+            aspen,
+            lambda c: (aspen.list_line_items(c), aspen.list_results(c)),
+            live,
+            f"deltas shard {shard}: Aspen classes",
+        )
+        posted = posted_later.result()
+    aspen_items, aspen_results = [], []
+    for class_id, answer in zip(live, answers, strict=True):
+        if isinstance(answer, BaseException):
+            fail_class(df, sd, class_id, GRADEABLE, answer)
+            continue
+        aspen_items += [{**li, "_class": class_id} for li in answer[0]]
+        aspen_results += answer[1]
+    items_now = pd.DataFrame(
+        {
+            "line_item_id": [li.get("sourcedId") for li in aspen_items],
+            "aspen_class_id": [li["_class"] for li in aspen_items],
+            "title": [li.get("title") for li in aspen_items],
+            "status": [li.get("status") for li in aspen_items],
+        }
+    )
+    return posted, items_now, oneroster.results_frame(aspen_results)
+
+
+def _titled_line_items(
+    df: pd.DataFrame, eligible: pd.DataFrame, items_now: pd.DataFrame, length: int
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """R21: the line items of the eligible grades, titled unique in each class's column codes
+    (``length`` characters), and the findings of the titles that had to change."""
+    taking_part = column_codes.participants(df[df["bucket"].ne(Bucket.FAILED)], oneroster.line_item_title)
+    titles = column_codes.unique_titles(taking_part, items_now, length)
+    desired = _line_items_desired(eligible, titles.titles)
+    sent = (
+        taking_part[taking_part["line_item_id"].isin(desired["line_item_id"])]
+        .merge(desired[["line_item_id", "canvas_course_id"]], on="line_item_id")
+        .merge(eligible.drop_duplicates("line_item_id")[["line_item_id", "group_name"]], on="line_item_id")
+    )
+    return desired, column_codes.collision_findings(sent, titles, length)
+
+
+def _orphans(df: pd.DataFrame, bundles: list[dict[str, Any]], items_now: pd.DataFrame) -> deltas_mod.Orphans:
+    """R10: our line items in Aspen whose Canvas assignment is gone from its course."""
+    assignment_ids = {
+        int(b["course"]["id"]): {
+            int(a["id"]) for g in b["assignment_groups"] for a in g.get("assignments") or []
+        }
+        for b in bundles
+    }
+    class_to_course = (
+        df.dropna(subset=["aspen_class_id"])
+        .drop_duplicates("aspen_class_id")
+        .set_index("aspen_class_id")["canvas_course_id"]
+        .to_dict()
+    )
+    return deltas_mod.orphans(items_now, assignment_ids, class_to_course)
