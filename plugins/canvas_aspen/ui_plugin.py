@@ -296,25 +296,26 @@ def no_report_reason(airflow_run: dict[str, Any] | None) -> str | None:
     return f"the run ended {airflow_run['state']} without a report (the report task did not run)"
 
 
+_NO_REPORT: dict[str, Any] = {
+    "dry_run": None,
+    "status": "no_report",
+    "started_at": None,
+    "finished_at": None,
+    "totals": None,
+    "verify": None,
+    "failed_courses": None,
+    "courses": None,
+    "findings": None,
+    "findings_errors": None,
+}
+"""A listed run's summary before (or without) its report.json."""
+
+
 def _run_summary(folder: Path, airflow_run: dict[str, Any] | None = None) -> dict[str, Any]:
     name = folder.name
     summary = _read_summary(folder / "report.json")
     has_report = summary is not None and summary.get("status") != "unreadable"
-    out: dict[str, Any] = {
-        "folder": name,
-        "run_id": name,
-        "dry_run": None,
-        "status": "no_report",
-        "failed_reasons": [],
-        "started_at": None,
-        "finished_at": None,
-        "totals": None,
-        "verify": None,
-        "failed_courses": None,
-        "courses": None,
-        "findings": None,
-        "findings_errors": None,
-    }
+    out: dict[str, Any] = {**_NO_REPORT, "folder": name, "run_id": name, "failed_reasons": []}
     if summary is not None:
         out.update({k: v for k, v in summary.items() if v is not None and v != ""})
     if summary is None:  # no report (yet): what the plan left, or what Airflow says of the run
@@ -366,20 +367,11 @@ def run_digests(folder: Path) -> list[dict[str, Any]]:
 def _stuck_run(folder: str, airflow_run: dict[str, Any]) -> dict[str, Any]:
     """A run that has no report folder yet and never will: it waits for a missing pool."""
     return {
+        **_NO_REPORT,
         "folder": folder,
         "run_id": airflow_run["run_id"],
-        "dry_run": None,
-        "status": "no_report",
         "exists": False,
         "failed_reasons": [no_report_reason(airflow_run)],
-        "started_at": None,
-        "finished_at": None,
-        "totals": None,
-        "verify": None,
-        "failed_courses": None,
-        "courses": None,
-        "findings": None,
-        "findings_errors": None,
         "_sort": datetime.now(timezone.utc),
         "files": {"report_html": False, "report_json": False, "findings_csv": False, "datadocs": False},
     }
