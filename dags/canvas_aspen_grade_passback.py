@@ -158,22 +158,13 @@ def canvas_aspen_grade_passback():
     @_not_retried_when_certain
     def validate(shard: dict) -> dict:
         t = _run()
-        return t.stages.validate(
-            t.run_dir,
-            shard["shard"],
-            timezone_name=t.settings.timezone,
-        )
+        return t.stages.validate(t.run_dir, shard["shard"], timezone_name=t.settings.timezone)
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
     def match(shard: dict) -> dict:
         t = _run()
-        return t.stages.match(
-            t.aspen,
-            t.run_dir,
-            shard["shard"],
-            mappings=t.mappings,
-        )
+        return t.stages.match(t.aspen, t.run_dir, shard["shard"], mappings=t.mappings)
 
     @task(**_talks_to(ASPEN_POOL))
     @_not_retried_when_certain
