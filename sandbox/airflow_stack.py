@@ -7,8 +7,8 @@ free ports, sharing one temporary ``AIRFLOW_HOME``, one JWT secret, one API secr
 Fernet key. The repository's ``dags/`` folder, the sandbox's connections (``sb.airflow_conn_env()``)
 and the package's stage/report/ledger settings, all under that home. SimpleAuthManager with one
 admin user (``stack.username``/``stack.password``). **No pool is created** unless asked for.
-What docker-compose.yaml sets to change how tasks run is set here too (the scheduler's idle sleep;
-for Celery, the worker settings). Everything else is Airflow's own default (a task's retry delay,
+What docker-compose.yaml sets to change how tasks run is set here too (the scheduler's idle sleep,
+the Celery workers' preload). Everything else is Airflow's own default (a task's retry delay,
 for one, is Airflow's 300 s), so what a test sees is what the shipped installation does.
 
     from sandbox.airflow_stack import AirflowStack, StackUnavailable
