@@ -25,7 +25,10 @@ Data Docs are built once per run, not per gate call: a gate call asked for them
 (``data_docs=True``) hands back GX's validation results serialized (:attr:`GateResult.stored`,
 GX's own JSON with the key its validation results store files each under); the stages keep
 them beside their stage files, and the report task gives every shard's results to
-:func:`build_data_docs`, which renders one site for the run.
+:func:`build_data_docs`, which renders one site for the run. GX leaves the failing values out
+of its results (:data:`RESULT_FORMAT`); the serialized results get them from the frame
+(:func:`with_samples`), so each failed expectation's page shows its "sample unexpected
+values" table.
 
 No Airflow import here; Great Expectations is imported on first use (it takes seconds), so
 importing this module at DAG-parse time stays cheap.
@@ -58,8 +61,8 @@ REPO_EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 ROW_ID = "row_id"
 # GX names each unexpected row by the frame's index, ``row_id``, and leaves the unexpected values
 # out ({"row_id": [ids]}): collecting them cell by cell cost GX a third of its time on a district
-# shard, and the findings read the values from the frame anyway. (Data Docs pages therefore show
-# how many rows failed an expectation, not their values: those are in findings.csv.)
+# shard, and the findings read the values from the frame anyway. (The Data Docs results get them
+# from the frame too: with_samples.)
 RESULT_FORMAT = {
     "result_format": "COMPLETE",
     "unexpected_index_column_names": [ROW_ID],
@@ -72,6 +75,7 @@ _COLUMN_META_KEYS = {"value": "value_column", "limit": "limit_column", "suggesti
 # Report fields that an identifying column brings into a finding: they cannot vary within it.
 _BROUGHT_BY = {"assignment_id": ("assignment_name", "group_name"), "group_id": ("group_name",)}
 _DOCS_SITE = "canvas_aspen_gate"
+_SAMPLE_COUNTS = 20  # GX's partial_unexpected_count: the values a Data Docs table lists
 _ABSENT = "(none)"
 
 log = logging.getLogger(__name__)
@@ -344,16 +348,18 @@ def _validate(context, frame: pd.DataFrame, suites: Mapping[str, dict], run_name
 # --------------------------------------------------------------------------- Data Docs, once per run
 
 
-def stored_results(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """GX's validation results as a JSON list for the run's Data Docs: per suite, ``key`` (the
-    ``ValidationResultIdentifier`` a validation results store files it under, as its tuple:
-    suite, run name, run time, batch id) and ``result`` (GX's JSON of the
-    ``ExpectationSuiteValidationResult``, which leaves the batch id out)."""
+def stored_results(results: Mapping[str, Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """GX's validation results of ``frame`` as a JSON list for the run's Data Docs: per suite,
+    ``key`` (the ``ValidationResultIdentifier`` a validation results store files it under, as its
+    tuple: suite, run name, run time, batch id) and ``result`` (GX's JSON of the
+    ``ExpectationSuiteValidationResult``, which leaves the batch id out), its failing values
+    filled in from ``frame`` (:func:`with_samples`)."""
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
 
+    rows = frame.set_index(ROW_ID)
     return [
         {
             "key": list(
@@ -361,10 +367,61 @@ def stored_results(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                     ExpectationSuiteIdentifier(name=result.suite_name), result.meta["run_id"], result.batch_id
                 ).to_tuple()
             ),
-            "result": result.to_json_dict(),
+            "result": with_samples(result.to_json_dict(), rows),
         }
         for result in results.values()
     ]
+
+
+def with_samples(result: dict[str, Any], rows: pd.DataFrame) -> dict[str, Any]:
+    """``result`` (GX's JSON of one suite's validation result, values left out) with each failed
+    expectation's failing values from ``rows`` (the gated frame indexed by ``row_id``), in GX's
+    own shapes, for its Data Docs "sample unexpected values" table.
+
+    GX's renderer (``Expectation._diagnostic_unexpected_table_renderer``, the same for every
+    expectation type) draws the table when ``partial_unexpected_counts`` is there, and, given an
+    ``unexpected_index_list``, builds it from that list: its rows grouped by their values, shown
+    as value, count and ``row_id``s (the first as many groups as ``partial_unexpected_counts``
+    holds). So these two are filled, as GX's COMPLETE format fills them when it collects the
+    values: ``unexpected_index_list`` one ``{<column>: value, ..., "row_id": id}`` per failing
+    row (``partial_unexpected_index_list`` its first 20, as GX keeps it), and
+    ``partial_unexpected_counts`` the 20 most common values with their counts, a pair's value as
+    ``[a, b]``. The columns are the expectation's ``column``, ``column_A`` and ``column_B``, or
+    ``column_list``; an expectation on a column called ``*name*`` keeps GX's result as it is (no
+    student's name in the site: it shows SIS ids and scores, like findings.csv)."""
+    for outcome in result["results"]:
+        listed = (outcome.get("result") or {}).get("unexpected_index_list")
+        columns = _sample_columns(outcome["expectation_config"]["kwargs"])
+        if outcome["success"] or not listed or not columns or any("name" in c for c in columns):
+            continue
+        row_ids = _listed_row_ids(listed)
+        values = [
+            tuple(None if v is pd.NA else _plain(v) for v in row)
+            for row in rows.loc[row_ids, columns].to_numpy(dtype=object)
+        ]
+        index_list = [
+            {**dict(zip(columns, value, strict=True)), ROW_ID: row_id}
+            for value, row_id in zip(values, row_ids, strict=True)
+        ]
+        counts = sorted(Counter(values).items(), key=lambda item: (-item[1], str(item[0])))
+        outcome["result"].update(
+            unexpected_index_list=index_list,
+            partial_unexpected_index_list=index_list[:_SAMPLE_COUNTS],
+            partial_unexpected_counts=[
+                {"value": value[0] if len(columns) == 1 else list(value), "count": count}
+                for value, count in counts[:_SAMPLE_COUNTS]
+            ],
+        )
+    return result
+
+
+def _sample_columns(kwargs: Mapping[str, Any]) -> list[str]:
+    """The columns an expectation's failing values are taken from (none: not a column expectation)."""
+    if isinstance(kwargs.get("column"), str):
+        return [kwargs["column"]]
+    if isinstance(kwargs.get("column_A"), str) and isinstance(kwargs.get("column_B"), str):
+        return [kwargs["column_A"], kwargs["column_B"]]
+    return list(kwargs.get("column_list") or [])
 
 
 def build_data_docs(
@@ -431,15 +488,20 @@ def _flagged_row_ids(suite: str, outcome, result) -> list[int]:
         raise GateError(
             suite, config, "it failed without naming rows (not a row-level expectation)", _result_json(result)
         )
-    # one {"row_id": id, <column>: value} per row, or {"row_id": [ids]} without the values
-    row_ids = [
+    row_ids = _listed_row_ids(listed)
+    if len(row_ids) != outcome.result.get("unexpected_count", len(row_ids)):
+        raise GateError(suite, config, "GX named fewer rows than it counted", _result_json(result))
+    return row_ids
+
+
+def _listed_row_ids(listed: list[dict[str, Any]]) -> list[int]:
+    """The row ids of an ``unexpected_index_list``: one ``{"row_id": id, <column>: value}`` per
+    row, or ``{"row_id": [ids]}`` without the values."""
+    return [
         int(i)
         for entry in listed
         for i in (entry[ROW_ID] if isinstance(entry[ROW_ID], list) else [entry[ROW_ID]])
     ]
-    if len(row_ids) != outcome.result.get("unexpected_count", len(row_ids)):
-        raise GateError(suite, config, "GX named fewer rows than it counted", _result_json(result))
-    return row_ids
 
 
 def _plain(value: Any) -> Any:
@@ -582,7 +644,7 @@ def run_gate(
     gate = _assemble(gx_frame, results)
     clock.lap("findings")
     if data_docs and data_docs_enabled():
-        gate.stored = stored_results(results)
+        gate.stored = stored_results(results, gx_frame)
         clock.lap("stored_results")
     gate.timings = {**clock.laps, "total": clock.total()}
     log.info(

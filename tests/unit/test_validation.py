@@ -22,6 +22,7 @@ from canvas_aspen.validation import (
     expectations_dir,
     load_suite,
     run_gate,
+    with_samples,
 )
 
 ROWS_SUITES = ["grades", "assignments", "match"]
@@ -472,6 +473,92 @@ def test_one_data_docs_site_of_several_gate_calls_lists_and_renders_each(tmp_pat
     assert "1 unexpected values found" in text  # the result itself, not just a page for it
     assert ">8<" in text and ">7<" in text  # evaluated and successful expectations
     assert (tmp_path / "datadocs" / "expectations" / "advice.html").is_file()  # the suites a page links
+
+
+def _failed(kwargs: dict, row_ids: list[int]) -> dict:
+    """GX's JSON of one failed expectation as the gate's result format leaves it: no values."""
+    return {
+        "success": False,
+        "expectation_config": {"type": "expect_x", "kwargs": kwargs, "meta": {}},
+        "result": {
+            "unexpected_count": len(row_ids),
+            "unexpected_index_column_names": ["row_id"],
+            "unexpected_index_list": [{"row_id": row_ids}],
+            "partial_unexpected_index_list": [{"row_id": row_ids[:20]}],
+        },
+    }
+
+
+def test_data_docs_samples_are_the_failing_values_from_the_frame_in_gx_shapes():
+    rows = pd.DataFrame(
+        {
+            "score": [150.0, 150.0, -3.0, np.nan, 8.0],
+            "points_possible": 10.0,
+            "due_at": [pd.Timestamp("2026-01-15T12:00:00Z"), pd.NaT, pd.NaT, pd.NaT, pd.NaT],
+            "student_name": "never shown",
+        },
+        index=pd.Index([100, 101, 102, 103, 104], name="row_id"),
+    )
+    passed = {"success": True, "expectation_config": {"kwargs": {"column": "score"}}, "result": {}}
+    result = {
+        "results": [
+            _failed({"column": "score"}, [102, 100, 103, 101]),
+            _failed({"column_A": "points_possible", "column_B": "score"}, [100, 101]),
+            _failed({"column": "due_at"}, [101, 100]),
+            _failed({"column": "student_name"}, [100]),
+            passed,
+        ]
+    }
+    untouched = json.loads(json.dumps(result["results"][3:]))
+
+    out = with_samples(result, rows)["results"]
+    score = out[0]["result"]
+    # most common first, every failing row with its value and row id (NaN as null)
+    assert score["partial_unexpected_counts"] == [
+        {"value": 150.0, "count": 2},
+        {"value": -3.0, "count": 1},
+        {"value": None, "count": 1},
+    ]
+    assert score["unexpected_index_list"] == [
+        {"score": -3.0, "row_id": 102},
+        {"score": 150.0, "row_id": 100},
+        {"score": None, "row_id": 103},
+        {"score": 150.0, "row_id": 101},
+    ]
+    assert score["partial_unexpected_index_list"] == score["unexpected_index_list"]
+    pair = out[1]["result"]
+    assert pair["partial_unexpected_counts"] == [{"value": [10.0, 150.0], "count": 2}]
+    assert pair["unexpected_index_list"][0] == {"points_possible": 10.0, "score": 150.0, "row_id": 100}
+    assert out[2]["result"]["partial_unexpected_counts"] == [
+        {"value": "2026-01-15T12:00:00+00:00", "count": 1},
+        {"value": None, "count": 1},
+    ]
+    assert out[3:] == untouched  # a name column's values never; a passed expectation as it was
+    json.dumps(out, allow_nan=False)
+
+
+def test_data_docs_samples_list_at_most_20_values_and_every_failing_row():
+    rows = pd.DataFrame({"score": np.arange(30) + 100.0}, index=pd.Index(range(30), name="row_id"))
+    rows.loc[[0, 1, 2], "score"] = 999.0
+    result = with_samples({"results": [_failed({"column": "score"}, list(range(30)))]}, rows)
+    samples = result["results"][0]["result"]
+    assert len(samples["partial_unexpected_counts"]) == 20
+    assert samples["partial_unexpected_counts"][0] == {"value": 999.0, "count": 3}
+    assert len(samples["unexpected_index_list"]) == 30
+    assert len(samples["partial_unexpected_index_list"]) == 20
+
+
+def test_data_docs_page_shows_the_failing_values_and_their_row_ids(tmp_path):
+    frame = with_values(rows_frame(), "score", {100, 102}, 150.0)
+    frame = with_values(frame, "score", {101}, -3.0)
+    gate = run_gate(frame, ["grades"], run_name="night-shard0-validate", data_docs=True)
+    build_data_docs(_stored_as_a_stage_file_keeps_them([gate]), tmp_path / "datadocs")
+    page = next((tmp_path / "datadocs" / "validations" / "grades").rglob("*.html")).read_text()
+    cells = re.findall(r"<td[^>]*>\s*(?:<[^>]+>\s*)*([^<]*?)\s*<", page)
+    # R5 (points_possible, score), its rows 100 and 102; R4 negative, row 101
+    assert "150.0" in page and ("('10.0', '150.0')" in cells or "('150.0', '10.0')" in cells)
+    assert "-3.0" in cells and "100, 102" in cells and "101" in cells
+    assert "Unexpected Value" in page
 
 
 def test_a_data_docs_site_of_no_results_is_an_index_of_none(tmp_path):
