@@ -419,6 +419,22 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_share() -> dict[str, Any]:
+    """How the kernel shares the cores with other work: with autogroup on, CPU time is split
+    between sessions first, so another session's ``nice -n 19`` work still gets its session's
+    share beside the benchmark; ``autogroup`` is this process's group and its nice value."""
+    out: dict[str, Any] = {}
+    for key, path in (
+        ("autogroup_enabled", "/proc/sys/kernel/sched_autogroup_enabled"),
+        ("autogroup", "/proc/self/autogroup"),
+    ):
+        try:
+            out[key] = Path(path).read_text().strip()
+        except OSError:
+            continue
+    return out
+
+
 def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, Any]]:
     """The real-scheduler runs of one size: no-change and nightly from the model's cached
     set-up state, then the first full run on the fresh district and, right after it, the
@@ -466,6 +482,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
             "pools": pools_named(extra_env),
             "load_avg_before": load,
             "load_avg_after": load_average(),
+            "cpu_share": cpu_share(),
             "dag_run_s": out["dag_run_s"],
             "timeline": out["timeline"],
             "tasks": out["tasks"],
