@@ -25,6 +25,7 @@ Airflow's, not the benchmark's), so ``outside_http_share`` is empty.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import threading
@@ -75,6 +76,56 @@ class TreePss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def proc_stat_cpu(text: str) -> tuple[float, float]:
+    """(busy, total) CPU seconds of every core since boot, from ``/proc/stat``'s ``cpu`` line
+    (busy: all but idle and iowait)."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(x) for x in fields[1:]]
+            hz = os.sysconf("SC_CLK_TCK")
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+            return (sum(ticks) - idle) / hz, sum(ticks) / hz
+    raise ValueError("no cpu line in /proc/stat")
+
+
+class CpuUse:
+    """The machine's busy CPU seconds over a run (every process, from ``/proc/stat``), how full
+    its cores were, and how much of it the sandbox (Canvas and Aspen stand-ins) took: what is
+    left is Airflow (scheduler, executor, task processes) and the benchmark's polling."""
+
+    def __init__(self, sandbox_pid: int) -> None:
+        self.sandbox_pid = sandbox_pid
+        self.out: dict[str, Any] = {}
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        import psutil
+
+        busy, total = proc_stat_cpu(Path("/proc/stat").read_text())
+        try:
+            t = psutil.Process(self.sandbox_pid).cpu_times()
+            sandbox = t.user + t.system
+        except psutil.Error:
+            sandbox = 0.0
+        return busy, total, sandbox, time.monotonic()
+
+    def __enter__(self) -> CpuUse:
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, total, sandbox, now = (b - a for a, b in zip(self._start, self._sample(), strict=True))
+        cores = os.cpu_count() or 1
+        self.out = {
+            "cores": cores,
+            "busy_s": round(busy, 1),
+            "busy_share": round(busy / total, 3) if total else None,
+            "sandbox_s": round(sandbox, 1),
+            "rest_s": round(busy - sandbox, 1),
+            "wall_s": round(now, 1),
+        }
 
 
 def pools_named(env: dict[str, str]) -> dict[str, int]:
@@ -302,7 +353,7 @@ class StackSession:
         self.sb.reset_stats()
         out_file = self.work / f"naive-{label}.json"
         dag_id = NAIVE_DAG_ID if naive else self.stack.dag_id
-        with TreePss([c.popen.pid for c in self.stack.components]) as tree:
+        with TreePss([c.popen.pid for c in self.stack.components]) as tree, CpuUse(self.sb.pid) as cpu:
             run_id, state, wall, started = self._trigger_and_wait(
                 dag_id, {"out": str(out_file)} if naive else dict(conf or {})
             )
@@ -321,6 +372,7 @@ class StackSession:
             "dag_run_s": round(_ts(dag_run["end_date"]) - _ts(dag_run["start_date"]), 3),
             "http_busy_s": None,
             "peak_rss_mb": round(tree.peak / 2**20, 1),
+            "cpu": cpu.out,
             "slots": SLOTS,
             "airflow": self.executor,
             "tasks": tasks,
@@ -484,6 +536,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
             "load_avg_after": load_average(),
             "cpu_share": cpu_share(),
             "dag_run_s": out["dag_run_s"],
+            "cpu": out["cpu"],
             "timeline": out["timeline"],
             "tasks": out["tasks"],
         }
@@ -520,7 +573,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
             f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s "
             f"(bound {rec['bound_s']['total']:.1f}s, "
             f"dag run {out['dag_run_s']:.1f}s, no task running {out['timeline']['no_task_running_s']:.1f}s, "
-            f"peak {rec['peak_rss_mb']:.0f} MB)"
+            f"peak {rec['peak_rss_mb']:.0f} MB, cores {out['cpu'].get('busy_share', 0):.0%} busy)"
         )
 
     try:

@@ -68,3 +68,30 @@ def test_no_pool_is_made_unless_the_environment_names_one():
             "CANVAS_ASPEN_POOL_SLOTS": "2",
         }
     ) == {"aspen": 2}  # Airflow's default_pool exists already
+
+
+def test_proc_stat_counts_idle_and_iowait_as_not_busy():
+    import os
+
+    from bench.scheduler import proc_stat_cpu
+
+    hz = os.sysconf("SC_CLK_TCK")
+    text = f"cpu  {3 * hz} 0 {hz} {4 * hz} {2 * hz} 0 0 0 0 0\ncpu0 1 2 3 4 5\n"
+    busy, total = proc_stat_cpu(text)
+    assert (busy, total) == (4.0, 10.0)
+
+
+def test_cpu_use_measures_this_machines_busy_share_over_a_block():
+    import os
+    import time
+
+    from bench.scheduler import CpuUse
+
+    with CpuUse(os.getpid()) as cpu:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:  # burn 0.3 s of this process's CPU
+            pass
+    assert cpu.out["cores"] == os.cpu_count()
+    assert cpu.out["sandbox_s"] >= 0.29  # "sandbox" here: this process
+    assert cpu.out["busy_s"] >= cpu.out["sandbox_s"] - 0.05
+    assert 0 < cpu.out["busy_share"] <= 1
