@@ -30,7 +30,9 @@ finally:
     executor.end()
 print(json.dumps({"after_job_start": after_job_start,
                   "after_executor_start": "great_expectations" in sys.modules,
-                  "stages": "canvas_aspen.stages" in sys.modules, "worker": worker}))
+                  "stages": "canvas_aspen.stages" in sys.modules,
+                  "ledger": "canvas_aspen.ledger" in sys.modules and "alembic.command" in sys.modules,
+                  "worker": worker}))
 """
 
 
@@ -50,6 +52,7 @@ def test_local_executor_workers_are_forked_with_great_expectations_and_pandas_im
     seen = _probe(airflow_home)
     assert seen["after_job_start"] is False  # a job that starts no LocalExecutor imports nothing heavy
     assert seen["after_executor_start"] is True and seen["stages"] is True
+    assert seen["ledger"] is True  # the ledger's tables and Alembic: not built again in each task
     assert seen["worker"] == {"pandas": True, "pyarrow": True}  # the forked worker has them mapped
 
 
