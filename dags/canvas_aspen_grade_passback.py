@@ -92,10 +92,7 @@ def _run():
     tags=["grades", "canvas", "aspen", "oneroster"],
     # transient trouble (the hooks already retried each request with backoff) gets two more
     # tries a few minutes apart; what cannot succeed is not retried (_not_retried_when_certain)
-    # a shard's later stages go first when tasks wait for a free slot (Airflow's default rule
-    # favours the earliest stages): the Aspen end, the slower system's, starts sooner and
-    # each shard's grades reach Aspen before the next shard is read
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "weight_rule": "upstream"},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     # Airflow's Trigger form requires every param whose schema type lacks "null": a type list
     # with "null" lets a field stay empty (the form sends null, which means the default)
     params={
