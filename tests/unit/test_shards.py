@@ -6,7 +6,7 @@ import pytest
 
 from canvas_aspen import stages, storage
 from canvas_aspen.settings import Settings
-from canvas_aspen.stages.plan import shards_for
+from canvas_aspen.stages.plan import shards_for, split_courses
 
 
 class _Hooks:
@@ -42,7 +42,7 @@ def test_plan_splits_a_three_course_district_into_one_shard_and_a_large_one_into
     large = stages.plan(
         hooks, hooks, tmp_path / "large", params=hooks.params, shard_count=8, courses_per_shard=10
     )
-    assert [s["courses"] for s in large] == [38, 38, 38, 38, 37, 37, 37, 37]
+    assert [s["courses"] for s in large] == [18, 41, 41, 40, 40, 40, 40, 40]  # a half-size first shard
     plan = storage.read_json(tmp_path / "large" / "plan.json")
     assert sorted(c for shard in plan["shards"] for c in shard) == plan["course_ids"]  # every course once
 
@@ -52,3 +52,23 @@ def test_settings_default_to_ten_courses_per_shard_and_read_the_environment(monk
     assert Settings.from_env().courses_per_shard == 10
     monkeypatch.setenv("CANVAS_ASPEN_COURSES_PER_SHARD", "1")
     assert Settings.from_env().courses_per_shard == 1
+
+
+@pytest.mark.parametrize(
+    ("courses", "shards", "sizes"),
+    [
+        (40, 4, [5, 12, 12, 11]),  # the first shard half: Aspen starts while shards 1-3 are read
+        (43, 5, [4, 10, 10, 10, 9]),
+        (5, 2, [3, 2]),  # half a shard would be one course: equal shards, round-robin
+        (16, 8, [2, 2, 2, 2, 2, 2, 2, 2]),
+        (3, 1, [3]),
+        (0, 0, []),
+    ],
+)
+def test_the_first_shard_is_half_size_when_shards_are_large_enough(courses, shards, sizes):
+    ids = [100 + k for k in range(courses)]
+    split = split_courses(ids, shards)
+    assert [len(s) for s in split] == sizes
+    assert sorted(c for s in split for c in s) == ids  # every course in exactly one shard
+    if courses == 5:
+        assert split == [[100, 102, 104], [101, 103]]  # small districts keep round-robin
