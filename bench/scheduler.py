@@ -116,7 +116,7 @@ class CpuUse:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        busy, total, sandbox, now = (b - a for a, b in zip(self._start, self._sample(), strict=True))
+        busy, total, sandbox, elapsed = (b - a for a, b in zip(self._start, self._sample(), strict=True))
         cores = os.cpu_count() or 1
         self.out = {
             "cores": cores,
@@ -124,7 +124,7 @@ class CpuUse:
             "busy_share": round(busy / total, 3) if total else None,
             "sandbox_s": round(sandbox, 1),
             "rest_s": round(busy - sandbox, 1),
-            "wall_s": round(now, 1),
+            "wall_s": round(elapsed, 1),
         }
 
 
@@ -573,7 +573,7 @@ def main(args, size: Size, wanted: set[str], emit, log) -> dict[str, dict[str, A
             f"[{size.name}] {session.executor}: {label} {rec['wall_s']:.1f}s "
             f"(bound {rec['bound_s']['total']:.1f}s, "
             f"dag run {out['dag_run_s']:.1f}s, no task running {out['timeline']['no_task_running_s']:.1f}s, "
-            f"peak {rec['peak_rss_mb']:.0f} MB, cores {out['cpu'].get('busy_share', 0):.0%} busy)"
+            f"peak {rec['peak_rss_mb']:.0f} MB, cores {out['cpu'].get('busy_share') or 0:.0%} busy)"
         )
 
     try:
