@@ -154,15 +154,16 @@ def _put_line_items(
 ) -> dict[str, str]:
     """PUT each changed line item; those accepted recorded in the ledger; {line item: why} of
     those Aspen refused (an ``aspen_rejected`` finding each)."""
+    records = li_post.to_dict("records")
     outcomes = each(
         aspen,
         lambda r: aspen.put_line_item(r["line_item_id"], json.loads(r["body"])),
-        li_post.to_dict("records"),
+        records,
         f"post shard {shard}: line items",
     )
     bad_items: dict[str, str] = {}
     good = []
-    for r, out in zip(li_post.to_dict("records"), outcomes, strict=True):
+    for r, out in zip(records, outcomes, strict=True):
         if isinstance(out, BaseException):
             bad_items[r["line_item_id"]] = error_text(out)
             findings.append(
